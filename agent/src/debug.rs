@@ -1,0 +1,213 @@
+//! `nectr-agent debug …`: turning bytes captured from the wire into something people read.
+//! Pure functions; the binary does the IO.
+
+use std::fmt;
+
+use serde_json::{json, Value as J};
+
+use crate::javaser::{self, json::debug_json, tc, DecodeError, DecodeOptions, Limits};
+
+/// Why a dump failed: a one-line message with the byte offset in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpError {
+    /// Offset in the whole input.
+    pub offset: usize,
+    /// What was wrong there.
+    pub message: String,
+}
+
+impl fmt::Display for DumpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "malformed input at byte {} (0x{:x}): {}",
+            self.offset, self.offset, self.message
+        )
+    }
+}
+
+fn shift(e: DecodeError, base: usize) -> DumpError {
+    DumpError {
+        offset: base + e.offset,
+        message: e.kind.to_string(),
+    }
+}
+
+fn options() -> DecodeOptions {
+    DecodeOptions {
+        limits: Limits {
+            max_total_bytes: usize::MAX,
+            ..Limits::DEFAULT
+        },
+        ..DecodeOptions::default()
+    }
+}
+
+/// Dumps `bytes` as JSON. Accepted inputs:
+/// * one serialization stream, or several back to back (`{"streams": [...]}`);
+/// * a capture of remoting chunk frames (2-byte headers, §4.2 of the protocol notes), whose
+///   commands are each one stream (`{"commands": [...]}`).
+///
+/// Byte arrays that themselves hold a stream (remoting's nested request/response bytes) are
+/// decoded too, under `"nested_stream"`.
+pub fn dump(bytes: &[u8]) -> Result<J, DumpError> {
+    if bytes.is_empty() {
+        return Err(DumpError {
+            offset: 0,
+            message: "empty input: expected a Java serialization stream (ac ed 00 05 …) or remoting chunk frames".into(),
+        });
+    }
+    if bytes.starts_with(&tc::HEADER[..2]) {
+        let mut streams = streams(bytes, 0)?;
+        return Ok(if streams.len() == 1 {
+            streams.remove(0)
+        } else {
+            json!({ "streams": streams })
+        });
+    }
+    commands(bytes)
+}
+
+fn streams(bytes: &[u8], base: usize) -> Result<Vec<J>, DumpError> {
+    let opts = options();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let (stream, used) =
+            javaser::decode_prefix(&bytes[pos..], &opts).map_err(|e| shift(e, base + pos))?;
+        let mut j = debug_json(&stream);
+        expand_nested(&mut j, 0);
+        out.push(j);
+        pos += used;
+    }
+    Ok(out)
+}
+
+fn commands(bytes: &[u8]) -> Result<J, DumpError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut payload = Vec::new();
+    let mut start = 0;
+    while pos < bytes.len() {
+        if bytes.len() - pos < 2 {
+            return Err(DumpError {
+                offset: pos,
+                message: "input is neither a serialization stream (no ac ed header) nor complete remoting chunk frames: 1 stray byte at the end".into(),
+            });
+        }
+        let h = u16::from_be_bytes([bytes[pos], bytes[pos + 1]]);
+        let len = (h & 0x7fff) as usize;
+        let more = h & 0x8000 != 0;
+        if payload.is_empty() {
+            start = pos + 2;
+        }
+        if bytes.len() - pos - 2 < len {
+            return Err(DumpError {
+                offset: pos,
+                message: format!(
+                    "input is neither a serialization stream (no ac ed header) nor complete remoting chunk frames: frame of {len} bytes but {} left",
+                    bytes.len() - pos - 2
+                ),
+            });
+        }
+        payload.extend_from_slice(&bytes[pos + 2..pos + 2 + len]);
+        pos += 2 + len;
+        if !more {
+            let command = std::mem::take(&mut payload);
+            if !command.starts_with(&tc::HEADER) {
+                return Err(DumpError {
+                    offset: start,
+                    message: "remoting command does not start with a serialization stream header (ac ed 00 05)".into(),
+                });
+            }
+            // Offsets inside a multi-chunk command are relative to its first payload byte.
+            let mut s = streams(&command, start)?;
+            out.push(if s.len() == 1 {
+                s.remove(0)
+            } else {
+                json!({ "streams": s })
+            });
+        }
+    }
+    if !payload.is_empty() {
+        return Err(DumpError {
+            offset: pos,
+            message: "input ends inside a remoting command (last frame has the more-chunks bit)"
+                .into(),
+        });
+    }
+    Ok(json!({ "commands": out }))
+}
+
+/// Replaces `{"hex": …}` of byte arrays holding a whole stream with the decoded stream too.
+fn expand_nested(j: &mut J, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    match j {
+        J::Object(m) => {
+            let nested = match m.get("hex") {
+                Some(J::String(h)) if h.starts_with("aced0005") => hex_decode(h).and_then(|b| {
+                    javaser::decode(&b, &options()).ok().map(|s| {
+                        let mut d = debug_json(&s);
+                        expand_nested(&mut d, depth + 1);
+                        d
+                    })
+                }),
+                _ => None,
+            };
+            if let Some(n) = nested {
+                m.insert("nested_stream".into(), n);
+            }
+            for (k, v) in m.iter_mut() {
+                if k != "nested_stream" {
+                    expand_nested(v, depth);
+                }
+            }
+        }
+        J::Array(a) => a.iter_mut().for_each(|v| expand_nested(v, depth)),
+        _ => {}
+    }
+}
+
+fn hex_decode(h: &str) -> Option<Vec<u8>> {
+    let b = h.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    b.chunks(2)
+        .map(|p| {
+            let d = |c: u8| (c as char).to_digit(16);
+            Some((d(p[0])? * 16 + d(p[1])?) as u8)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dumps_a_string_stream() {
+        let j = dump(b"\xac\xed\x00\x05\x74\x00\x02hi").unwrap();
+        assert_eq!(j["items"][0]["str"], "hi");
+    }
+
+    #[test]
+    fn malformed_input_reports_the_offset() {
+        let e = dump(b"\xac\xed\x00\x05\x73\x72\x00\x05").unwrap_err();
+        assert_eq!(e.offset, 8);
+        assert!(e.to_string().contains("byte 8"), "{e}");
+    }
+
+    #[test]
+    fn reads_chunk_framed_commands() {
+        let stream = b"\xac\xed\x00\x05\x74\x00\x02hi";
+        let mut capture = vec![0x80, 4];
+        capture.extend_from_slice(&stream[..4]);
+        capture.extend_from_slice(&[0, 5]);
+        capture.extend_from_slice(&stream[4..]);
+        let j = dump(&capture).unwrap();
+        assert_eq!(j["commands"][0]["items"][0]["str"], "hi");
+    }
+}

@@ -1,0 +1,6 @@
+package nectr.peer.model;
+
+/** A simple enum. */
+public enum Color {
+    RED, GREEN, BLUE
+}

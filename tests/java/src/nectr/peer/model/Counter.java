@@ -1,0 +1,6 @@
+package nectr.peer.model;
+
+/** Second interface implemented by dynamic proxies. */
+public interface Counter {
+    int count();
+}

@@ -26,6 +26,9 @@ final class Bench {
     }
 
     static String run(Path file, double seconds) throws Exception {
+        if (Files.isDirectory(file)) {
+            return runCorpus(file, seconds);
+        }
         byte[] stream = Files.readAllBytes(file);
         List<Object> objects = decode(stream);
         int encodedBytes = encode(objects, stream.length).length;
@@ -34,6 +37,46 @@ final class Bench {
         long[] encode = measure(() -> encode(objects, stream.length).length, seconds);
         return "decode_ns_per_iter=" + decode[0] + " encode_ns_per_iter=" + encode[0] + " bytes=" + stream.length
                 + " encoded_bytes=" + encodedBytes + " iters_decode=" + decode[1] + " iters_encode=" + encode[1];
+    }
+
+    /**
+     * A directory: every `*.bin` whose top-level items are all objects (no top-level block
+     * data, no aborted writes) is decoded, then its objects re-encoded, once per iteration.
+     */
+    private static String runCorpus(Path dir, double seconds) throws Exception {
+        List<byte[]> streams = new ArrayList<>();
+        List<List<Object>> objects = new ArrayList<>();
+        long bytes = 0;
+        List<Path> files = new ArrayList<>();
+        try (var listing = Files.list(dir)) {
+            listing.filter(p -> p.toString().endsWith(".bin")).sorted().forEach(files::add);
+        }
+        for (Path f : files) {
+            byte[] stream = Files.readAllBytes(f);
+            try {
+                objects.add(decode(stream));
+            } catch (IOException e) {
+                continue; // top-level block data or an aborted write: not an object stream
+            }
+            streams.add(stream);
+            bytes += stream.length;
+        }
+        long[] decode = measure(() -> {
+            long n = 0;
+            for (byte[] s : streams) {
+                n += decode(s).size();
+            }
+            return n;
+        }, seconds);
+        long[] encode = measure(() -> {
+            long n = 0;
+            for (int i = 0; i < objects.size(); i++) {
+                n += encode(objects.get(i), streams.get(i).length).length;
+            }
+            return n;
+        }, seconds);
+        return "decode_ns_per_iter=" + decode[0] + " encode_ns_per_iter=" + encode[0] + " bytes=" + bytes
+                + " files=" + streams.size() + " iters_decode=" + decode[1] + " iters_encode=" + encode[1];
     }
 
     /** Reads all top-level objects until the end of the stream. */

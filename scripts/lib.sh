@@ -1,0 +1,47 @@
+# Shared helpers for scripts/*. Source it; do not run it.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# apt-get install, once, only for what is missing.
+apt_install() {
+  if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then
+    echo "need root (or sudo) to install: $*" >&2
+    exit 1
+  fi
+  local SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  say "installing $* (apt)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The JDK (javac, java, serialver) for the interop peer.
+need_jdk() {
+  if ! command -v javac >/dev/null || ! command -v serialver >/dev/null; then
+    apt_install openjdk-17-jdk-headless
+  fi
+}
+
+# Rust toolchain pieces used by the checks.
+need_rust() {
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+}
+
+# Compiles the JDK interop peer into $TARGET/java-peer and prints that directory.
+build_java_peer() {
+  local out="$TARGET/java-peer"
+  rm -rf "$out" && mkdir -p "$out"
+  # shellcheck disable=SC2046
+  javac --release 17 -nowarn -d "$out" $(find "$ROOT/tests/java/src" -name '*.java')
+  echo "$out"
+}
+
+java_peer() {
+  java --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.util=ALL-UNNAMED \
+       --add-opens java.base/java.io=ALL-UNNAMED -cp "$TARGET/java-peer" nectr.peer.Main "$@"
+}

@@ -33,14 +33,18 @@ fn shift(e: DecodeError, base: usize) -> DumpError {
     }
 }
 
-fn options() -> DecodeOptions {
-    DecodeOptions {
+/// Decoder options for dumps: no size limit (the input is the user's own file), the
+/// default no-default-fields list plus `extra` classes.
+pub fn options(extra: &[String]) -> DecodeOptions {
+    let mut o = DecodeOptions {
         limits: Limits {
             max_total_bytes: usize::MAX,
             ..Limits::DEFAULT
         },
         ..DecodeOptions::default()
-    }
+    };
+    o.no_default_fields.extend(extra.iter().cloned());
+    o
 }
 
 /// Dumps `bytes` as JSON. Accepted inputs:
@@ -50,7 +54,7 @@ fn options() -> DecodeOptions {
 ///
 /// Byte arrays that themselves hold a stream (remoting's nested request/response bytes) are
 /// decoded too, under `"nested_stream"`.
-pub fn dump(bytes: &[u8]) -> Result<J, DumpError> {
+pub fn dump(bytes: &[u8], opts: &DecodeOptions) -> Result<J, DumpError> {
     if bytes.is_empty() {
         return Err(DumpError {
             offset: 0,
@@ -58,32 +62,31 @@ pub fn dump(bytes: &[u8]) -> Result<J, DumpError> {
         });
     }
     if bytes.starts_with(&tc::HEADER[..2]) {
-        let mut streams = streams(bytes, 0)?;
+        let mut streams = streams(bytes, 0, opts)?;
         return Ok(if streams.len() == 1 {
             streams.remove(0)
         } else {
             json!({ "streams": streams })
         });
     }
-    commands(bytes)
+    commands(bytes, opts)
 }
 
-fn streams(bytes: &[u8], base: usize) -> Result<Vec<J>, DumpError> {
-    let opts = options();
+fn streams(bytes: &[u8], base: usize, opts: &DecodeOptions) -> Result<Vec<J>, DumpError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
         let (stream, used) =
-            javaser::decode_prefix(&bytes[pos..], &opts).map_err(|e| shift(e, base + pos))?;
+            javaser::decode_prefix(&bytes[pos..], opts).map_err(|e| shift(e, base + pos))?;
         let mut j = debug_json(&stream);
-        expand_nested(&mut j, 0);
+        expand_nested(&mut j, 0, opts);
         out.push(j);
         pos += used;
     }
     Ok(out)
 }
 
-fn commands(bytes: &[u8]) -> Result<J, DumpError> {
+fn commands(bytes: &[u8], opts: &DecodeOptions) -> Result<J, DumpError> {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut payload = Vec::new();
@@ -121,7 +124,7 @@ fn commands(bytes: &[u8]) -> Result<J, DumpError> {
                 });
             }
             // Offsets inside a multi-chunk command are relative to its first payload byte.
-            let mut s = streams(&command, start)?;
+            let mut s = streams(&command, start, opts)?;
             out.push(if s.len() == 1 {
                 s.remove(0)
             } else {
@@ -140,7 +143,7 @@ fn commands(bytes: &[u8]) -> Result<J, DumpError> {
 }
 
 /// Replaces `{"hex": …}` of byte arrays holding a whole stream with the decoded stream too.
-fn expand_nested(j: &mut J, depth: usize) {
+fn expand_nested(j: &mut J, depth: usize, opts: &DecodeOptions) {
     if depth > 8 {
         return;
     }
@@ -148,9 +151,9 @@ fn expand_nested(j: &mut J, depth: usize) {
         J::Object(m) => {
             let nested = match m.get("hex") {
                 Some(J::String(h)) if h.starts_with("aced0005") => hex_decode(h).and_then(|b| {
-                    javaser::decode(&b, &options()).ok().map(|s| {
+                    javaser::decode(&b, opts).ok().map(|s| {
                         let mut d = debug_json(&s);
-                        expand_nested(&mut d, depth + 1);
+                        expand_nested(&mut d, depth + 1, opts);
                         d
                     })
                 }),
@@ -161,11 +164,11 @@ fn expand_nested(j: &mut J, depth: usize) {
             }
             for (k, v) in m.iter_mut() {
                 if k != "nested_stream" {
-                    expand_nested(v, depth);
+                    expand_nested(v, depth, opts);
                 }
             }
         }
-        J::Array(a) => a.iter_mut().for_each(|v| expand_nested(v, depth)),
+        J::Array(a) => a.iter_mut().for_each(|v| expand_nested(v, depth, opts)),
         _ => {}
     }
 }
@@ -189,13 +192,13 @@ mod tests {
 
     #[test]
     fn dumps_a_string_stream() {
-        let j = dump(b"\xac\xed\x00\x05\x74\x00\x02hi").unwrap();
+        let j = dump(b"\xac\xed\x00\x05\x74\x00\x02hi", &options(&[])).unwrap();
         assert_eq!(j["items"][0]["str"], "hi");
     }
 
     #[test]
     fn malformed_input_reports_the_offset() {
-        let e = dump(b"\xac\xed\x00\x05\x73\x72\x00\x05").unwrap_err();
+        let e = dump(b"\xac\xed\x00\x05\x73\x72\x00\x05", &options(&[])).unwrap_err();
         assert_eq!(e.offset, 8);
         assert!(e.to_string().contains("byte 8"), "{e}");
     }
@@ -207,7 +210,7 @@ mod tests {
         capture.extend_from_slice(&stream[..4]);
         capture.extend_from_slice(&[0, 5]);
         capture.extend_from_slice(&stream[4..]);
-        let j = dump(&capture).unwrap();
+        let j = dump(&capture, &options(&[])).unwrap();
         assert_eq!(j["commands"][0]["items"][0]["str"], "hi");
     }
 }

@@ -9,8 +9,11 @@ const USAGE: &str = "\
 nectr-agent: a Jenkins inbound agent without a JVM
 
 USAGE:
-    nectr-agent debug javaser [FILE|-]      print a Java serialization stream (or a capture of
-                                            remoting chunk frames) as JSON
+    nectr-agent debug javaser [--no-default-fields CLASS]... [FILE|-]
+                                            print a Java serialization stream (or a capture of
+                                            remoting chunk frames) as JSON. CLASS: a class whose
+                                            writeObject skips defaultWriteObject (the stream
+                                            cannot say so)
     nectr-agent debug serialver CLASSFILE.. print the default serialVersionUID of class files
     nectr-agent --version
     nectr-agent --help
@@ -54,14 +57,34 @@ fn read_input(path: &str) -> Result<Vec<u8>, String> {
 }
 
 fn debug_javaser(args: &[&str]) -> ExitCode {
-    let path = match args {
+    let mut extra = Vec::new();
+    let mut paths = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "--no-default-fields" => match it.next() {
+                Some(c) => extra.push(c.to_string()),
+                None => {
+                    eprintln!("nectr-agent debug javaser: --no-default-fields needs a class name");
+                    return ExitCode::from(2);
+                }
+            },
+            p if p.starts_with("--") => {
+                eprintln!("nectr-agent debug javaser: unknown option {p}; see --help");
+                return ExitCode::from(2);
+            }
+            p => paths.push(p),
+        }
+    }
+    let path = match paths.as_slice() {
         [] => "-",
         [p] => p,
         _ => {
-            eprintln!("nectr-agent debug javaser: expected one FILE or - (stdin), got {args:?}");
+            eprintln!("nectr-agent debug javaser: expected one FILE or - (stdin), got {paths:?}");
             return ExitCode::from(2);
         }
     };
+    let opts = debug::options(&extra);
     let bytes = match read_input(path) {
         Ok(b) => b,
         Err(e) => {
@@ -72,7 +95,7 @@ fn debug_javaser(args: &[&str]) -> ExitCode {
     // Deeply nested graphs recurse while rendering: give them room.
     let dumped = std::thread::Builder::new()
         .stack_size(256 << 20)
-        .spawn(move || debug::dump(&bytes))
+        .spawn(move || debug::dump(&bytes, &opts))
         .map_err(|e| e.to_string())
         .and_then(|h| {
             h.join()

@@ -6,5 +6,10 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
+pub mod cli;
 pub mod debug;
+pub mod handlers;
 pub mod javaser;
+pub mod remoting;
+pub mod transport;

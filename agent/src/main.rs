@@ -9,6 +9,13 @@ const USAGE: &str = "\
 nectr-agent: a Jenkins inbound agent without a JVM
 
 USAGE:
+    nectr-agent -url URL -name NAME -secret SECRET|@FILE -webSocket [-workDir DIR] [options]
+                                            run the agent (agent.jar's options; environment:
+                                            JENKINS_URL, JENKINS_AGENT_NAME, JENKINS_SECRET,
+                                            JENKINS_WEB_SOCKET, JENKINS_AGENT_WORKDIR)
+        -internalDir NAME   -failIfWorkDirIsMissing   -noReconnect   -jar-cache DIR (ignored)
+        --retry-refused     keep retrying after the controller refused the secret
+        --log-format text|json
     nectr-agent debug javaser [--no-default-fields CLASS]... [FILE|-]
                                             print a Java serialization stream (or a capture of
                                             remoting chunk frames) as JSON. CLASS: a class whose
@@ -35,13 +42,114 @@ fn main() -> ExitCode {
         }
         ["debug", "javaser", rest @ ..] => debug_javaser(rest),
         ["debug", "serialver", files @ ..] if !files.is_empty() => debug_serialver(files),
-        _ => {
-            eprintln!(
-                "nectr-agent: unknown arguments {:?}; the agent itself (connecting to a controller) is not built yet; see `nectr-agent --help`",
-                args
-            );
-            ExitCode::from(2)
+        _ => run_agent(&args),
+    }
+}
+
+fn run_agent(args: &[&str]) -> ExitCode {
+    let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let opts = match nectr_agent::cli::parse(&owned, &|k| std::env::var(k).ok()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("nectr-agent: {e}");
+            return ExitCode::from(2);
         }
+    };
+    let work_dir = match prepare_work_dir(&opts) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("nectr-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&opts, &work_dir);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nectr-agent: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let host = std::sync::Arc::new(nectr_agent::handlers::RealHost {
+        work_dir: work_dir.clone(),
+    });
+    let result = rt.block_on(nectr_agent::agent::run(opts, host, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("nectr-agent: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn prepare_work_dir(opts: &nectr_agent::cli::AgentOptions) -> Result<std::path::PathBuf, String> {
+    let dir = match &opts.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?,
+    };
+    if !dir.is_dir() {
+        if opts.fail_if_work_dir_is_missing {
+            return Err(format!(
+                "the work directory {} does not exist (-failIfWorkDirIsMissing)",
+                dir.display()
+            ));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create the work directory {}: {e}", dir.display()))?;
+    }
+    let logs = dir.join(&opts.internal_dir).join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    Ok(dir)
+}
+
+fn init_logging(opts: &nectr_agent::cli::AgentOptions, work_dir: &std::path::Path) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let path = work_dir
+        .join(&opts.internal_dir)
+        .join("logs")
+        .join("nectr-agent.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
+    let level = tracing::Level::INFO;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false);
+    match (file, opts.log_format) {
+        (Ok(f), nectr_agent::cli::LogFormat::Json) => builder
+            .json()
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+            .init(),
+        (Ok(f), nectr_agent::cli::LogFormat::Text) => builder
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+            .init(),
+        (Err(e), _) => {
+            builder.with_writer(std::io::stderr).init();
+            tracing::warn!("cannot open the log file {}: {e}", path.display());
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 

@@ -366,6 +366,135 @@ pub enum Entry {
     ProxyDesc(ProxyDesc),
 }
 
+impl Value {
+    fn map_ref(self, f: &dyn Fn(Id) -> Id) -> Value {
+        match self {
+            Value::Ref(id) => Value::Ref(f(id)),
+            v => v,
+        }
+    }
+}
+
+fn map_contents(c: Vec<Content>, f: &dyn Fn(Id) -> Id) -> Vec<Content> {
+    c.into_iter()
+        .map(|c| match c {
+            Content::Value(v) => Content::Value(v.map_ref(f)),
+            b => b,
+        })
+        .collect()
+}
+
+fn contents_refs(c: &[Content], g: &mut dyn FnMut(Id)) {
+    for c in c {
+        if let Content::Value(Value::Ref(id)) = c {
+            g(*id);
+        }
+    }
+}
+
+impl Entry {
+    /// Calls `g` for every entry this one refers to.
+    pub fn for_each_ref(&self, g: &mut dyn FnMut(Id)) {
+        match self {
+            Entry::Pending | Entry::String(_) => {}
+            Entry::Object(o) => {
+                g(o.desc);
+                for cd in &o.class_data {
+                    for v in cd.fields.iter().flatten() {
+                        if let Value::Ref(id) = v {
+                            g(*id);
+                        }
+                    }
+                    contents_refs(cd.annotation.as_deref().unwrap_or(&[]), g);
+                }
+            }
+            Entry::Array(a) => {
+                g(a.desc);
+                if let ArrayData::Object(v) = &a.data {
+                    for x in v {
+                        if let Value::Ref(id) = x {
+                            g(*id);
+                        }
+                    }
+                }
+            }
+            Entry::Enum(e) => {
+                g(e.desc);
+                g(e.name);
+            }
+            Entry::Class(d) => g(*d),
+            Entry::ClassDesc(d) => {
+                d.fields
+                    .iter()
+                    .filter_map(|f| f.signature)
+                    .for_each(&mut *g);
+                contents_refs(&d.annotation, g);
+                if let Some(s) = d.super_desc {
+                    g(s);
+                }
+            }
+            Entry::ProxyDesc(p) => {
+                contents_refs(&p.annotation, g);
+                if let Some(s) = p.super_desc {
+                    g(s);
+                }
+            }
+        }
+    }
+
+    /// The same entry with every reference passed through `f`.
+    pub fn map_refs(self, f: &dyn Fn(Id) -> Id) -> Entry {
+        match self {
+            Entry::Object(o) => Entry::Object(Object {
+                desc: f(o.desc),
+                class_data: o
+                    .class_data
+                    .into_iter()
+                    .map(|cd| ClassData {
+                        fields: cd
+                            .fields
+                            .map(|v| v.into_iter().map(|x| x.map_ref(f)).collect()),
+                        annotation: cd.annotation.map(|a| map_contents(a, f)),
+                    })
+                    .collect(),
+            }),
+            Entry::Array(a) => Entry::Array(Array {
+                desc: f(a.desc),
+                data: match a.data {
+                    ArrayData::Object(v) => {
+                        ArrayData::Object(v.into_iter().map(|x| x.map_ref(f)).collect())
+                    }
+                    d => d,
+                },
+            }),
+            Entry::Enum(e) => Entry::Enum(EnumConst {
+                desc: f(e.desc),
+                name: f(e.name),
+            }),
+            Entry::Class(d) => Entry::Class(f(d)),
+            Entry::ClassDesc(d) => Entry::ClassDesc(ClassDesc {
+                fields: d
+                    .fields
+                    .into_iter()
+                    .map(|fd| FieldDesc {
+                        signature: fd.signature.map(f),
+                        ..fd
+                    })
+                    .collect(),
+                annotation: map_contents(d.annotation, f),
+                super_desc: d.super_desc.map(f),
+                ..d
+            }),
+            Entry::ProxyDesc(p) => Entry::ProxyDesc(ProxyDesc {
+                annotation: map_contents(p.annotation, f),
+                super_desc: p.super_desc.map(f),
+                ..p
+            }),
+            e => e,
+        }
+    }
+}
+
 /// Owner of all entries of one or more streams.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Heap {
@@ -489,6 +618,32 @@ impl Heap {
             _ => return None,
         };
         self.class_desc(desc).map(|d| &d.name)
+    }
+
+    /// Copies the graph reachable from `v` in `src` into this heap (descriptors included),
+    /// preserving sharing and cycles, and returns the copied value. Used to echo a received
+    /// object in an answer (`ResponseTimeMonitor$Step3` carries the `Data` it was sent).
+    pub fn import(&mut self, src: &Heap, v: Value) -> Value {
+        let Value::Ref(root) = v else { return v };
+        let mut map: std::collections::HashMap<Id, Id> = std::collections::HashMap::new();
+        let mut order = Vec::new();
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            if map.contains_key(&id) || src.get(id).is_none() {
+                continue;
+            }
+            map.insert(id, self.add(Entry::Pending));
+            order.push(id);
+            if let Some(e) = src.get(id) {
+                e.for_each_ref(&mut |r| stack.push(r));
+            }
+        }
+        for id in order {
+            let entry = src.get(id).cloned().unwrap_or(Entry::Pending);
+            let copied = entry.map_refs(&|r| map.get(&r).copied().unwrap_or(r));
+            self.set(map[&id], copied);
+        }
+        Value::Ref(map[&root])
     }
 
     /// The value of field `name` of object `obj`, searching from the object's own class up.

@@ -263,6 +263,12 @@ impl<'r> Builder<'r> {
         }
     }
 
+    /// Copies a value (and everything it refers to) from another heap: echoes of received
+    /// objects.
+    pub fn import(&mut self, src: &Heap, v: Value) -> Value {
+        self.heap.import(src, v)
+    }
+
     /// A new string.
     pub fn string(&mut self, s: &str) -> Value {
         self.heap.string(s)

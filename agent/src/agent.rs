@@ -1,0 +1,211 @@
+//! The running agent: connect, serve the channel, reconnect with capped exponential backoff
+//! and jitter, stop in order on shutdown.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::cli::AgentOptions;
+use crate::handlers::{self, Host, Protocol};
+use crate::javaser::Registry;
+use crate::remoting::{capability, classes, Answer, Channel, Event};
+use crate::transport::ws::{self, Incoming, WsConnection};
+use crate::transport::ConnectError;
+
+/// How a served connection ended.
+enum Ended {
+    /// Shutdown was requested; the channel was closed in order.
+    Shutdown,
+    /// The connection ended for this reason; reconnect unless told not to.
+    Lost(String),
+}
+
+/// Runs the agent until `shutdown` completes or, with `-noReconnect`, the connection ends.
+pub async fn run(
+    opts: AgentOptions,
+    host: Arc<dyn Host>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    tokio::pin!(shutdown);
+    let registry = Arc::new(classes::registry());
+    let mut cookie: Option<String> = None;
+    let mut backoff = Backoff::new();
+    loop {
+        let attempt = tokio::select! {
+            r = ws::connect(&opts.url, &opts.name, &opts.secret, capability::NECTR, cookie.as_deref()) => r,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let conn = match attempt {
+            Ok(c) => c,
+            Err(ConnectError::Refused(m)) if !opts.retry_refused => {
+                return Err(format!("the controller refused node {:?}: {m}", opts.name))
+            }
+            Err(e) => {
+                if opts.no_reconnect {
+                    return Err(e.to_string());
+                }
+                let wait = backoff.next();
+                warn!("{e}; retrying in {:.1}s", wait.as_secs_f64());
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = &mut shutdown => return Ok(()),
+                }
+            }
+        };
+        info!(
+            node = %opts.name,
+            controller_capability = ?conn.peer_capability.map(|c| format!("{c:#x}")),
+            "connected over WebSocket"
+        );
+        backoff.reset();
+        if conn.cookie.is_some() {
+            cookie = conn.cookie.clone();
+        }
+        match serve(conn, &registry, &host, &mut shutdown).await {
+            Ended::Shutdown => return Ok(()),
+            Ended::Lost(reason) => {
+                if opts.no_reconnect {
+                    return Err(format!("connection lost: {reason}"));
+                }
+                let wait = backoff.next();
+                warn!(
+                    "connection lost: {reason}; reconnecting in {:.1}s",
+                    wait.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = &mut shutdown => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    mut conn: WsConnection,
+    registry: &Arc<Registry>,
+    host: &Arc<dyn Host>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Ended {
+    let mut channel = Channel::new();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(i32, Answer)>();
+    let mut running: HashSet<i32> = HashSet::new();
+    loop {
+        let ended = tokio::select! {
+            incoming = conn.recv() => match incoming {
+                Incoming::Data(bytes) => {
+                    let mut ended = None;
+                    for event in channel.receive(&bytes) {
+                        match event {
+                            Event::Call(req) => {
+                                debug!(id = req.id, callable = %req.callable_class, "call");
+                                running.insert(req.id);
+                                let (tx, registry, host) = (tx.clone(), registry.clone(), host.clone());
+                                tokio::task::spawn_blocking(move || {
+                                    let answer = handlers::dispatch(&req, &registry, host.as_ref(), Protocol::WebSocket);
+                                    if let Answer::Exception { message, .. } = &answer {
+                                        warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
+                                    }
+                                    let _ = tx.send((req.id, answer));
+                                });
+                            }
+                            Event::Cancel(id) => {
+                                if running.remove(&id) {
+                                    info!(id, "request cancelled by the controller");
+                                    let a = Answer::Exception {
+                                        class: "java.io.IOException".into(),
+                                        message: "cancelled by the controller".into(),
+                                    };
+                                    channel.answer(id, 0, &a);
+                                }
+                            }
+                            Event::Closed => ended = Some(Ended::Lost("the controller closed the channel".into())),
+                            Event::Rejected { id, reason } => warn!(id, "{reason}"),
+                            Event::Ignored(what) => debug!("ignored {what}"),
+                            Event::Fatal(reason) => {
+                                error!("{reason}");
+                                ended = Some(Ended::Lost(reason));
+                            }
+                        }
+                    }
+                    ended
+                }
+                Incoming::Nothing => None,
+                Incoming::Closed(reason) => Some(Ended::Lost(reason)),
+            },
+            Some((id, answer)) = rx.recv() => {
+                if running.remove(&id) {
+                    channel.answer(id, 0, &answer);
+                }
+                None
+            }
+            _ = shutdown.as_mut() => {
+                info!("shutting down: closing the channel");
+                channel.close();
+                Some(Ended::Shutdown)
+            }
+        };
+        let frames = channel.take_frames();
+        if !frames.is_empty() {
+            if let Err(e) = conn.send(frames).await {
+                return Ended::Lost(e);
+            }
+        }
+        if let Some(e) = ended {
+            conn.close().await;
+            return e;
+        }
+    }
+}
+
+/// Capped exponential backoff with jitter: 1 s, 2 s, 4 s … up to 60 s, each ±25 %.
+struct Backoff {
+    attempt: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        Backoff { attempt: 0, seed }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = (1u64 << self.attempt.min(6)).min(60) as f64;
+        self.attempt += 1;
+        // xorshift: jitter needs no cryptographic randomness.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let jitter = 0.75 + (self.seed % 1000) as f64 / 2000.0;
+        Duration::from_secs_f64(base * jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let mut b = Backoff::new();
+        let waits: Vec<f64> = (0..10).map(|_| b.next().as_secs_f64()).collect();
+        assert!(waits[0] >= 0.75 && waits[0] <= 1.25);
+        assert!(waits[3] >= 6.0 && waits[3] <= 10.0);
+        assert!(waits.iter().all(|w| *w <= 75.0));
+        b.reset();
+        assert!(b.next().as_secs_f64() <= 1.25);
+    }
+}

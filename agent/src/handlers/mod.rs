@@ -1,0 +1,209 @@
+//! What the agent does for each callable the controller sends, dispatched by Java class name.
+//!
+//! Host effects (clock, disk, memory, paths) go through [`Host`], so handlers are tested with a
+//! fake host. Callables nectr does not implement are answered with an exception naming the
+//! class and the way forward (`--runtime jvm`); nothing is left unanswered.
+
+pub mod host;
+
+use crate::javaser::Registry;
+use crate::javaser::{Builder, Heap, Item, Value};
+use crate::remoting::{Answer, UserRequest};
+
+pub use host::{DiskSpace, Host, Memory, RealHost};
+
+/// The remoting version the agent reports (`SlaveComputer$SlaveVersion`): the version embedded
+/// in current controllers, above every supported minimum (agent-callables.md §1.4).
+pub const REMOTING_VERSION: &str = "3386.v353e57a_1b_ea_0";
+
+/// The transport name reported by `SlaveComputer$CommunicationProtocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `/wsagents/`
+    WebSocket,
+    /// JNLP4-connect over TCP + TLS.
+    Jnlp4,
+}
+
+impl Protocol {
+    /// The name Jenkins shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::WebSocket => "WebSocket",
+            Protocol::Jnlp4 => "JNLP4-connect",
+        }
+    }
+}
+
+/// Runs one callable. Pure apart from `host`.
+pub fn dispatch(
+    req: &UserRequest,
+    registry: &Registry,
+    host: &dyn Host,
+    protocol: Protocol,
+) -> Answer {
+    match run(req, registry, host, protocol) {
+        Ok(a) => a,
+        Err(e) => Answer::io_error(format!("{}: {e}", req.callable_class)),
+    }
+}
+
+type R = Result<Answer, String>;
+
+fn value(b: Builder, v: Value) -> Answer {
+    Answer::Value(b.into_stream(vec![Item::Value(v)]))
+}
+
+fn string(registry: &Registry, s: &str) -> Answer {
+    let mut b = Builder::new(registry);
+    let v = b.string(s);
+    value(b, v)
+}
+
+fn boolean(registry: &Registry, x: bool) -> R {
+    let mut b = Builder::new(registry);
+    let v = b.boolean(x).map_err(|e| e.to_string())?;
+    Ok(value(b, v))
+}
+
+fn long_field(heap: &Heap, v: Value, name: &str) -> Option<i64> {
+    match heap.field(v.as_ref()?, name)? {
+        Value::Long(l) => Some(*l),
+        _ => None,
+    }
+}
+
+fn string_field(heap: &Heap, v: Value, name: &str) -> Option<String> {
+    let s = heap.field(v.as_ref()?, name)?.as_ref()?;
+    heap.str(s).map(|s| s.to_string())
+}
+
+fn run(req: &UserRequest, registry: &Registry, host: &dyn Host, protocol: Protocol) -> R {
+    let heap = &req.callable.heap;
+    let this = req.callable_value;
+    let e = |e: crate::javaser::BuildError| e.to_string();
+    Ok(match req.callable_class.as_str() {
+        "hudson.remoting.PingThread$Ping"
+        | "hudson.slaves.SlaveComputer$SlaveInitializer"
+        | "hudson.slaves.ChannelPinger$SetUpRemotePing"
+        | "hudson.logging.LogRecorder$SetLevel"
+        | "jenkins.util.SystemProperties$AgentCopier$CopySystemProperties"
+        | "jenkins.slaves.restarter.JnlpSlaveRestarterInstaller$FindEffectiveRestarters"
+        | "hudson.remoting.Channel$IOSyncer" => Answer::null(),
+        "hudson.slaves.SlaveComputer$SlaveVersion" => string(registry, REMOTING_VERSION),
+        "hudson.slaves.SlaveComputer$CommunicationProtocol" => string(registry, protocol.name()),
+        "hudson.slaves.SlaveComputer$DetectOS" => boolean(registry, true)?,
+        "hudson.slaves.SlaveComputer$DetectDefaultCharset" => string(registry, "UTF-8"),
+        "jenkins.slaves.StandardOutputSwapper$ChannelSwapper" => boolean(registry, false)?,
+        "hudson.slaves.SlaveComputer$AbsolutePath" => {
+            let rel = string_field(heap, this, "relativePath").unwrap_or_default();
+            string(registry, &host.absolute_path(&rel))
+        }
+        "hudson.node_monitors.ArchitectureMonitor$GetArchTask" => {
+            string(registry, &host.architecture())
+        }
+        "hudson.model.Slave$GetClockDifference2" | "hudson.model.Slave$GetClockDifference1" => {
+            let start = long_field(heap, this, "startTime").unwrap_or(0);
+            let mut b = Builder::new(registry);
+            let v = b
+                .object(
+                    "hudson.model.Slave$GetClockDifference3",
+                    &[
+                        ("remoteTime", Value::Long(host.now_millis())),
+                        ("startTime", Value::Long(start)),
+                    ],
+                )
+                .map_err(e)?;
+            value(b, v)
+        }
+        "hudson.node_monitors.ResponseTimeMonitor$Step2" => {
+            let start = long_field(heap, this, "start").unwrap_or(0);
+            let mut b = Builder::new(registry);
+            let cur = match this.as_ref().and_then(|t| heap.field(t, "cur")) {
+                Some(v) => b.import(heap, *v),
+                None => Value::Null,
+            };
+            let v = b
+                .object(
+                    "hudson.node_monitors.ResponseTimeMonitor$Step3",
+                    &[("start", Value::Long(start)), ("cur", cur)],
+                )
+                .map_err(e)?;
+            value(b, v)
+        }
+        "hudson.node_monitors.SwapSpaceMonitor$MonitorTask" => {
+            let m = host
+                .memory()
+                .map_err(|e| format!("cannot read memory figures: {e}"))?;
+            let mut b = Builder::new(registry);
+            let v = b
+                .object(
+                    "hudson.node_monitors.SwapSpaceMonitor$MemoryUsage2",
+                    &[
+                        ("availablePhysicalMemory", Value::Long(m.available_physical)),
+                        ("availableSwapSpace", Value::Long(m.available_swap)),
+                        ("totalPhysicalMemory", Value::Long(m.total_physical)),
+                        ("totalSwapSpace", Value::Long(m.total_swap)),
+                    ],
+                )
+                .map_err(e)?;
+            value(b, v)
+        }
+        "hudson.FilePath$CallableWith" => file_callable(req, registry, host)?,
+        "hudson.slaves.SlaveComputer$SlaveLogFetcher" => {
+            let mut b = Builder::new(registry);
+            let v = b.array_list(&[]).map_err(e)?;
+            value(b, v)
+        }
+        other => unknown(other),
+    })
+}
+
+/// A `FilePath.asCallableWith(task)`: `task` runs on the path `this$0.remote`.
+fn file_callable(req: &UserRequest, registry: &Registry, host: &dyn Host) -> R {
+    let heap = &req.callable.heap;
+    let this = req.callable_value;
+    let task = this
+        .as_ref()
+        .and_then(|t| heap.field(t, "task"))
+        .and_then(|v| v.as_ref());
+    let task_class = task
+        .and_then(|t| heap.class_name(t))
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let file_path = this.as_ref().and_then(|t| heap.field(t, "this$0")).copied();
+    let remote = file_path.and_then(|fp| string_field(heap, fp, "remote"));
+    let path = match task_class.as_str() {
+        "hudson.node_monitors.DiskSpaceMonitorDescriptor$GetUsableSpace" => {
+            remote.ok_or("FilePath$CallableWith without a path")?
+        }
+        "hudson.node_monitors.TemporarySpaceMonitor$GetTempSpace" => host.temp_dir(),
+        other => return Ok(unknown(other)),
+    };
+    let d = host
+        .disk_space(&path)
+        .map_err(|e| format!("cannot read the free space of {path}: {e}"))?;
+    let mut b = Builder::new(registry);
+    if d.usable <= 0 {
+        return Ok(value(b, Value::Null));
+    }
+    let p = b.string(&d.canonical_path);
+    let v = b
+        .object(
+            "hudson.node_monitors.DiskSpaceMonitorDescriptor$DiskSpace",
+            &[
+                ("size", Value::Long(d.usable)),
+                ("totalSize", Value::Long(d.total)),
+                ("path", p),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(value(b, v))
+}
+
+/// The answer for a callable nectr does not implement.
+pub fn unknown(class: &str) -> Answer {
+    Answer::io_error(format!(
+        "nectr-agent (native runtime) does not implement the callable {class}; run the agent with --runtime jvm to use the controller's agent.jar for builds that need it"
+    ))
+}

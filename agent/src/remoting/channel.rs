@@ -1,0 +1,255 @@
+//! The channel as a state machine: bytes from the transport in, events and frames out. No IO,
+//! no clock. The driver (`crate::agent`) runs handlers for [`Event::Call`] and hands their
+//! answers back through [`Channel::answer`].
+
+use super::classes;
+use super::command::{self, Answer, Command, UserRequest};
+use super::frame::{self, ChunkReader};
+use crate::javaser::Registry;
+
+/// Largest command accepted from the controller.
+pub const MAX_COMMAND: usize = 64 << 20;
+
+/// Capability bits (`hudson.remoting.Capability`).
+pub mod capability {
+    /// Nested streams carry class-loader annotations.
+    pub const MULTI_CLASSLOADER: i64 = 1 << 1;
+    /// Stream windows with acks.
+    pub const PIPE_THROTTLING: i64 = 1 << 2;
+    /// Chunked transport (always on for JNLP4 and WebSocket).
+    pub const CHUNKED_ENCODING: i64 = 1 << 7;
+    /// Answers as `NormalResponse` / `ExceptionResponse`.
+    pub const PROXY_EXCEPTION_FALLBACK: i64 = 1 << 8;
+    /// What nectr advertises: plain nested streams, no windowing (remoting-protocol.md §4.1,
+    /// the simpler alternative), chunking and the modern answer form.
+    pub const NECTR: i64 = CHUNKED_ENCODING | PROXY_EXCEPTION_FALLBACK;
+}
+
+/// What happened on the channel.
+#[derive(Debug)]
+pub enum Event {
+    /// Run this callable and call [`Channel::answer`] with its result.
+    Call(Box<UserRequest>),
+    /// The controller asks to interrupt request `id`.
+    Cancel(i32),
+    /// The controller closed the channel in order; the agent's own close was queued.
+    Closed,
+    /// A command was not understood but answered with an error (log it).
+    Rejected {
+        /// Request id answered.
+        id: i32,
+        /// Why.
+        reason: String,
+    },
+    /// A command that needs no action (log at debug).
+    Ignored(String),
+    /// The byte stream is broken beyond recovery: close the connection.
+    Fatal(String),
+}
+
+/// One remoting channel.
+pub struct Channel {
+    reader: ChunkReader,
+    registry: Registry,
+    outbox: Vec<Vec<u8>>,
+    closing: bool,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Channel::new()
+    }
+}
+
+impl Channel {
+    /// A channel ready for its first bytes.
+    pub fn new() -> Self {
+        Channel {
+            reader: ChunkReader::new(MAX_COMMAND),
+            registry: classes::registry(),
+            outbox: Vec::new(),
+            closing: false,
+        }
+    }
+
+    /// The class registry the channel writes with.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Frames to send, in order (one WebSocket message each).
+    pub fn take_frames(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// True once a close was sent or received.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    fn send(&mut self, command: &[u8]) {
+        self.outbox.extend(frame::chunks(command));
+    }
+
+    /// Feeds bytes received from the transport.
+    pub fn receive(&mut self, bytes: &[u8]) -> Vec<Event> {
+        self.reader.push(bytes);
+        let mut events = Vec::new();
+        loop {
+            let payload = match self.reader.next_command() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    events.push(Event::Fatal(e.to_string()));
+                    break;
+                }
+            };
+            match command::read(&payload) {
+                Ok(Command::UserRequest(r)) => events.push(Event::Call(Box::new(r))),
+                Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
+                Ok(Command::Close) => {
+                    if !self.closing {
+                        self.closing = true;
+                        let c = command::close(&self.registry);
+                        self.send(&c);
+                    }
+                    events.push(Event::Closed);
+                }
+                Ok(Command::Response { id }) => events.push(Event::Ignored(format!(
+                    "Response to request {id}, which this agent did not send"
+                ))),
+                Ok(Command::Other {
+                    class,
+                    request_id: Some(id),
+                }) => {
+                    let reason = format!(
+                        "{class} is not supported by nectr-agent's native runtime; run the agent with --runtime jvm for controllers that need it"
+                    );
+                    self.answer(id, 0, &Answer::io_error(reason.clone()));
+                    events.push(Event::Rejected { id, reason });
+                }
+                Ok(Command::Other {
+                    class,
+                    request_id: None,
+                }) => events.push(Event::Ignored(class)),
+                Err(e) => match e.request_id {
+                    Some(id) => {
+                        let reason = format!("nectr-agent could not read this request: {}", e.message);
+                        self.answer(id, 0, &Answer::io_error(reason.clone()));
+                        events.push(Event::Rejected { id, reason });
+                    }
+                    None => events.push(Event::Fatal(format!(
+                        "unreadable command with no recoverable request id ({}); closing the channel",
+                        e.message
+                    ))),
+                },
+            }
+        }
+        events
+    }
+
+    /// Queues the answer to request `id`.
+    pub fn answer(&mut self, id: i32, last_io_id: i32, answer: &Answer) {
+        let r = command::response(&self.registry, id, last_io_id, answer);
+        self.send(&r);
+    }
+
+    /// Queues an orderly close (`Channel$CloseCommand`).
+    pub fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            let c = command::close(&self.registry);
+            self.send(&c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::javaser::{self, ArrayData, Builder, ClassSpec, Item, Value};
+    use crate::remoting::command::{self, Command};
+
+    /// A `UserRequest` as the controller writes it (class-loader proxy in its
+    /// `RemoteIClassLoader` form), carrying a callable of class `callable`.
+    fn user_request(id: i32, callable: &str) -> Vec<u8> {
+        let mut reg = classes::registry();
+        reg.declare(ClassSpec::new(callable, 1));
+        let mut nb = Builder::new(&reg);
+        let c = nb.object(callable, &[]).unwrap();
+        let nested = javaser::encode(&nb.into_stream(vec![Item::Value(c)])).unwrap();
+        let mut b = Builder::new(&reg);
+        let loader = b
+            .object(
+                "hudson.remoting.RemoteClassLoader$RemoteIClassLoader",
+                &[("oid", Value::Int(2))],
+            )
+            .unwrap();
+        let bytes = b.array("[B", ArrayData::Byte(nested)).unwrap();
+        let text = b.string(callable);
+        let r = b
+            .object(
+                classes::USER_REQUEST,
+                &[
+                    ("id", Value::Int(id)),
+                    ("classLoaderProxy", loader),
+                    ("request", bytes),
+                    ("toString", text),
+                ],
+            )
+            .unwrap();
+        javaser::encode(&b.into_stream(vec![Item::Value(r)])).unwrap()
+    }
+
+    fn answers(frames: Vec<Vec<u8>>) -> Vec<i32> {
+        let mut r = ChunkReader::new(MAX_COMMAND);
+        r.push(&frames.concat());
+        let mut ids = Vec::new();
+        while let Some(c) = r.next_command().unwrap() {
+            match command::read(&c).unwrap() {
+                Command::Response { id } => ids.push(id),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn a_user_request_becomes_a_call_and_its_answer_a_response() {
+        let mut ch = Channel::new();
+        let wire: Vec<u8> = frame::chunks(&user_request(5, "a.B")).concat();
+        let events = ch.receive(&wire);
+        let [Event::Call(req)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!((req.id, req.callable_class.as_str()), (5, "a.B"));
+        assert_eq!(req.class_loader_oid, Some(2));
+        ch.answer(5, 0, &Answer::null());
+        assert_eq!(answers(ch.take_frames()), vec![5]);
+    }
+
+    #[test]
+    fn garbage_without_a_request_id_is_fatal_and_nothing_panics() {
+        let mut ch = Channel::new();
+        let events = ch.receive(&frame::chunks(b"\xac\xed\x00\x05\x73garbage").concat());
+        assert!(matches!(events.as_slice(), [Event::Fatal(_)]), "{events:?}");
+    }
+
+    #[test]
+    fn an_unreadable_callable_is_answered_with_an_error() {
+        let mut bytes = user_request(9, "a.B");
+        // Corrupt the nested stream's magic: the outer command still decodes.
+        let pos = bytes
+            .windows(4)
+            .rposition(|w| w == [0xac, 0xed, 0, 5])
+            .unwrap();
+        bytes[pos] = 0;
+        let mut ch = Channel::new();
+        let events = ch.receive(&frame::chunks(&bytes).concat());
+        assert!(
+            matches!(events.as_slice(), [Event::Rejected { id: 9, .. }]),
+            "{events:?}"
+        );
+        assert_eq!(answers(ch.take_frames()), vec![9]);
+    }
+}

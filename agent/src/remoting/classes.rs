@@ -1,0 +1,102 @@
+//! Descriptors of the remoting and Jenkins classes the agent writes, with the
+//! serialVersionUIDs of `../shared/reference/remoting-protocol.md` §5 and
+//! `agent-callables.md` §A/§B (explicit values from the sources, computed ones where the
+//! class declares none).
+
+use crate::javaser::{ClassSpec, Registry};
+
+/// `hudson.remoting.Command`
+pub const COMMAND: &str = "hudson.remoting.Command";
+/// `hudson.remoting.Request`
+pub const REQUEST: &str = "hudson.remoting.Request";
+/// `hudson.remoting.Response`
+pub const RESPONSE: &str = "hudson.remoting.Response";
+/// `hudson.remoting.UserRequest`
+pub const USER_REQUEST: &str = "hudson.remoting.UserRequest";
+/// `hudson.remoting.UserRequest$NormalResponse`
+pub const NORMAL_RESPONSE: &str = "hudson.remoting.UserRequest$NormalResponse";
+/// `hudson.remoting.UserRequest$ExceptionResponse`
+pub const EXCEPTION_RESPONSE: &str = "hudson.remoting.UserRequest$ExceptionResponse";
+/// `hudson.remoting.ProxyException`
+pub const PROXY_EXCEPTION: &str = "hudson.remoting.ProxyException";
+/// `hudson.remoting.Capability`
+pub const CAPABILITY: &str = "hudson.remoting.Capability";
+/// `hudson.remoting.Channel$CloseCommand`
+pub const CLOSE_COMMAND: &str = "hudson.remoting.Channel$CloseCommand";
+/// `hudson.remoting.Request$Cancel`
+pub const CANCEL: &str = "hudson.remoting.Request$Cancel";
+
+/// The registry of everything the agent writes: JDK classes plus remoting and Jenkins ones.
+pub fn registry() -> Registry {
+    let mut r = Registry::with_jdk();
+    for spec in specs() {
+        r.declare(spec);
+    }
+    r
+}
+
+fn specs() -> Vec<ClassSpec> {
+    vec![
+        ClassSpec::new(CAPABILITY, 1).field("mask", "J"),
+        ClassSpec::new(COMMAND, 1).field("createdAt", "Ljava/lang/Exception;"),
+        ClassSpec::new(REQUEST, 1)
+            .extends(COMMAND)
+            .field("id", "I")
+            .field("lastIoId", "I")
+            .field("response", "Lhudson/remoting/Response;"),
+        ClassSpec::new(RESPONSE, 1)
+            .extends(COMMAND)
+            .field("id", "I")
+            .field("lastIoId", "I")
+            .field("exception", "Ljava/lang/Throwable;")
+            .field("returnValue", "Ljava/io/Serializable;"),
+        ClassSpec::new(USER_REQUEST, 1)
+            .extends(REQUEST)
+            .field(
+                "classLoaderProxy",
+                "Lhudson/remoting/RemoteClassLoader$IClassLoader;",
+            )
+            .field("request", "[B")
+            .field("toString", "Ljava/lang/String;"),
+        ClassSpec::new("hudson.remoting.RemoteClassLoader$RemoteIClassLoader", 1).field("oid", "I"),
+        ClassSpec::new(NORMAL_RESPONSE, 1).field("response", "[B"),
+        ClassSpec::new(EXCEPTION_RESPONSE, 1)
+            .field("proxyResponse", "[B")
+            .field("rawResponse", "[B"),
+        ClassSpec::new(PROXY_EXCEPTION, 1332793125360580541).extends("java.io.IOException"),
+        ClassSpec::new(CLOSE_COMMAND, 972857271608138115).extends(COMMAND),
+        ClassSpec::new("hudson.remoting.PingThread$Ping", 1),
+        ClassSpec::new("java.lang.reflect.Proxy", -2222568056686623797)
+            .field("h", "Ljava/lang/reflect/InvocationHandler;"),
+        // Monitor answers (agent-callables.md §B).
+        ClassSpec::new(
+            "hudson.node_monitors.DiskSpaceMonitorDescriptor$DiskSpace",
+            2,
+        )
+        .field("size", "J")
+        .field("threshold", "J")
+        .field("totalSize", "J")
+        .field("warningThreshold", "J")
+        .field("path", "Ljava/lang/String;")
+        .field("trigger", "Ljava/lang/Class;"),
+        ClassSpec::new("org.jvnet.hudson.MemoryUsage", 1)
+            .field("availablePhysicalMemory", "J")
+            .field("availableSwapSpace", "J")
+            .field("totalPhysicalMemory", "J")
+            .field("totalSwapSpace", "J"),
+        ClassSpec::new(
+            "hudson.node_monitors.SwapSpaceMonitor$MemoryUsage2",
+            2216994637932270352,
+        )
+        .extends("org.jvnet.hudson.MemoryUsage"),
+        ClassSpec::new(
+            "hudson.model.Slave$GetClockDifference3",
+            -6655128034486338777,
+        )
+        .field("remoteTime", "J")
+        .field("startTime", "J"),
+        ClassSpec::new("hudson.node_monitors.ResponseTimeMonitor$Step3", 1)
+            .field("start", "J")
+            .field("cur", "Lhudson/node_monitors/ResponseTimeMonitor$Data;"),
+    ]
+}

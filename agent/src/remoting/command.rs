@@ -1,0 +1,398 @@
+//! Commands: each one Java serialization stream holding one `hudson.remoting.Command`.
+//! Reading turns a decoded stream into a [`Command`]; writing builds the agent's answers.
+
+use std::fmt;
+
+use super::classes::*;
+use crate::javaser::{
+    self, ArrayData, Builder, DecodeOptions, Entry, Heap, Item, Limits, Registry, Stream, Value,
+};
+
+/// A command from the controller, as far as the agent cares.
+#[derive(Debug)]
+pub enum Command {
+    /// `UserRequest`: run a callable and answer.
+    UserRequest(UserRequest),
+    /// `Response` to one of the agent's own requests.
+    Response {
+        /// The request id it answers.
+        id: i32,
+    },
+    /// `Request$Cancel`: interrupt request `id`. No answer.
+    Cancel {
+        /// The request to cancel.
+        id: i32,
+    },
+    /// `Channel$CloseCommand`: orderly shutdown.
+    Close,
+    /// Any other command (`UnexportCommand`, `GCCommand`, stream commands …), by class name.
+    Other {
+        /// Its class.
+        class: String,
+        /// `Request.id` if it is a request (it must be answered).
+        request_id: Option<i32>,
+    },
+}
+
+/// A `UserRequest` with its callable decoded.
+pub struct UserRequest {
+    /// `Request.id`.
+    pub id: i32,
+    /// `Request.lastIoId`.
+    pub last_io_id: i32,
+    /// The export id of the controller's class loader for this callable, if given.
+    pub class_loader_oid: Option<i32>,
+    /// `toString` of the callable as the controller rendered it.
+    pub to_string: Option<String>,
+    /// Class name of the callable (the top object of the nested stream).
+    pub callable_class: String,
+    /// The nested stream holding the callable.
+    pub callable: Stream,
+    /// The callable object in `callable.heap`.
+    pub callable_value: Value,
+}
+
+impl fmt::Debug for UserRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRequest")
+            .field("id", &self.id)
+            .field("callable", &self.callable_class)
+            .finish()
+    }
+}
+
+/// A command that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    /// The request id, when it could be recovered: the request must still be answered.
+    pub request_id: Option<i32>,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Decoder options for command streams.
+pub fn decode_options() -> DecodeOptions {
+    DecodeOptions {
+        limits: Limits {
+            max_total_bytes: 64 << 20,
+            ..Limits::DEFAULT
+        },
+        ..DecodeOptions::default()
+    }
+}
+
+fn int(heap: &Heap, obj: javaser::Id, name: &str) -> Option<i32> {
+    match heap.field(obj, name)? {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// Reads one command payload (a complete serialization stream).
+pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
+    let stream = javaser::decode(payload, &decode_options()).map_err(|e| CommandError {
+        request_id: None,
+        message: format!("undecodable command: {e}"),
+    })?;
+    let top = match stream.items.as_slice() {
+        [Item::Value(Value::Ref(id))] => *id,
+        _ => {
+            return Err(CommandError {
+                request_id: None,
+                message: "command stream does not hold exactly one object".into(),
+            })
+        }
+    };
+    let heap = &stream.heap;
+    let class = heap
+        .class_name(top)
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let request_id = int(heap, top, "id");
+    let fail = |message: String| CommandError {
+        request_id,
+        message,
+    };
+    Ok(match class.as_str() {
+        USER_REQUEST => {
+            let id = request_id.ok_or_else(|| fail("UserRequest without id".into()))?;
+            let bytes = match heap.field(top, "request") {
+                Some(Value::Ref(a)) => match heap.array(*a).map(|a| &a.data) {
+                    Some(ArrayData::Byte(b)) => b.clone(),
+                    _ => return Err(fail("UserRequest.request is not a byte[]".into())),
+                },
+                _ => return Err(fail("UserRequest without request bytes".into())),
+            };
+            let callable = javaser::decode(&bytes, &decode_options())
+                .map_err(|e| fail(format!("undecodable callable: {e}")))?;
+            let callable_value = match callable.items.first() {
+                Some(Item::Value(v)) => *v,
+                _ => return Err(fail("callable stream holds no object".into())),
+            };
+            let callable_class = callable_value
+                .as_ref()
+                .and_then(|id| callable.heap.class_name(id))
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "null".into());
+            let to_string = heap
+                .field(top, "toString")
+                .and_then(|v| v.as_ref())
+                .and_then(|s| heap.str(s))
+                .map(|s| s.to_string());
+            Command::UserRequest(UserRequest {
+                id,
+                last_io_id: int(heap, top, "lastIoId").unwrap_or(0),
+                class_loader_oid: class_loader_oid(heap, top),
+                to_string,
+                callable_class,
+                callable,
+                callable_value,
+            })
+        }
+        RESPONSE => Command::Response {
+            id: request_id.ok_or_else(|| fail("Response without id".into()))?,
+        },
+        CANCEL => Command::Cancel {
+            id: request_id.ok_or_else(|| fail("Cancel without id".into()))?,
+        },
+        CLOSE_COMMAND => Command::Close,
+        _ => Command::Other {
+            // Only subclasses of Request carry `lastIoId` next to `id`.
+            request_id: int(heap, top, "lastIoId").and(request_id),
+            class,
+        },
+    })
+}
+
+/// `classLoaderProxy`: a proxy whose handler holds the oid, or a `RemoteIClassLoader`.
+fn class_loader_oid(heap: &Heap, top: javaser::Id) -> Option<i32> {
+    let proxy = heap.field(top, "classLoaderProxy")?.as_ref()?;
+    if let Some(oid) = int(heap, proxy, "oid") {
+        return Some(oid);
+    }
+    let h = heap.field(proxy, "h")?.as_ref()?;
+    int(heap, h, "oid")
+}
+
+/// What a callable produced: a value (in its own heap) or a Java exception to raise.
+pub enum Answer {
+    /// The return value: a stream with one item (possibly null).
+    Value(Stream),
+    /// The call failed: raised on the controller as `class: message`.
+    Exception {
+        /// Java class of the exception (declared in the registry, e.g. `java.io.IOException`).
+        class: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl Answer {
+    /// A `null` / `Void` answer.
+    pub fn null() -> Answer {
+        Answer::Value(Stream {
+            heap: Heap::new(),
+            items: vec![Item::Value(Value::Null)],
+        })
+    }
+
+    /// An `IOException` answer.
+    pub fn io_error(message: impl Into<String>) -> Answer {
+        Answer::Exception {
+            class: "java.io.IOException".into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answer::Value(s) => write!(f, "Value({:?})", s.items.first()),
+            Answer::Exception { class, message } => write!(f, "Exception({class}: {message})"),
+        }
+    }
+}
+
+fn encode_or_io_error(stream: &Stream) -> Result<Vec<u8>, String> {
+    javaser::encode(stream).map_err(|e| e.to_string())
+}
+
+/// A Throwable of `class` (a declared IOException-like class) with `message`: no cause
+/// (self-reference), empty stack trace, an empty suppressed list.
+pub fn exception(
+    b: &mut Builder,
+    class: &str,
+    message: &str,
+) -> Result<Value, javaser::BuildError> {
+    let msg = b.string(message);
+    let trace = b.array("[Ljava.lang.StackTraceElement;", ArrayData::Object(vec![]))?;
+    let suppressed = b.array_list(&[])?;
+    let e = b.object(
+        class,
+        &[
+            ("detailMessage", msg),
+            ("stackTrace", trace),
+            ("suppressedExceptions", suppressed),
+        ],
+    )?;
+    b.set_field(e, "cause", e)?;
+    b.set_data(e, "java.lang.Throwable", vec![])?;
+    Ok(e)
+}
+
+fn exception_stream(reg: &Registry, class: &str, message: &str) -> Result<Vec<u8>, String> {
+    let mut b = Builder::new(reg);
+    let e = exception(&mut b, class, message).map_err(|e| e.to_string())?;
+    encode_or_io_error(&b.into_stream(vec![Item::Value(e)]))
+}
+
+/// The holder of a `UserRequest`'s result, with its nested streams already written.
+enum Holder {
+    Normal(Vec<u8>),
+    Exception {
+        proxy: Vec<u8>,
+        raw: Option<Vec<u8>>,
+    },
+    /// The answer could not be serialized: the call fails with this message.
+    Unwritable(String),
+}
+
+fn holder(reg: &Registry, answer: &Answer) -> Holder {
+    let written = match answer {
+        Answer::Value(stream) => encode_or_io_error(stream).map(Holder::Normal),
+        Answer::Exception { class, message } => {
+            exception_stream(reg, PROXY_EXCEPTION, &format!("{class}: {message}")).map(|proxy| {
+                Holder::Exception {
+                    proxy,
+                    raw: exception_stream(reg, class, message).ok(),
+                }
+            })
+        }
+    };
+    written.unwrap_or_else(Holder::Unwritable)
+}
+
+/// The `Response` command answering request `id` with `answer`.
+pub fn response(reg: &Registry, id: i32, last_io_id: i32, answer: &Answer) -> Vec<u8> {
+    let holder = holder(reg, answer);
+    let mut b = Builder::new(reg);
+    let built = (|| -> Result<Value, javaser::BuildError> {
+        let (return_value, exception) = match holder {
+            Holder::Normal(bytes) => {
+                let arr = b.array("[B", ArrayData::Byte(bytes))?;
+                (
+                    b.object(NORMAL_RESPONSE, &[("response", arr)])?,
+                    Value::Null,
+                )
+            }
+            Holder::Exception { proxy, raw } => {
+                let p = b.array("[B", ArrayData::Byte(proxy))?;
+                let r = match raw {
+                    Some(r) => b.array("[B", ArrayData::Byte(r))?,
+                    None => Value::Null,
+                };
+                let h = b.object(
+                    EXCEPTION_RESPONSE,
+                    &[("proxyResponse", p), ("rawResponse", r)],
+                )?;
+                (h, Value::Null)
+            }
+            Holder::Unwritable(msg) => {
+                (Value::Null, exception(&mut b, "java.io.IOException", &msg)?)
+            }
+        };
+        b.object(
+            RESPONSE,
+            &[
+                ("id", Value::Int(id)),
+                ("lastIoId", Value::Int(last_io_id)),
+                ("exception", exception),
+                ("returnValue", return_value),
+            ],
+        )
+    })();
+    let resp = built.expect("remoting classes are declared in classes::registry");
+    javaser::encode(&b.into_stream(vec![Item::Value(resp)]))
+        .expect("a Response built from declared classes always encodes")
+}
+
+/// `Channel$CloseCommand`.
+pub fn close(reg: &Registry) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let c = b
+        .object(CLOSE_COMMAND, &[])
+        .expect("CloseCommand is declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("CloseCommand encodes")
+}
+
+/// The `hudson.remoting.Capability` object with `mask`, as a serialization stream.
+pub fn capability(reg: &Registry, mask: i64) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let c = b
+        .object(CAPABILITY, &[("mask", Value::Long(mask))])
+        .expect("Capability is declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("Capability encodes")
+}
+
+/// Reads a `Capability` stream and returns its mask.
+pub fn read_capability(bytes: &[u8]) -> Option<i64> {
+    let s = javaser::decode(bytes, &decode_options()).ok()?;
+    let Some(Item::Value(Value::Ref(id))) = s.items.first() else {
+        return None;
+    };
+    if !matches!(s.heap.get(*id), Some(Entry::Object(_)))
+        || !s.heap.class_name(*id)?.eq_str(CAPABILITY)
+    {
+        return None;
+    }
+    match s.heap.field(*id, "mask")? {
+        Value::Long(m) => Some(*m),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_is_byte_identical_to_the_java_agent() {
+        // remoting-protocol.md §2.5: the standard agent's capability (mask 0x1FE), base64.
+        let expected =
+            "rO0ABXNyABpodWRzb24ucmVtb3RpbmcuQ2FwYWJpbGl0eQAAAAAAAAABAgABSgAEbWFza3hwAAAAAAAAAf4=";
+        let bytes = capability(&registry(), 0x1fe);
+        use base64::Engine;
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(&bytes),
+            expected
+        );
+        assert_eq!(read_capability(&bytes), Some(0x1fe));
+    }
+
+    #[test]
+    fn a_void_response_holds_the_null_stream() {
+        let reg = registry();
+        let bytes = response(&reg, 7, 0, &Answer::null());
+        match read(&bytes).unwrap() {
+            Command::Response { id } => assert_eq!(id, 7),
+            other => panic!("{other:?}"),
+        }
+        let s = javaser::decode(&bytes, &decode_options()).unwrap();
+        let Some(Item::Value(Value::Ref(top))) = s.items.first() else {
+            panic!()
+        };
+        let holder = s.heap.field(*top, "returnValue").unwrap().as_ref().unwrap();
+        let arr = s.heap.field(holder, "response").unwrap().as_ref().unwrap();
+        assert_eq!(
+            s.heap.array(arr).unwrap().data,
+            ArrayData::Byte(vec![0xac, 0xed, 0, 5, 0x70])
+        );
+    }
+}

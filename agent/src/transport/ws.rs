@@ -1,0 +1,167 @@
+//! WebSocket transport (`<url>wsagents/`, remoting-protocol.md §3): one binary message per
+//! chunk frame, pings answered, capability and cookie in the upgrade headers.
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::{ConnectError, Secret};
+use crate::remoting::command;
+
+/// An open WebSocket to the controller.
+pub struct WsConnection {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The controller's capability mask.
+    pub peer_capability: Option<i64>,
+    /// The cookie to send on the next connection.
+    pub cookie: Option<String>,
+}
+
+/// The `ws://…/wsagents/` URL for a controller URL `http://…/`.
+pub fn ws_url(url: &str) -> Result<String, ConnectError> {
+    let base = if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    };
+    if let Some(rest) = base.strip_prefix("http://") {
+        Ok(format!("ws://{rest}wsagents/"))
+    } else if base.starts_with("https://") {
+        Err(ConnectError::Refused(
+            "https:// controllers are not supported by this build yet (WebSocket over TLS); use an http:// URL on a trusted network".into(),
+        ))
+    } else {
+        Err(ConnectError::Refused(format!(
+            "controller URL {url:?} must start with http:// or https://"
+        )))
+    }
+}
+
+/// Opens the WebSocket, sending name, secret, capability and the cookie of a previous
+/// connection.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    secret: &Secret,
+    capability: i64,
+    cookie: Option<&str>,
+) -> Result<WsConnection, ConnectError> {
+    let target = ws_url(url)?;
+    let mut req = target
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ConnectError::Refused(format!("bad controller URL {target}: {e}")))?;
+    let cap = base64::engine::general_purpose::STANDARD.encode(command::capability(
+        &crate::remoting::classes::registry(),
+        capability,
+    ));
+    let header = |v: &str, what: &str| {
+        HeaderValue::from_str(v).map_err(|_| {
+            ConnectError::Refused(format!(
+                "{what} contains characters not allowed in an HTTP header"
+            ))
+        })
+    };
+    let h = req.headers_mut();
+    h.insert("Node-Name", header(name, "the agent name")?);
+    h.insert("Secret-Key", header(secret.expose(), "the secret")?);
+    h.insert("X-Remoting-Capability", header(&cap, "the capability")?);
+    if let Some(c) = cookie {
+        h.insert("Connection-Cookie", header(c, "the cookie")?);
+    }
+    let (ws, resp) = match tokio_tungstenite::connect_async(req).await {
+        Ok(x) => x,
+        Err(tungstenite::Error::Http(resp)) => {
+            let status = resp.status();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                .unwrap_or_default();
+            let msg = format!(
+                "{target} answered HTTP {status}{}{body}",
+                if body.is_empty() { "" } else { ": " }
+            );
+            return Err(match status.as_u16() {
+                403 => ConnectError::Refused(format!("{msg} (wrong secret for node {name:?})")),
+                400 => ConnectError::Refused(msg),
+                _ => ConnectError::Failed(msg),
+            });
+        }
+        Err(e) => {
+            return Err(ConnectError::Failed(format!(
+                "cannot connect to {target}: {e}"
+            )))
+        }
+    };
+    let peer_capability = resp
+        .headers()
+        .get("X-Remoting-Capability")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+        .and_then(|b| command::read_capability(&b));
+    let cookie = resp
+        .headers()
+        .get("Connection-Cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(WsConnection {
+        ws,
+        peer_capability,
+        cookie,
+    })
+}
+
+/// What the connection delivered.
+pub enum Incoming {
+    /// Bytes for the channel.
+    Data(Vec<u8>),
+    /// Nothing for the channel (ping, pong, text).
+    Nothing,
+    /// The controller closed the connection.
+    Closed(String),
+}
+
+impl WsConnection {
+    /// Waits for the next message.
+    pub async fn recv(&mut self) -> Incoming {
+        match self.ws.next().await {
+            Some(Ok(Message::Binary(b))) => Incoming::Data(b.to_vec()),
+            Some(Ok(Message::Ping(_))) => {
+                // tungstenite queued the pong; make sure it goes out now.
+                let _ = self.ws.flush().await;
+                Incoming::Nothing
+            }
+            Some(Ok(Message::Close(f))) => Incoming::Closed(
+                f.map(|f| format!("controller closed the WebSocket: {} {}", f.code, f.reason))
+                    .unwrap_or_else(|| "controller closed the WebSocket".into()),
+            ),
+            Some(Ok(_)) => Incoming::Nothing,
+            Some(Err(e)) => Incoming::Closed(format!("WebSocket error: {e}")),
+            None => Incoming::Closed("connection closed".into()),
+        }
+    }
+
+    /// Sends frames, one binary message each.
+    pub async fn send(&mut self, frames: Vec<Vec<u8>>) -> Result<(), String> {
+        for f in frames {
+            self.ws
+                .feed(Message::Binary(f.into()))
+                .await
+                .map_err(|e| format!("WebSocket send failed: {e}"))?;
+        }
+        self.ws
+            .flush()
+            .await
+            .map_err(|e| format!("WebSocket send failed: {e}"))
+    }
+
+    /// Closes the WebSocket.
+    pub async fn close(&mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,199 @@
+//! The cloud provider boundary. [`CloudProvider`] is what the reconcile loop uses; [`ec2`]
+//! implements it over the EC2 Query API. No AWS type or XML leaves this module.
+
+pub mod ec2;
+pub mod s3;
+pub mod sigv4;
+
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Ownership tags on every instance.
+pub const TAG_FLEET: &str = "nectr:fleet-id";
+pub const TAG_JENKINS: &str = "nectr:jenkins-url";
+pub const TAG_POOL: &str = "nectr:pool";
+pub const TAG_NODE: &str = "nectr:node";
+pub const TAG_TOKEN: &str = "nectr:launch-token";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    Unknown,
+}
+
+impl InstanceState {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "terminated" => Self::Terminated,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            _ => Self::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    pub state: InstanceState,
+    pub instance_type: String,
+    pub launch_time_ms: Option<u64>,
+    pub spot: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    pub fn tag(&self, k: &str) -> Option<&str> {
+        self.tags.get(k).map(String::as_str)
+    }
+    pub fn pool(&self) -> Option<&str> {
+        self.tag(TAG_POOL)
+    }
+    pub fn node(&self) -> Option<&str> {
+        self.tag(TAG_NODE)
+    }
+    pub fn token(&self) -> Option<&str> {
+        self.tag(TAG_TOKEN)
+    }
+    /// Counts against caps and can run an agent (everything but shutting-down/terminated).
+    pub fn is_live(&self) -> bool {
+        !matches!(
+            self.state,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+    /// Owned by this manager: fleet id and Jenkins URL tags both match.
+    pub fn is_owned_by(&self, fleet_id: &str, jenkins_url: &str) -> bool {
+        self.tag(TAG_FLEET) == Some(fleet_id) && self.tag(TAG_JENKINS) == Some(jenkins_url)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Market {
+    Spot,
+    OnDemand,
+}
+
+impl Market {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Market::Spot => "spot",
+            Market::OnDemand => "on-demand",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Offering {
+    pub instance_type: String,
+    pub market: Market,
+}
+
+impl fmt::Display for Offering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.instance_type, self.market.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageRef {
+    Ami(String),
+    LaunchTemplate { id_or_name: String, version: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct LaunchSpec {
+    /// EC2 idempotency token: a retried call with the same token launches nothing new.
+    pub client_token: String,
+    pub image: ImageRef,
+    pub offering: Offering,
+    pub subnet: Option<String>,
+    pub security_groups: Vec<String>,
+    pub instance_profile: Option<String>,
+    /// Holds the agent secret, hence a [`Secret`].
+    pub user_data: Secret,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CloudErrorKind {
+    /// No capacity for this offering (InsufficientInstanceCapacity, spot unavailable, ...):
+    /// try the next offering and back this one off.
+    Capacity,
+    /// Request rate exceeded: back off all cloud calls.
+    Throttled,
+    Auth,
+    /// The request is wrong (bad AMI, subnet, parameter): fix the config.
+    Invalid,
+    Transport,
+    Other,
+}
+
+impl CloudErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Capacity => "capacity",
+            Self::Throttled => "throttled",
+            Self::Auth => "auth",
+            Self::Invalid => "invalid",
+            Self::Transport => "transport",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudError {
+    pub kind: CloudErrorKind,
+    /// The provider's code, e.g. `InsufficientInstanceCapacity`.
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+/// What the reconcile loop needs from a cloud. Implementations must be safe to call from
+/// several threads (launches run in parallel).
+pub trait CloudProvider: Send + Sync {
+    /// Every non-terminated instance tagged with this fleet id (one paginated, tag-filtered
+    /// describe).
+    fn describe_owned(&self, fleet_id: &str) -> Result<Vec<Instance>, CloudError>;
+    /// Launch one instance; returns its id.
+    fn launch(&self, spec: &LaunchSpec) -> Result<String, CloudError>;
+    fn terminate(&self, instance_ids: &[String]) -> Result<(), CloudError>;
+    /// The newest image owned by this account with tag `key` = `value`.
+    fn newest_image(&self, key: &str, value: &str) -> Result<String, CloudError>;
+}

@@ -1,0 +1,213 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../fleet.example.toml");
+
+fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+    load_str(text, Path::new("/etc/nectr"))
+}
+
+#[test]
+fn example_is_valid() {
+    let c = load(EXAMPLE).expect("example config must be valid");
+    assert_eq!(c.fleet_id, "ci-prod");
+    assert_eq!(c.poll_interval_ms, 5_000);
+    assert_eq!(c.jenkins.url, "https://ci.example.com/");
+    assert_eq!(c.pools.len(), 2);
+    let linux = &c.pools[0];
+    assert_eq!(linux.instance_types[0].executors, 8);
+    assert_eq!(linux.instance_types[1].executors, 4);
+    assert_eq!(linux.purchase, Purchase::SpotThenOnDemand);
+    assert_eq!(
+        linux.image,
+        ImageSource::NewestTagged {
+            key: "nectr:image".into(),
+            value: "agent".into()
+        }
+    );
+    assert_eq!(linux.idle_timeout_ms, 600_000);
+    assert_eq!(linux.user_data, DEFAULT_USER_DATA);
+    let gpu = &c.pools[1];
+    assert_eq!(gpu.instance_types[0].executors, 1);
+    assert!(matches!(gpu.image, ImageSource::LaunchTemplate { .. }));
+}
+
+fn errors_of(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn max_below_min_names_key_and_line() {
+    let text = EXAMPLE.replace(
+        "min_instances = 0\nmax_instances = 40",
+        "min_instances = 5\nmax_instances = 2",
+    );
+    let errs = load(&text).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key, "pool[0] (name \"linux\").max_instances");
+    let line = EXAMPLE
+        .lines()
+        .position(|l| l.starts_with("max_instances = 40"))
+        .unwrap()
+        + 1;
+    assert_eq!(errs[0].line, Some(line));
+    assert!(
+        errs[0].message.contains("raise max_instances"),
+        "{}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_line() {
+    let text = EXAMPLE.replace(
+        "idle_timeout = \"5m\"",
+        "idle_timeout = \"5m\"\nidel_timeout = \"1m\"",
+    );
+    let errs = load(&text).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].message.contains("idel_timeout"), "{:?}", errs[0]);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("idel_timeout"))
+        .unwrap()
+        + 1;
+    assert_eq!(errs[0].line, Some(line));
+    assert!(errs[0].key.starts_with("pool[1]"), "{:?}", errs[0]);
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let text = EXAMPLE.replace("poll_interval = \"5s\"", "poll_interval = \"5s");
+    let errs = load(&text).unwrap_err();
+    assert_eq!(errs[0].line, Some(3));
+}
+
+#[test]
+fn bad_values_each_reported() {
+    let text = EXAMPLE
+        .replace("fleet_id = \"ci-prod\"", "fleet_id = \"CI prod\"")
+        .replace("poll_interval = \"5s\"", "poll_interval = \"5 minutes\"")
+        .replace(
+            "url = \"https://ci.example.com/\"",
+            "url = \"ci.example.com\"",
+        )
+        .replace("purchase = \"on-demand\"", "purchase = \"cheap\"")
+        .replace("labels = [\"gpu\"]", "labels = [\"gpu && x\"]");
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert!(errs[0].starts_with("line 2: fleet_id:"), "{}", errs[0]);
+    assert!(errs[1].starts_with("line 3: poll_interval:"), "{}", errs[1]);
+    assert!(errs[2].contains("jenkins.url"), "{}", errs[2]);
+    assert!(errs
+        .iter()
+        .any(|e| e.contains("pool[1] (name \"gpu\").purchase")));
+    assert!(errs
+        .iter()
+        .any(|e| e.contains("pool[1] (name \"gpu\").labels")));
+}
+
+#[test]
+fn dollar_cap_needs_prices() {
+    let text = EXAMPLE.replace("{ type = \"g5.xlarge\", price = 1.01 }", "\"g5.xlarge\"");
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("has no price"), "{}", errs[0]);
+}
+
+#[test]
+fn user_data_placeholders_checked() {
+    let text = EXAMPLE.replace(
+        "'{{jenkins_url}}' -name '{{node_name}}'",
+        "'{{jenkins}}' -name x",
+    );
+    let errs = errors_of(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown placeholder {{jenkins}}")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("must use {{node_name}}")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn image_choice_checked() {
+    let text = EXAMPLE.replace(
+        "launch_template = { id = \"lt-0123456789abcdef0\", version = \"$Latest\" }",
+        "",
+    );
+    let errs = errors_of(&text);
+    assert!(errs[0].contains("no image"), "{errs:?}");
+}
+
+#[test]
+fn duplicate_pool_names() {
+    let text = EXAMPLE.replace("name = \"gpu\"", "name = \"linux\"");
+    let errs = errors_of(&text);
+    assert!(errs.iter().any(|e| e.contains("used twice")), "{errs:?}");
+}
+
+#[test]
+fn diff_lists_changes_and_restart_keys() {
+    let a = load(EXAMPLE).unwrap();
+    let b_text = EXAMPLE
+        .replace("max_instances = 40", "max_instances = 50")
+        .replace("fleet_id = \"ci-prod\"", "fleet_id = \"ci-other\"");
+    let b = load(&b_text).unwrap();
+    let d = diff(&a, &b);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].key, "fleet_id");
+    assert!(d[0].needs_restart);
+    assert_eq!(d[1].key, "pool linux.max_instances");
+    assert_eq!(d[1].old, "40");
+    assert_eq!(d[1].new, "50");
+    assert!(!d[1].needs_restart);
+    assert!(diff(&a, &a).is_empty());
+
+    let mut c = a.clone();
+    c.pools.remove(1);
+    let d = diff(&a, &c);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].new.contains("drained"));
+}
+
+#[test]
+fn render_template() {
+    let mut v = BTreeMap::new();
+    v.insert("node_name", "n1".to_string());
+    v.insert("secret", "s3".to_string());
+    assert_eq!(
+        render_user_data("a {{node_name}} b {{ secret }} {{x", &v),
+        "a n1 b s3 {{x"
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_config_dir() {
+    let text = EXAMPLE.replace("/etc/nectr/jenkins-token", "token");
+    let c = load(&text).unwrap();
+    assert_eq!(c.jenkins.token_file, PathBuf::from("/etc/nectr/token"));
+}
+
+#[test]
+fn lease_section() {
+    let with = |s: &str| EXAMPLE.replace("[jenkins]", &format!("{s}\n[jenkins]"));
+    let c = load(&with("[lease]\nbucket = \"nectr-state\"")).unwrap();
+    let l = c.lease.clone().unwrap();
+    assert_eq!((l.key.as_str(), l.ttl_ms), ("ci-prod/lease.json", 30_000));
+    let errs = errors_of(&with("[lease]\nbucket = \"Bad_Bucket\"\nttl = \"10s\""));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("lease.bucket"), "{errs:?}");
+    assert!(
+        errs[1].contains("lease.ttl: 10s is shorter than 3 poll intervals (15s)"),
+        "{errs:?}"
+    );
+    let a = load(EXAMPLE).unwrap();
+    let d = diff(&a, &c);
+    assert!(d.iter().any(|x| x.key == "lease" && x.needs_restart));
+}

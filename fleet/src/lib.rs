@@ -1,0 +1,27 @@
+//! nectr-fleet: the fleet manager.
+//!
+//! Layers (dependencies point one way, downwards in this list):
+//!
+//! - [`reconcile`]: the loop that observes Jenkins and the cloud, calls [`scaler::decide`]
+//!   and carries out the plan; the only layer that combines IO with decisions.
+//! - [`server`] and [`metrics`]: `/metrics` (Prometheus text) and `/status` (JSON).
+//! - [`jenkins`]: REST client plus the pure `why`-text and label-expression parsers.
+//! - [`cloud`]: the [`cloud::CloudProvider`] trait and its EC2 implementation (EC2 Query API
+//!   signed with SigV4). No AWS type leaves that module.
+//! - [`scaler`]: the pure decision function. No IO, no clock reads.
+//! - [`config`]: parse, validate and diff `fleet.toml`.
+//! - [`util`] and [`secret`]: small shared helpers.
+
+pub mod cloud;
+pub mod config;
+pub mod jenkins;
+pub mod lease;
+pub mod log;
+pub mod metrics;
+pub mod reconcile;
+pub mod scaler;
+pub mod secret;
+pub mod server;
+pub mod sim;
+pub mod tls;
+pub mod util;

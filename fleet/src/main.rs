@@ -1,0 +1,293 @@
+//! `nectr-fleet run|plan|check --config FILE`
+
+use nectr_fleet::cloud::ec2::{load_credentials, Ec2Provider};
+use nectr_fleet::cloud::s3::S3Object;
+use nectr_fleet::cloud::CloudProvider;
+use nectr_fleet::config::{self, Config};
+use nectr_fleet::lease::Lease;
+use nectr_fleet::reconcile::Reconciler;
+use nectr_fleet::scaler::Plan;
+use nectr_fleet::server::{serve, Shared};
+use nectr_fleet::{log, log_error, log_info};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+const USAGE: &str = "\
+nectr-fleet: runs Jenkins agents on short-lived EC2 instances
+
+usage:
+  nectr-fleet run   --config FILE [--log-level error|warn|info|debug]
+  nectr-fleet plan  --config FILE      one observation; prints the plan, changes nothing
+  nectr-fleet check --config FILE      validates the file (and the token file)
+  nectr-fleet --version
+
+The config file is documented in fleet/README.md.";
+
+struct Args {
+    cmd: String,
+    config: PathBuf,
+    level: log::Level,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut cmd = None;
+    let mut config = None;
+    let mut level = log::Level::Info;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" | "help" => return Err(String::new()),
+            "--version" | "-V" => {
+                println!("nectr-fleet {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(
+                    it.next().ok_or("--config needs a file name")?,
+                ))
+            }
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
+            "--log-level" => {
+                level = match it.next().as_deref() {
+                    Some("error") => log::Level::Error,
+                    Some("warn") => log::Level::Warn,
+                    Some("info") => log::Level::Info,
+                    Some("debug") => log::Level::Debug,
+                    other => {
+                        return Err(format!(
+                            "--log-level {other:?}: use error, warn, info or debug"
+                        ))
+                    }
+                }
+            }
+            "run" | "plan" | "check" if cmd.is_none() => cmd = Some(a.clone()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let cmd = cmd.ok_or("no command: use run, plan or check")?;
+    let config = config.ok_or_else(|| format!("`{cmd}` needs --config FILE"))?;
+    Ok(Args { cmd, config, level })
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load_file(path).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!(
+            "{} problem(s) found; fix them and run `nectr-fleet check --config {}` again",
+            e.errors.len(),
+            path.display()
+        );
+        ExitCode::from(2)
+    })
+}
+
+fn cloud_for(cfg: &Config) -> Result<Arc<dyn CloudProvider>, String> {
+    let creds = load_credentials(&cfg.aws)?;
+    Ok(Arc::new(Ec2Provider::new(&cfg.aws, creds)?))
+}
+
+fn lease_for(cfg: &Config, l: &nectr_fleet::config::LeaseConfig) -> Result<Lease, String> {
+    let creds = load_credentials(&cfg.aws)?;
+    let obj = S3Object::new(
+        cfg.aws.endpoint.as_deref(),
+        &cfg.aws.region,
+        &l.bucket,
+        &l.key,
+        creds,
+        cfg.aws.timeout_ms,
+        cfg.aws.ca_file.as_deref(),
+    )?;
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into());
+    let id = format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        nectr_fleet::util::random_hex(4)
+    );
+    Ok(Lease::new(id, l.ttl_ms, Box::new(obj)))
+}
+
+fn print_plan(p: &Plan) {
+    println!("pools:");
+    for (name, v) in &p.pools {
+        println!(
+            "  {name}: demand {} executor(s) (oldest waits {}s); idle {}, busy {}, connecting {}, in flight {}; {} instance(s), {} fenced; ${:.2}/h{}",
+            v.demand_executors,
+            v.oldest_wait_ms / 1000,
+            v.idle_executors,
+            v.busy_executors,
+            v.connecting_executors,
+            v.in_flight_executors,
+            v.instances,
+            v.fenced,
+            v.dollars_per_hour,
+            v.capped_by.as_ref().map(|c| format!("; capped by {c}")).unwrap_or_default()
+        );
+    }
+    if !p.not_launchable.is_empty() {
+        println!("waiting items nectr will not launch for:");
+        for (r, n) in &p.not_launchable {
+            println!("  {n} × {r}");
+        }
+    }
+    println!("plan:");
+    if p.is_empty() {
+        println!("  nothing to do");
+    }
+    let mut groups: Vec<(&str, u32, Vec<String>, usize)> = Vec::new();
+    for l in &p.launches {
+        let offers: Vec<String> = l.offerings.iter().map(|o| o.to_string()).collect();
+        match groups.last_mut() {
+            Some(g) if g.0 == l.pool && g.1 == l.executors && g.2 == offers => g.3 += 1,
+            _ => groups.push((l.pool.as_str(), l.executors, offers, 1)),
+        }
+    }
+    for (pool, executors, offers, n) in groups {
+        println!(
+            "  launch {n} instance(s) for pool {pool} ({executors} executors each; offerings in order: {})",
+            offers.join(", ")
+        );
+    }
+    for a in &p.fences {
+        println!("  fence node {} of pool {} ({})", a.node, a.pool, a.reason);
+    }
+    for a in &p.retires {
+        println!(
+            "  retire node {} and terminate {} ({})",
+            a.node,
+            a.instance.as_deref().unwrap_or("-"),
+            a.reason
+        );
+    }
+    for a in &p.lifts {
+        println!("  lift the fence on {} ({})", a.node, a.reason);
+    }
+    for o in &p.orphan_instances {
+        println!("  terminate orphan instance {} ({})", o.instance, o.reason);
+    }
+    for a in &p.orphan_nodes {
+        println!("  delete orphan node {} ({})", a.node, a.reason);
+    }
+    for n in &p.notes {
+        println!("note: {n}");
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}\n");
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    log::set_level(args.level);
+    let cfg = match load(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match args.cmd.as_str() {
+        "check" => {
+            if let Err(e) = cfg.read_jenkins_token() {
+                eprintln!("{}: {e}", args.config.display());
+                return ExitCode::from(2);
+            }
+            println!(
+                "{}: OK: fleet {}, {} pool(s): {}",
+                args.config.display(),
+                cfg.fleet_id,
+                cfg.pools.len(),
+                cfg.pools
+                    .iter()
+                    .map(|p| format!(
+                        "{} ({}..{} instances)",
+                        p.name, p.min_instances, p.max_instances
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        "plan" | "run" => {
+            let cloud = match cloud_for(&cfg) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let shared = Arc::new(Shared::default());
+            let listen = cfg.listen;
+            let lease = match (&cfg.lease, args.cmd.as_str()) {
+                (Some(l), "run") => match lease_for(&cfg, l) {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                _ => None,
+            };
+            let mut rec =
+                match Reconciler::new(cfg, Some(args.config.clone()), cloud, shared.clone()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                };
+            if let Some(l) = lease {
+                log_info!("running as replica {} under the lease", l.id);
+                rec = rec.with_lease(l);
+            }
+            if args.cmd == "plan" {
+                let r = rec.poll_once(false);
+                for e in &r.errors {
+                    eprintln!("error: {e}");
+                }
+                match r.plan {
+                    Some(p) => {
+                        print_plan(&p);
+                        println!("(first observation: scale-in and orphan clean-up need the history of a running service, so `plan` never shows them)");
+                        ExitCode::SUCCESS
+                    }
+                    None => ExitCode::from(1),
+                }
+            } else {
+                if let Some(addr) = listen {
+                    match serve(addr, shared) {
+                        Ok(a) => log_info!("serving /metrics and /status on http://{a}/"),
+                        Err(e) => {
+                            log_error!(
+                                "cannot listen on {addr}: {e}; change `listen` in the config"
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                log_info!(
+                    "nectr-fleet {} starting: fleet {}",
+                    env!("CARGO_PKG_VERSION"),
+                    rec.config().fleet_id
+                );
+                let stop = AtomicBool::new(false);
+                rec.run(&stop);
+                ExitCode::SUCCESS
+            }
+        }
+        _ => ExitCode::from(2),
+    }
+}

@@ -1,0 +1,1140 @@
+//! The loop: observe (two Jenkins reads + one tag-filtered describe) → [`scaler::observe`] →
+//! [`scaler::decide`] → act. Also hot reload, `/status` and metrics.
+//!
+//! Safety rules enforced here, on top of `decide`:
+//! - a failed read skips the whole poll: no decision, no action (stale data never acts);
+//! - a retire re-reads the node and the queue right before deleting; anything but a clean,
+//!   still-fenced, idle node aborts the delete;
+//! - the node is deleted before the instance is terminated.
+
+use crate::cloud::{
+    CloudError, CloudErrorKind, CloudProvider, ImageRef, Instance, LaunchSpec, Offering, TAG_FLEET,
+    TAG_JENKINS, TAG_NODE, TAG_POOL, TAG_TOKEN,
+};
+use crate::config::{self, Config, ImageSource};
+use crate::jenkins::client::NodeSpec;
+use crate::jenkins::why::{classify, mentioned_names};
+use crate::jenkins::{
+    drain_message, parse_drain_message, Computer, JenkinsClient, NodeTag, QueueItem,
+};
+use crate::lease::{Lease, Role};
+use crate::scaler::{self, Backoff, InFlight, LaunchPlan, Memory, Plan, Snapshot};
+use crate::secret::Secret;
+use crate::server::Shared;
+use crate::util::{now_ms, random_hex};
+use crate::{log_error, log_info, log_warn};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
+/// (instance id, offering, executors) or (failure reason, message).
+type LaunchResult = Result<(String, Offering, u32), (String, String)>;
+
+/// What one poll did.
+#[derive(Debug, Default)]
+pub struct PollReport {
+    pub observed: bool,
+    pub plan: Option<Plan>,
+    pub errors: Vec<String>,
+    pub actions: Vec<String>,
+    pub decide_us: u64,
+}
+
+pub struct Reconciler {
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    config_text: Option<String>,
+    config_error: Option<String>,
+    jenkins: JenkinsClient,
+    cloud: Arc<dyn CloudProvider>,
+    pub memory: Memory,
+    pub shared: Arc<Shared>,
+    images: BTreeMap<(String, String), (String, u64)>,
+    cloud_backoff_until: u64,
+    throttles: u32,
+    subnet_rr: usize,
+    last_poll_ms: Option<u64>,
+    last_errors: Vec<String>,
+    last_actions: Vec<String>,
+    last_plan: Option<Plan>,
+    lease: Option<Lease>,
+    role: Option<Role>,
+    leader_polls: u64,
+}
+
+fn offering_label(o: &Offering) -> String {
+    o.to_string()
+}
+
+impl Reconciler {
+    pub fn new(
+        cfg: Config,
+        config_path: Option<PathBuf>,
+        cloud: Arc<dyn CloudProvider>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, String> {
+        let token = cfg.read_jenkins_token()?;
+        let jenkins = JenkinsClient::with_ca(
+            &cfg.jenkins.url,
+            &cfg.jenkins.user,
+            token,
+            cfg.jenkins.timeout_ms,
+            cfg.jenkins.ca_file.as_deref(),
+        )?;
+        let config_text = config_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        Ok(Reconciler {
+            cfg,
+            config_path,
+            config_text,
+            config_error: None,
+            jenkins,
+            cloud,
+            memory: Memory::default(),
+            shared,
+            images: BTreeMap::new(),
+            cloud_backoff_until: 0,
+            throttles: 0,
+            subnet_rr: 0,
+            last_poll_ms: None,
+            last_errors: Vec::new(),
+            last_actions: Vec::new(),
+            last_plan: None,
+            lease: None,
+            role: None,
+            leader_polls: 0,
+        })
+    }
+
+    /// Run as one of several replicas: act only while holding `lease`.
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// False when a lease is configured and not held (by the local monotonic deadline).
+    pub fn may_act(&self) -> bool {
+        self.lease.as_ref().is_none_or(Lease::may_act)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn config_error(&self) -> Option<&str> {
+        self.config_error.as_deref()
+    }
+
+    /// Re-read the config file; apply a valid edit as a diff, reject an invalid one.
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            return;
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.config_error = Some(format!(
+                    "{}: cannot read the file: {e}; the running config stays",
+                    path.display()
+                ));
+                return;
+            }
+        };
+        if self.config_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.config_text = Some(text);
+        let m = &self.shared.metrics;
+        match config::load_file(&path) {
+            Err(e) => {
+                let msg = format!("{e}\n(the edit was rejected; the running config stays)");
+                log_error!("config reload rejected: {}", msg.replace('\n', "; "));
+                self.config_error = Some(msg);
+                m.inc(
+                    "nectr_fleet_config_reloads_total",
+                    &[("result", "rejected")],
+                    1.0,
+                );
+            }
+            Ok(new) => {
+                let changes = config::diff(&self.cfg, &new);
+                let restart: Vec<String> = changes
+                    .iter()
+                    .filter(|c| c.needs_restart)
+                    .map(|c| c.to_string())
+                    .collect();
+                if !restart.is_empty() {
+                    let msg = format!(
+                        "{}: these changes need a restart, so the edit was rejected and the running config stays: {}",
+                        path.display(),
+                        restart.join("; ")
+                    );
+                    log_error!("{msg}");
+                    self.config_error = Some(msg);
+                    m.inc(
+                        "nectr_fleet_config_reloads_total",
+                        &[("result", "rejected")],
+                        1.0,
+                    );
+                    return;
+                }
+                if new.jenkins.token_file != self.cfg.jenkins.token_file
+                    || new.jenkins.user != self.cfg.jenkins.user
+                    || new.jenkins.timeout_ms != self.cfg.jenkins.timeout_ms
+                    || new.jenkins.ca_file != self.cfg.jenkins.ca_file
+                {
+                    let client = new.read_jenkins_token().and_then(|t| {
+                        JenkinsClient::with_ca(
+                            &new.jenkins.url,
+                            &new.jenkins.user,
+                            t,
+                            new.jenkins.timeout_ms,
+                            new.jenkins.ca_file.as_deref(),
+                        )
+                    });
+                    match client {
+                        Ok(c) => self.jenkins = c,
+                        Err(e) => {
+                            self.config_error = Some(format!(
+                                "{e}; the edit was rejected and the running config stays"
+                            ));
+                            m.inc(
+                                "nectr_fleet_config_reloads_total",
+                                &[("result", "rejected")],
+                                1.0,
+                            );
+                            return;
+                        }
+                    }
+                }
+                for c in &changes {
+                    log_info!("config change applied: {c}");
+                }
+                self.cfg = new;
+                self.config_error = None;
+                m.inc(
+                    "nectr_fleet_config_reloads_total",
+                    &[("result", "applied")],
+                    1.0,
+                );
+            }
+        }
+    }
+
+    fn note_cloud_error(&mut self, e: &CloudError, now: u64) {
+        self.shared.metrics.inc(
+            "nectr_fleet_errors_total",
+            &[("source", "cloud"), ("kind", e.kind.as_str())],
+            1.0,
+        );
+        if e.kind == CloudErrorKind::Throttled {
+            self.throttles = (self.throttles + 1).min(6);
+            let wait = 1000u64 << self.throttles;
+            self.cloud_backoff_until = now + wait.min(60_000);
+            log_warn!("cloud throttled ({e}); backing off {} ms", wait.min(60_000));
+        }
+    }
+
+    fn observe_all(&mut self) -> Result<Observation, Vec<String>> {
+        let mut errors = Vec::new();
+        let m = &self.shared.metrics;
+        let queue = self.jenkins.queue().map_err(|e| {
+            m.inc(
+                "nectr_fleet_errors_total",
+                &[("source", "jenkins"), ("kind", e.kind())],
+                1.0,
+            );
+            e.to_string()
+        });
+        let computers = self.jenkins.computers().map_err(|e| {
+            m.inc(
+                "nectr_fleet_errors_total",
+                &[("source", "jenkins"), ("kind", e.kind())],
+                1.0,
+            );
+            e.to_string()
+        });
+        let instances = self.cloud.describe_owned(&self.cfg.fleet_id);
+        let instances = match instances {
+            Ok(i) => {
+                self.throttles = 0;
+                Ok(i)
+            }
+            Err(e) => {
+                self.note_cloud_error(&e, now_ms());
+                Err(format!("cloud describe: {e}"))
+            }
+        };
+        match (queue, computers, instances) {
+            (Ok(q), Ok(c), Ok(i)) => Ok((q, c, i)),
+            (q, c, i) => {
+                for r in [q.err(), c.err(), i.err()].into_iter().flatten() {
+                    errors.push(r);
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    /// One poll. With `act == false` nothing is changed anywhere (the `plan` command).
+    pub fn poll_once(&mut self, act: bool) -> PollReport {
+        let mut report = PollReport::default();
+        if act {
+            self.reload();
+        }
+        let now = now_ms();
+        let mut act = act;
+        if act {
+            if let Some(lease) = self.lease.as_mut() {
+                let role = lease.tick(now);
+                match &role {
+                    Role::Leader { generation } => {
+                        self.leader_polls += 1;
+                        if self.leader_polls == 1 {
+                            log_info!("lease acquired (generation {generation}): observing one poll before acting");
+                            // The previous leader's in-flight launches are unknown for one poll.
+                            act = false;
+                        }
+                    }
+                    Role::Standby { .. } | Role::Unknown { .. } => {
+                        if self.leader_polls > 0 {
+                            log_warn!("lease lost: {role:?}; standing by");
+                        }
+                        self.leader_polls = 0;
+                        act = false;
+                    }
+                }
+                let is_leader = matches!(role, Role::Leader { .. });
+                self.shared.metrics.set(
+                    "nectr_fleet_leader",
+                    &[],
+                    if is_leader { 1.0 } else { 0.0 },
+                );
+                self.role = Some(role);
+            }
+        }
+        let m = self.shared.clone();
+        let metrics = &m.metrics;
+        if now < self.cloud_backoff_until {
+            metrics.inc("nectr_fleet_polls_total", &[("result", "backoff")], 1.0);
+            report
+                .errors
+                .push("cloud API backoff after throttling: skipping this poll".into());
+            self.finish(now, &report);
+            return report;
+        }
+        let (queue, computers, instances) = match self.observe_all() {
+            Ok(x) => x,
+            Err(errs) => {
+                for e in &errs {
+                    log_warn!("observation failed, no action this poll: {e}");
+                }
+                metrics.inc("nectr_fleet_polls_total", &[("result", "error")], 1.0);
+                report.errors = errs;
+                self.finish(now, &report);
+                return report;
+            }
+        };
+        report.observed = true;
+        metrics.inc("nectr_fleet_polls_total", &[("result", "ok")], 1.0);
+
+        // Launch-to-online latency and idle instance-seconds, from this observation.
+        let connected: BTreeSet<&str> = computers
+            .iter()
+            .filter(|c| c.connected)
+            .map(|c| c.name.as_str())
+            .collect();
+        for (node, t) in &self.memory.launched_at {
+            if connected.contains(node.as_str()) {
+                let pool = NodeTag::parse(
+                    computers
+                        .iter()
+                        .find(|c| &c.name == node)
+                        .and_then(|c| c.description.as_deref())
+                        .unwrap_or(""),
+                )
+                .map(|t| t.pool)
+                .unwrap_or_default();
+                metrics.observe(
+                    "nectr_fleet_launch_to_online_seconds",
+                    &[("pool", &pool)],
+                    now.saturating_sub(*t) as f64 / 1000.0,
+                );
+            }
+        }
+        if let Some(last) = self.last_poll_ms {
+            let dt = now.saturating_sub(last) as f64 / 1000.0;
+            for c in &computers {
+                if let Some(tag) = c.description.as_deref().and_then(NodeTag::parse) {
+                    if tag.fleet == self.cfg.fleet_id && c.connected && c.is_certainly_idle() {
+                        metrics.inc(
+                            "nectr_fleet_idle_instance_seconds_total",
+                            &[("pool", &tag.pool)],
+                            dt,
+                        );
+                    }
+                }
+            }
+        }
+
+        self.memory = scaler::observe(&self.memory, &computers, &instances, &self.cfg, now);
+        let started = Instant::now();
+        let plan = scaler::decide(
+            &Snapshot {
+                queue: &queue,
+                computers: &computers,
+                instances: &instances,
+                memory: &self.memory,
+            },
+            &self.cfg,
+            now,
+        );
+        let elapsed = started.elapsed();
+        report.decide_us = elapsed.as_micros() as u64;
+        metrics.observe("nectr_fleet_decision_seconds", &[], elapsed.as_secs_f64());
+        self.export_plan_metrics(&plan);
+
+        if act {
+            self.execute(&plan, &mut report, now);
+        }
+        report.plan = Some(plan);
+        self.finish(now, &report);
+        report
+    }
+
+    fn export_plan_metrics(&self, plan: &Plan) {
+        let m = &self.shared.metrics;
+        for g in [
+            "nectr_fleet_queue_oldest_wait_seconds",
+            "nectr_fleet_demand_executors",
+            "nectr_fleet_supply_executors",
+            "nectr_fleet_instances",
+            "nectr_fleet_dollars_per_hour",
+            "nectr_fleet_not_launchable_items",
+        ] {
+            m.clear(g);
+        }
+        for (pool, v) in &plan.pools {
+            let p = pool.as_str();
+            m.set(
+                "nectr_fleet_queue_oldest_wait_seconds",
+                &[("pool", p)],
+                v.oldest_wait_ms as f64 / 1000.0,
+            );
+            m.set(
+                "nectr_fleet_demand_executors",
+                &[("pool", p)],
+                v.demand_executors as f64,
+            );
+            m.set(
+                "nectr_fleet_supply_executors",
+                &[("pool", p), ("state", "idle")],
+                v.idle_executors as f64,
+            );
+            m.set(
+                "nectr_fleet_supply_executors",
+                &[("pool", p), ("state", "busy")],
+                v.busy_executors as f64,
+            );
+            m.set(
+                "nectr_fleet_supply_executors",
+                &[("pool", p), ("state", "connecting")],
+                v.connecting_executors as f64,
+            );
+            m.set(
+                "nectr_fleet_supply_executors",
+                &[("pool", p), ("state", "in_flight")],
+                v.in_flight_executors as f64,
+            );
+            m.set("nectr_fleet_instances", &[("pool", p)], v.instances as f64);
+            m.set(
+                "nectr_fleet_dollars_per_hour",
+                &[("pool", p)],
+                v.dollars_per_hour,
+            );
+        }
+        for (reason, n) in &plan.not_launchable {
+            m.set(
+                "nectr_fleet_not_launchable_items",
+                &[("reason", reason)],
+                *n as f64,
+            );
+        }
+    }
+
+    fn execute(&mut self, plan: &Plan, report: &mut PollReport, now: u64) {
+        let m = self.shared.clone();
+        let metrics = &m.metrics;
+        // Launches first: they are what queue latency depends on.
+        if !self.may_act() {
+            report
+                .errors
+                .push("lease not held (or expired locally): no action".into());
+            return;
+        }
+        if !plan.launches.is_empty() {
+            self.launch_all(plan, report, now);
+        }
+        for a in &plan.lifts {
+            if !self.may_act() {
+                report.errors.push("lease expired locally: stopping".into());
+                break;
+            }
+            match self.jenkins.undrain(&a.node) {
+                Ok(()) => {
+                    self.memory.fences.remove(&a.node);
+                    metrics.inc(
+                        "nectr_fleet_fence_outcomes_total",
+                        &[("outcome", "lifted")],
+                        1.0,
+                    );
+                    report
+                        .actions
+                        .push(format!("lifted fence on {} ({})", a.node, a.reason));
+                }
+                Err(e) => report.errors.push(format!("lift fence on {}: {e}", a.node)),
+            }
+        }
+        let mut fresh_queue_mentions: Option<Result<BTreeSet<String>, String>> = None;
+        for a in &plan.retires {
+            if !self.may_act() {
+                report.errors.push("lease expired locally: stopping".into());
+                break;
+            }
+            // Final re-read of the node, and of the queue items pinned to it.
+            let node = match self.jenkins.computer(&a.node) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    report.actions.push(format!("{} already gone", a.node));
+                    continue;
+                }
+                Err(e) => {
+                    metrics.inc(
+                        "nectr_fleet_fence_outcomes_total",
+                        &[("outcome", "aborted")],
+                        1.0,
+                    );
+                    report.errors.push(format!(
+                        "retire {}: re-read failed, nothing deleted: {e}",
+                        a.node
+                    ));
+                    continue;
+                }
+            };
+            let mentions = fresh_queue_mentions.get_or_insert_with(|| {
+                self.jenkins
+                    .queue()
+                    .map(|q| {
+                        q.iter()
+                            .filter_map(|i| i.why.as_deref())
+                            .flat_map(|w| {
+                                mentioned_names(&classify(w))
+                                    .into_iter()
+                                    .map(str::to_string)
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string())
+            });
+            let pinned = match mentions {
+                Ok(set) => set.contains(&a.node),
+                Err(e) => {
+                    metrics.inc(
+                        "nectr_fleet_fence_outcomes_total",
+                        &[("outcome", "aborted")],
+                        1.0,
+                    );
+                    report.errors.push(format!(
+                        "retire {}: queue re-read failed, nothing deleted: {e}",
+                        a.node
+                    ));
+                    continue;
+                }
+            };
+            let still_ours = node.temporarily_offline
+                && node
+                    .offline_cause_reason
+                    .as_deref()
+                    .and_then(|r| parse_drain_message(r, &self.cfg.fleet_id))
+                    .is_some();
+            if !still_ours || !node.is_certainly_idle() || pinned {
+                metrics.inc(
+                    "nectr_fleet_fence_outcomes_total",
+                    &[("outcome", "aborted")],
+                    1.0,
+                );
+                report.actions.push(format!(
+                    "retire of {} aborted at the final re-read (fenced by us: {still_ours}, idle: {}, pinned: {pinned})",
+                    a.node,
+                    node.is_certainly_idle()
+                ));
+                continue;
+            }
+            if let Err(e) = self.jenkins.delete_node(&a.node) {
+                metrics.inc(
+                    "nectr_fleet_fence_outcomes_total",
+                    &[("outcome", "aborted")],
+                    1.0,
+                );
+                report.errors.push(format!(
+                    "retire {}: delete failed, instance kept: {e}",
+                    a.node
+                ));
+                continue;
+            }
+            self.memory.fences.remove(&a.node);
+            self.memory.idle_since.remove(&a.node);
+            if let Some(id) = &a.instance {
+                if let Err(e) = self.cloud.terminate(std::slice::from_ref(id)) {
+                    self.note_cloud_error(&e, now);
+                    report.errors.push(format!("retire {}: node deleted, terminate of {id} failed (retried as an orphan): {e}", a.node));
+                    continue;
+                }
+            }
+            metrics.inc(
+                "nectr_fleet_fence_outcomes_total",
+                &[("outcome", "retired")],
+                1.0,
+            );
+            report.actions.push(format!(
+                "retired {} and terminated {}",
+                a.node,
+                a.instance.as_deref().unwrap_or("(no instance)")
+            ));
+        }
+        for a in &plan.fences {
+            if !self.may_act() {
+                report.errors.push("lease expired locally: stopping".into());
+                break;
+            }
+            let msg = drain_message(&self.cfg.fleet_id, now);
+            match self.jenkins.drain(&a.node, &msg) {
+                Ok(()) => {
+                    self.memory.fences.insert(a.node.clone(), now);
+                    metrics.inc(
+                        "nectr_fleet_fence_outcomes_total",
+                        &[("outcome", "fenced")],
+                        1.0,
+                    );
+                    report
+                        .actions
+                        .push(format!("fenced {} ({})", a.node, a.reason));
+                }
+                Err(e) => report.errors.push(format!("fence {}: {e}", a.node)),
+            }
+        }
+        for o in &plan.orphan_instances {
+            if !self.may_act() {
+                report.errors.push("lease expired locally: stopping".into());
+                break;
+            }
+            if let Some(n) = &o.node {
+                // Re-check: the node must still be disconnected and idle.
+                match self.jenkins.computer(n) {
+                    Ok(Some(c)) if c.connected || !c.is_certainly_idle() => {
+                        report
+                            .actions
+                            .push(format!("orphan {}: node {n} came up, kept", o.instance));
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        report.errors.push(format!(
+                            "orphan {}: re-read of {n} failed, kept: {e}",
+                            o.instance
+                        ));
+                        continue;
+                    }
+                }
+                if let Err(e) = self.jenkins.delete_node(n) {
+                    report.errors.push(format!(
+                        "orphan {}: delete of node {n} failed, kept: {e}",
+                        o.instance
+                    ));
+                    continue;
+                }
+            }
+            match self.cloud.terminate(std::slice::from_ref(&o.instance)) {
+                Ok(()) => {
+                    metrics.inc(
+                        "nectr_fleet_orphans_cleaned_total",
+                        &[("kind", "instance")],
+                        1.0,
+                    );
+                    report
+                        .actions
+                        .push(format!("terminated orphan {} ({})", o.instance, o.reason));
+                }
+                Err(e) => {
+                    self.note_cloud_error(&e, now);
+                    report
+                        .errors
+                        .push(format!("terminate orphan {}: {e}", o.instance));
+                }
+            }
+        }
+        for a in &plan.orphan_nodes {
+            if !self.may_act() {
+                report.errors.push("lease expired locally: stopping".into());
+                break;
+            }
+            match self.jenkins.computer(&a.node) {
+                Ok(Some(c)) if c.connected || !c.is_certainly_idle() => {
+                    report
+                        .actions
+                        .push(format!("orphan node {} came up or got work, kept", a.node));
+                    continue;
+                }
+                Ok(None) => continue,
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("orphan node {}: re-read failed, kept: {e}", a.node));
+                    continue;
+                }
+            }
+            match self.jenkins.delete_node(&a.node) {
+                Ok(()) => {
+                    metrics.inc(
+                        "nectr_fleet_orphans_cleaned_total",
+                        &[("kind", "node")],
+                        1.0,
+                    );
+                    report
+                        .actions
+                        .push(format!("deleted orphan node {} ({})", a.node, a.reason));
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("delete orphan node {}: {e}", a.node)),
+            }
+        }
+        for a in &report.actions {
+            log_info!("{a}");
+        }
+        for e in &report.errors {
+            log_warn!("{e}");
+        }
+    }
+
+    fn resolve_image(&mut self, source: &ImageSource, now: u64) -> Result<ImageRef, String> {
+        match source {
+            ImageSource::Ami(id) => Ok(ImageRef::Ami(id.clone())),
+            ImageSource::LaunchTemplate {
+                id_or_name,
+                version,
+            } => Ok(ImageRef::LaunchTemplate {
+                id_or_name: id_or_name.clone(),
+                version: version.clone(),
+            }),
+            ImageSource::NewestTagged { key, value } => {
+                let k = (key.clone(), value.clone());
+                if let Some((id, at)) = self.images.get(&k) {
+                    if now.saturating_sub(*at) < 600_000 {
+                        return Ok(ImageRef::Ami(id.clone()));
+                    }
+                }
+                let id = self
+                    .cloud
+                    .newest_image(key, value)
+                    .map_err(|e| e.to_string())?;
+                self.images.insert(k, (id.clone(), now));
+                Ok(ImageRef::Ami(id))
+            }
+        }
+    }
+
+    fn launch_all(&mut self, plan: &Plan, report: &mut PollReport, now: u64) {
+        struct Job {
+            launch: LaunchPlan,
+            token: String,
+            node: String,
+            image: Result<ImageRef, String>,
+            subnet: Option<String>,
+        }
+        let mut jobs = Vec::new();
+        for l in &plan.launches {
+            let Some(pool) = self.cfg.pool(&l.pool).cloned() else {
+                continue;
+            };
+            let token = random_hex(8);
+            let node = format!("{}-{}-{}", self.cfg.jenkins.node_prefix, pool.name, token);
+            let image = self.resolve_image(&pool.image, now);
+            let subnet = if pool.subnets.is_empty() {
+                None
+            } else {
+                self.subnet_rr = self.subnet_rr.wrapping_add(1);
+                Some(pool.subnets[self.subnet_rr % pool.subnets.len()].clone())
+            };
+            let price = l
+                .offerings
+                .first()
+                .and_then(|o| pool.instance_type(&o.instance_type))
+                .and_then(|t| t.price);
+            self.memory.ledger.insert(
+                token.clone(),
+                InFlight {
+                    pool: pool.name.clone(),
+                    node: node.clone(),
+                    executors: l.executors,
+                    price,
+                    started_ms: now,
+                    instance_id: None,
+                },
+            );
+            jobs.push(Job {
+                launch: l.clone(),
+                token,
+                node,
+                image,
+                subnet,
+            });
+        }
+        let oldest_wait: BTreeMap<String, u64> = plan
+            .pools
+            .iter()
+            .map(|(k, v)| (k.clone(), v.oldest_wait_ms))
+            .collect();
+        let cfg = &self.cfg;
+        let jenkins = &self.jenkins;
+        let cloud = &self.cloud;
+        let backoff = &self.memory.offering_backoff;
+        let lease = self.lease.as_ref();
+        let may_act = move || lease.is_none_or(Lease::may_act);
+        let indexed: Vec<(usize, &Job)> = jobs.iter().enumerate().collect();
+        let results: Vec<(usize, LaunchResult, Vec<Offering>)> = std::thread::scope(|s| {
+            let mut out = Vec::new();
+            for chunk in indexed.chunks(8) {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|(i, j)| {
+                        let i = *i;
+                        s.spawn(move || {
+                            let mut capacity_failed = Vec::new();
+                            let r = launch_one(
+                                &may_act,
+                                cfg,
+                                jenkins,
+                                cloud.as_ref(),
+                                &j.launch,
+                                &j.token,
+                                &j.node,
+                                &j.image,
+                                j.subnet.clone(),
+                                backoff,
+                                &mut capacity_failed,
+                                now,
+                            );
+                            (i, r, capacity_failed)
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    match h.join() {
+                        Ok(r) => out.push(r),
+                        Err(_) => log_error!("a launch thread panicked"),
+                    }
+                }
+            }
+            out
+        });
+        let metrics = &self.shared.metrics;
+        let now_done = now_ms();
+        for (i, r, capacity_failed) in results {
+            let j = &jobs[i];
+            for o in capacity_failed {
+                let b = self
+                    .memory
+                    .offering_backoff
+                    .entry(o.clone())
+                    .or_insert(Backoff {
+                        until_ms: 0,
+                        failures: 0,
+                    });
+                b.failures = (b.failures + 1).min(6);
+                b.until_ms = now_done + (30_000u64 << (b.failures - 1)).min(900_000);
+                metrics.inc(
+                    "nectr_fleet_launch_failures_total",
+                    &[("pool", &j.launch.pool), ("reason", "capacity")],
+                    1.0,
+                );
+                log_warn!(
+                    "no capacity for {o}: backing it off until {}",
+                    crate::util::format_iso8601_ms(b.until_ms)
+                );
+            }
+            match r {
+                Ok((id, offering, executors)) => {
+                    if let Some(e) = self.memory.ledger.get_mut(&j.token) {
+                        e.instance_id = Some(id.clone());
+                        e.executors = executors;
+                    }
+                    self.memory.launched_at.insert(j.node.clone(), now_done);
+                    metrics.inc(
+                        "nectr_fleet_launches_total",
+                        &[
+                            ("pool", &j.launch.pool),
+                            ("offering", &offering_label(&offering)),
+                        ],
+                        1.0,
+                    );
+                    let wait = oldest_wait.get(&j.launch.pool).copied().unwrap_or(0)
+                        + now_done.saturating_sub(now);
+                    metrics.observe(
+                        "nectr_fleet_queue_to_launch_seconds",
+                        &[("pool", &j.launch.pool)],
+                        wait as f64 / 1000.0,
+                    );
+                    report
+                        .actions
+                        .push(format!("launched {id} ({offering}) for node {}", j.node));
+                }
+                Err((reason, msg)) => {
+                    self.memory.ledger.remove(&j.token);
+                    metrics.inc(
+                        "nectr_fleet_launch_failures_total",
+                        &[("pool", &j.launch.pool), ("reason", &reason)],
+                        1.0,
+                    );
+                    if reason == "throttled" {
+                        self.throttles = (self.throttles + 1).min(6);
+                        self.cloud_backoff_until =
+                            now_done + (1000u64 << self.throttles).min(60_000);
+                    }
+                    report
+                        .errors
+                        .push(format!("launch for pool {} failed: {msg}", j.launch.pool));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, now: u64, report: &PollReport) {
+        self.last_poll_ms = Some(now);
+        self.last_errors = report.errors.clone();
+        if !report.actions.is_empty() {
+            self.last_actions = report.actions.clone();
+        }
+        if let Some(p) = &report.plan {
+            self.last_plan = Some(p.clone());
+        }
+        self.shared
+            .set_status(self.status_json(now, report.observed));
+    }
+
+    pub fn status_json(&self, now: u64, observed: bool) -> serde_json::Value {
+        let pools: serde_json::Map<String, serde_json::Value> = self
+            .last_plan
+            .as_ref()
+            .map(|p| {
+                p.pools
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            json!({
+                                "demand_executors": v.demand_executors,
+                                "oldest_wait_seconds": v.oldest_wait_ms as f64 / 1000.0,
+                                "idle_executors": v.idle_executors,
+                                "busy_executors": v.busy_executors,
+                                "connecting_executors": v.connecting_executors,
+                                "in_flight_executors": v.in_flight_executors,
+                                "instances": v.instances,
+                                "in_flight_instances": v.in_flight_instances,
+                                "fenced": v.fenced,
+                                "launches_last_decision": v.launches,
+                                "capped_by": v.capped_by,
+                                "dollars_per_hour": v.dollars_per_hour,
+                            }),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "fleet_id": self.cfg.fleet_id,
+            "role": match &self.role {
+                None => json!({"mode": "single"}),
+                Some(Role::Leader { generation }) => json!({"mode": "leader", "generation": generation, "replica": self.lease.as_ref().map(|l| l.id.clone())}),
+                Some(Role::Standby { holder, expires_ms }) => json!({"mode": "standby", "holder": holder, "expires": crate::util::format_iso8601_ms(*expires_ms), "replica": self.lease.as_ref().map(|l| l.id.clone())}),
+                Some(Role::Unknown { error }) => json!({"mode": "standby", "error": error}),
+            },
+            "jenkins_url": self.cfg.jenkins.url,
+            "time": crate::util::format_iso8601_ms(now),
+            "config": {
+                "path": self.config_path.as_ref().map(|p| p.display().to_string()),
+                "error": self.config_error,
+                "pools": self.cfg.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+            },
+            "last_poll": {
+                "observed": observed,
+                "errors": self.last_errors,
+                "recent_actions": self.last_actions,
+            },
+            "pools": pools,
+            "not_launchable": self.last_plan.as_ref().map(|p| p.not_launchable.clone()).unwrap_or_default(),
+            "notes": self.last_plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default(),
+            "fences": self.memory.fences.keys().collect::<Vec<_>>(),
+            "launches_in_flight": self.memory.ledger.iter().map(|(t, e)| json!({"token": t, "pool": e.pool, "node": e.node, "instance": e.instance_id})).collect::<Vec<_>>(),
+            "cloud_backoff_until": (self.cloud_backoff_until > now).then(|| crate::util::format_iso8601_ms(self.cloud_backoff_until)),
+        })
+    }
+
+    /// Poll forever (until `stop`), one poll per interval.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let r = self.poll_once(true);
+            if let Some(p) = &r.plan {
+                if !p.is_empty() {
+                    log_info!(
+                        "poll: {} launch(es), {} fence(s), {} retire(s), {} lift(s), {} orphan instance(s), {} orphan node(s); decide took {} us",
+                        p.launches.len(), p.fences.len(), p.retires.len(), p.lifts.len(), p.orphan_instances.len(), p.orphan_nodes.len(), r.decide_us
+                    );
+                }
+            }
+            let interval = Duration::from_millis(self.cfg.poll_interval_ms);
+            let mut left = interval.saturating_sub(started.elapsed());
+            while !left.is_zero() && !stop.load(Ordering::Relaxed) {
+                let step = left.min(Duration::from_millis(100));
+                std::thread::sleep(step);
+                left = left.saturating_sub(step);
+            }
+        }
+    }
+}
+
+/// Create the node, read its secret, RunInstances over the offerings in order. On failure
+/// the never-connected node is deleted again. Returns (instance id, offering, executors) or
+/// (reason, message).
+#[allow(clippy::too_many_arguments)]
+fn launch_one(
+    may_act: &(dyn Fn() -> bool + Sync),
+    cfg: &Config,
+    jenkins: &JenkinsClient,
+    cloud: &dyn CloudProvider,
+    l: &LaunchPlan,
+    token: &str,
+    node: &str,
+    image: &Result<ImageRef, String>,
+    subnet: Option<String>,
+    backoff: &BTreeMap<Offering, Backoff>,
+    capacity_failed: &mut Vec<Offering>,
+    now: u64,
+) -> LaunchResult {
+    let Some(pool) = cfg.pool(&l.pool) else {
+        return Err(("config".into(), format!("pool {} is gone", l.pool)));
+    };
+    let image = image.clone().map_err(|e| ("image".to_string(), e))?;
+    let tag = NodeTag {
+        fleet: cfg.fleet_id.clone(),
+        pool: pool.name.clone(),
+        token: token.to_string(),
+        instance: None,
+        created_ms: now,
+    };
+    let mut created_with: Option<u32> = None;
+    let mut secret: Option<Secret> = None;
+    let mut last_err = (
+        "capacity".to_string(),
+        "no offering had capacity".to_string(),
+    );
+    for (k, offering) in l.offerings.iter().enumerate() {
+        if backoff.get(offering).is_some_and(|b| b.until_ms > now) {
+            continue;
+        }
+        let executors = pool
+            .instance_type(&offering.instance_type)
+            .map_or(pool.executors, |t| t.executors);
+        if created_with != Some(executors) {
+            if created_with.is_some() {
+                let _ = jenkins.delete_node(node);
+            }
+            let spec = NodeSpec {
+                name: node.to_string(),
+                description: tag.render(),
+                executors,
+                labels: pool.labels.iter().cloned().collect(),
+                remote_fs: pool.remote_fs.clone(),
+            };
+            if let Err(e) = jenkins.create_node(&spec) {
+                return Err(("jenkins".into(), e.to_string()));
+            }
+            created_with = Some(executors);
+        }
+        if secret.is_none() {
+            match jenkins.agent_secret(node) {
+                Ok(s) => secret = Some(s),
+                Err(e) => {
+                    let _ = jenkins.delete_node(node);
+                    return Err(("jenkins".into(), e.to_string()));
+                }
+            }
+        }
+        let agent_secret = secret
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default();
+        let mut values = BTreeMap::new();
+        values.insert("jenkins_url", cfg.jenkins.url.clone());
+        values.insert("node_name", node.to_string());
+        values.insert("secret", agent_secret);
+        values.insert("pool", pool.name.clone());
+        values.insert("fleet_id", cfg.fleet_id.clone());
+        values.insert("executors", executors.to_string());
+        values.insert("remote_fs", pool.remote_fs.clone());
+        values.insert("instance_type", offering.instance_type.clone());
+        let user_data = Secret::new(config::render_user_data(&pool.user_data, &values));
+        let mut tags = pool.tags.clone();
+        tags.insert(TAG_FLEET.into(), cfg.fleet_id.clone());
+        tags.insert(TAG_JENKINS.into(), cfg.jenkins.url.clone());
+        tags.insert(TAG_POOL.into(), pool.name.clone());
+        tags.insert(TAG_NODE.into(), node.to_string());
+        tags.insert(TAG_TOKEN.into(), token.to_string());
+        tags.insert("Name".into(), node.to_string());
+        let spec = LaunchSpec {
+            client_token: format!("{token}-{k}"),
+            image: image.clone(),
+            offering: offering.clone(),
+            subnet: subnet.clone(),
+            security_groups: pool.security_groups.clone(),
+            instance_profile: pool.instance_profile.clone(),
+            user_data,
+            tags,
+        };
+        if !may_act() {
+            let _ = jenkins.delete_node(node);
+            return Err((
+                "lease".into(),
+                "lease expired locally before RunInstances".into(),
+            ));
+        }
+        match cloud.launch(&spec) {
+            Ok(id) => {
+                let mut t = tag.clone();
+                t.instance = Some(id.clone());
+                if let Err(e) = jenkins.set_description(node, &t.render()) {
+                    log_warn!("node {node}: description update failed (the instance is linked by its tags anyway): {e}");
+                }
+                return Ok((id, offering.clone(), executors));
+            }
+            Err(e) if e.kind == CloudErrorKind::Capacity => {
+                capacity_failed.push(offering.clone());
+                last_err = ("capacity".into(), e.to_string());
+            }
+            Err(e) => {
+                let _ = jenkins.delete_node(node);
+                return Err((e.kind.as_str().to_string(), e.to_string()));
+            }
+        }
+    }
+    let _ = jenkins.delete_node(node);
+    Err(last_err)
+}

@@ -10,11 +10,118 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::AgentOptions;
+use crate::cli::TransportChoice;
 use crate::handlers::{self, Host, Protocol};
 use crate::javaser::Registry;
 use crate::remoting::{capability, classes, Answer, Channel, Event};
+use crate::transport::jnlp4::{self, Jnlp4Connection};
 use crate::transport::ws::{self, Incoming, WsConnection};
 use crate::transport::ConnectError;
+
+/// An open connection of either transport.
+enum Connection {
+    Ws(Box<WsConnection>),
+    Jnlp4(Box<Jnlp4Connection>),
+}
+
+impl Connection {
+    fn cookie(&self) -> Option<String> {
+        match self {
+            Connection::Ws(c) => c.cookie.clone(),
+            Connection::Jnlp4(c) => c.cookie.clone(),
+        }
+    }
+
+    fn peer_capability(&self) -> Option<i64> {
+        match self {
+            Connection::Ws(c) => c.peer_capability,
+            Connection::Jnlp4(c) => c.peer_capability,
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        match self {
+            Connection::Ws(_) => Protocol::WebSocket,
+            Connection::Jnlp4(_) => Protocol::Jnlp4,
+        }
+    }
+
+    async fn recv(&mut self) -> Incoming {
+        match self {
+            Connection::Ws(c) => c.recv().await,
+            Connection::Jnlp4(c) => match c.recv().await {
+                Ok(b) => Incoming::Data(b),
+                Err(e) => Incoming::Closed(e),
+            },
+        }
+    }
+
+    async fn send(&mut self, frames: Vec<Vec<u8>>) -> Result<(), String> {
+        match self {
+            Connection::Ws(c) => c.send(frames).await,
+            Connection::Jnlp4(c) => c.send(frames).await,
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Connection::Ws(c) => c.close().await,
+            Connection::Jnlp4(c) => c.close().await,
+        }
+    }
+}
+
+async fn connect(opts: &AgentOptions, cookie: Option<&str>) -> Result<Connection, ConnectError> {
+    match &opts.transport {
+        TransportChoice::WebSocket => ws::connect(
+            &opts.url,
+            &opts.name,
+            &opts.secret,
+            capability::NECTR,
+            cookie,
+        )
+        .await
+        .map(|c| Connection::Ws(Box::new(c))),
+        TransportChoice::Jnlp4 { direct, identity } => {
+            let d = match (direct, identity) {
+                (Some((host, port)), Some(id)) => jnlp4::Discovery {
+                    host: host.clone(),
+                    port: *port,
+                    identity: base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        id,
+                    )
+                    .map_err(|_| {
+                        ConnectError::Refused("-instanceIdentity is not valid base64".into())
+                    })?,
+                    protocols: Vec::new(),
+                },
+                _ => {
+                    let mut d = jnlp4::discover(&opts.url).await?;
+                    if let Some(id) = identity {
+                        let pinned =
+                            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, id)
+                                .map_err(|_| {
+                                    ConnectError::Refused(
+                                        "-instanceIdentity is not valid base64".into(),
+                                    )
+                                })?;
+                        if pinned != d.identity {
+                            return Err(ConnectError::Refused(
+                                "the controller's X-Instance-Identity differs from -instanceIdentity".into(),
+                            ));
+                        }
+                        d.identity = pinned;
+                    }
+                    d
+                }
+            };
+            jnlp4::connect(&d, &opts.name, &opts.secret, capability::NECTR, cookie)
+                .await
+                .map(|c| Connection::Jnlp4(Box::new(c)))
+        }
+    }
+}
 
 /// How a served connection ended.
 enum Ended {
@@ -36,7 +143,7 @@ pub async fn run(
     let mut backoff = Backoff::new();
     loop {
         let attempt = tokio::select! {
-            r = ws::connect(&opts.url, &opts.name, &opts.secret, capability::NECTR, cookie.as_deref()) => r,
+            r = connect(&opts, cookie.as_deref()) => r,
             _ = &mut shutdown => return Ok(()),
         };
         let conn = match attempt {
@@ -58,12 +165,13 @@ pub async fn run(
         };
         info!(
             node = %opts.name,
-            controller_capability = ?conn.peer_capability.map(|c| format!("{c:#x}")),
-            "connected over WebSocket"
+            protocol = conn.protocol().name(),
+            controller_capability = ?conn.peer_capability().map(|c| format!("{c:#x}")),
+            "connected"
         );
         backoff.reset();
-        if conn.cookie.is_some() {
-            cookie = conn.cookie.clone();
+        if let Some(c) = conn.cookie() {
+            cookie = Some(c);
         }
         match serve(conn, &registry, &host, &mut shutdown).await {
             Ended::Shutdown => return Ok(()),
@@ -86,7 +194,7 @@ pub async fn run(
 }
 
 async fn serve(
-    mut conn: WsConnection,
+    mut conn: Connection,
     registry: &Arc<Registry>,
     host: &Arc<dyn Host>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
@@ -94,6 +202,7 @@ async fn serve(
     let mut channel = Channel::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<(i32, Answer)>();
     let mut running: HashSet<i32> = HashSet::new();
+    let protocol = conn.protocol();
     loop {
         let ended = tokio::select! {
             incoming = conn.recv() => match incoming {
@@ -106,7 +215,7 @@ async fn serve(
                                 running.insert(req.id);
                                 let (tx, registry, host) = (tx.clone(), registry.clone(), host.clone());
                                 tokio::task::spawn_blocking(move || {
-                                    let answer = handlers::dispatch(&req, &registry, host.as_ref(), Protocol::WebSocket);
+                                    let answer = handlers::dispatch(&req, &registry, host.as_ref(), protocol);
                                     if let Answer::Exception { message, .. } = &answer {
                                         warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
                                     }

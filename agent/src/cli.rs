@@ -15,6 +15,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// How to reach the controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportChoice {
+    /// `<url>wsagents/` (the default of this agent's docs; `-webSocket`).
+    WebSocket,
+    /// JNLP4-connect over TCP + TLS.
+    Jnlp4 {
+        /// `-direct HOST:PORT`: skip discovery.
+        direct: Option<(String, u16)>,
+        /// `-instanceIdentity`: base64 SPKI of the controller (needed with `-direct`).
+        identity: Option<String>,
+    },
+}
+
 /// Everything the agent needs to run.
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
@@ -36,6 +50,8 @@ pub struct AgentOptions {
     pub retry_refused: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Transport.
+    pub transport: TransportChoice,
 }
 
 /// `agent.jar` options that nectr does not implement: refused by name, never ignored.
@@ -66,18 +82,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "-webSocketHeader",
         "extra WebSocket headers are not supported yet",
     ),
-    (
-        "-direct",
-        "JNLP4-connect is not implemented yet; use -webSocket",
-    ),
-    (
-        "-instanceIdentity",
-        "JNLP4-connect is not implemented yet; use -webSocket",
-    ),
-    (
-        "-protocols",
-        "JNLP4-connect is not implemented yet; use -webSocket",
-    ),
     ("-headless", "not applicable"),
     (
         "-agentLog",
@@ -104,17 +108,10 @@ pub fn parse(
     let mut secret = env("JENKINS_SECRET");
     let mut web_socket = env("JENKINS_WEB_SOCKET").is_some_and(|v| v == "true");
     let mut work_dir = env("JENKINS_AGENT_WORKDIR").map(PathBuf::from);
-    for var in [
-        "JENKINS_DIRECT_CONNECTION",
-        "JENKINS_INSTANCE_IDENTITY",
-        "JENKINS_PROTOCOLS",
-    ] {
-        if env(var).is_some_and(|v| !v.is_empty()) {
-            return Err(format!(
-                "{var} is set, but JNLP4-connect is not implemented yet; unset it and use JENKINS_WEB_SOCKET=true"
-            ));
-        }
-    }
+    let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
+    let mut direct = nonempty("JENKINS_DIRECT_CONNECTION");
+    let mut identity = nonempty("JENKINS_INSTANCE_IDENTITY");
+    let mut protocols = nonempty("JENKINS_PROTOCOLS");
     let mut opts = AgentOptions {
         url: String::new(),
         name: String::new(),
@@ -125,6 +122,7 @@ pub fn parse(
         no_reconnect: false,
         retry_refused: false,
         log_format: LogFormat::Text,
+        transport: TransportChoice::WebSocket,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -138,6 +136,9 @@ pub fn parse(
             "-name" => name = Some(value("the agent name")?),
             "-secret" => secret = Some(read_secret(&value("the secret or @file")?)?),
             "-webSocket" => web_socket = true,
+            "-direct" => direct = Some(value("HOST:PORT")?),
+            "-instanceIdentity" => identity = Some(value("the base64 instance identity")?),
+            "-protocols" => protocols = Some(value("a protocol list")?),
             "-workDir" => work_dir = Some(PathBuf::from(value("a directory")?)),
             "-internalDir" => opts.internal_dir = value("a directory name")?,
             "-failIfWorkDirIsMissing" => opts.fail_if_work_dir_is_missing = true,
@@ -188,9 +189,37 @@ pub fn parse(
         return Err("the secret is empty".into());
     }
     opts.secret = Secret::new(secret);
-    if !web_socket {
-        return Err("JNLP4-connect (TCP) is not implemented yet: add -webSocket (or JENKINS_WEB_SOCKET=true)".into());
+    if let Some(p) = &protocols {
+        if !p.split(',').any(|p| p.trim() == "JNLP4-connect") {
+            return Err(format!(
+                "-protocols {p:?}: nectr-agent speaks only JNLP4-connect over TCP"
+            ));
+        }
     }
+    opts.transport = if web_socket {
+        if direct.is_some() {
+            return Err(
+                "-direct applies to JNLP4-connect (TCP); it cannot be combined with -webSocket"
+                    .into(),
+            );
+        }
+        TransportChoice::WebSocket
+    } else {
+        let direct = match direct {
+            Some(d) => {
+                let (h, p) = d
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("-direct {d:?} must be HOST:PORT"))?;
+                let port = p.parse().map_err(|_| format!("-direct {d:?}: bad port"))?;
+                if identity.is_none() {
+                    return Err("-direct needs -instanceIdentity (the controller's public key, as X-Instance-Identity shows it)".into());
+                }
+                Some((h.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+            }
+            None => None,
+        };
+        TransportChoice::Jnlp4 { direct, identity }
+    };
     opts.work_dir = work_dir;
     Ok(opts)
 }
@@ -237,6 +266,37 @@ mod tests {
         };
         let o = parse(&[], &env).unwrap();
         assert_eq!((o.url.as_str(), o.name.as_str()), ("http://j/", "n2"));
+    }
+
+    #[test]
+    fn without_web_socket_the_transport_is_jnlp4() {
+        let o = parse(
+            &args(&["-url", "http://j/", "-name", "n", "-secret", "s"]),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            o.transport,
+            TransportChoice::Jnlp4 {
+                direct: None,
+                identity: None
+            }
+        );
+        let e = parse(
+            &args(&[
+                "-url",
+                "http://j/",
+                "-name",
+                "n",
+                "-secret",
+                "s",
+                "-direct",
+                "h:1",
+            ]),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(e.contains("-instanceIdentity"), "{e}");
     }
 
     #[test]

@@ -9,10 +9,15 @@ const USAGE: &str = "\
 nectr-agent: a Jenkins inbound agent without a JVM
 
 USAGE:
-    nectr-agent -url URL -name NAME -secret SECRET|@FILE -webSocket [-workDir DIR] [options]
-                                            run the agent (agent.jar's options; environment:
-                                            JENKINS_URL, JENKINS_AGENT_NAME, JENKINS_SECRET,
-                                            JENKINS_WEB_SOCKET, JENKINS_AGENT_WORKDIR)
+    nectr-agent -url URL -name NAME -secret SECRET|@FILE [-webSocket] [-workDir DIR] [options]
+                                            run the agent: WebSocket with -webSocket, else
+                                            JNLP4-connect over TCP + TLS (agent.jar's options;
+                                            environment: JENKINS_URL, JENKINS_AGENT_NAME,
+                                            JENKINS_SECRET, JENKINS_WEB_SOCKET,
+                                            JENKINS_AGENT_WORKDIR, JENKINS_DIRECT_CONNECTION,
+                                            JENKINS_INSTANCE_IDENTITY, JENKINS_PROTOCOLS)
+        -direct HOST:PORT -instanceIdentity KEY   JNLP4 without discovery
+        -protocols JNLP4-connect
         -internalDir NAME   -failIfWorkDirIsMissing   -noReconnect   -jar-cache DIR (ignored)
         --retry-refused     keep retrying after the controller refused the secret
         --log-format text|json

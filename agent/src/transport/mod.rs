@@ -1,6 +1,7 @@
 //! The only IO of the protocol: connecting to the controller and moving bytes between the
 //! socket and the sans-IO [`crate::remoting::Channel`].
 
+pub mod jnlp4;
 pub mod ws;
 
 use std::fmt;

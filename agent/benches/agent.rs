@@ -1,0 +1,183 @@
+//! The agent against the controller simulator on loopback: process start to online, idle RSS
+//! after online, request round trip. Run through `scripts/bench-agent`.
+//!
+//! Usage: agent --java-cp DIR --agent PATH [--runs N]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+fn usage(msg: &str) -> ! {
+    eprintln!("agent bench: {msg}\nusage: agent --java-cp DIR --agent PATH [--runs N]");
+    std::process::exit(2)
+}
+
+struct Sim {
+    child: Child,
+    events: Receiver<(Instant, serde_json::Value)>,
+    url: String,
+}
+
+impl Sim {
+    fn start(java_cp: &str, scenario: &str) -> Sim {
+        let mut child = Command::new("java")
+            .args([
+                "-cp",
+                java_cp,
+                "nectr.sim.Main",
+                "--node",
+                "n1=bench-secret",
+            ])
+            .args(["--scenario", scenario, "--monitor-seconds", "3600"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| usage(&format!("cannot start java: {e}")));
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if tx.send((Instant::now(), j)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut sim = Sim {
+            child,
+            events: rx,
+            url: String::new(),
+        };
+        let (_, l) = sim.wait("listening", Duration::from_secs(30));
+        sim.url = l["url"].as_str().unwrap_or_default().to_string();
+        sim
+    }
+
+    fn wait(&mut self, name: &str, timeout: Duration) -> (Instant, serde_json::Value) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok((t, e)) if e["event"] == name => return (t, e),
+                Ok((_, e)) if e["event"] == "check_failed" => usage(&format!("simulator: {e}")),
+                Ok(_) => {}
+                Err(_) => usage(&format!("no {name} event within {timeout:?}")),
+            }
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent(agent: &str, url: &str, work: &std::path::Path, ws: bool) -> Child {
+    let mut cmd = Command::new(agent);
+    cmd.args([
+        "-url",
+        url,
+        "-name",
+        "n1",
+        "-secret",
+        "bench-secret",
+        "-workDir",
+    ])
+    .arg(work)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    if ws {
+        cmd.arg("-webSocket");
+    }
+    cmd.spawn()
+        .unwrap_or_else(|e| usage(&format!("cannot start {agent}: {e}")))
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut java_cp = None;
+    let mut agent = None;
+    let mut runs = 5usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--java-cp" => java_cp = Some(val()),
+            "--agent" => agent = Some(val()),
+            "--runs" => {
+                runs = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--runs needs a number"))
+            }
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let java_cp = java_cp.unwrap_or_else(|| usage("--java-cp is required"));
+    let agent = agent.unwrap_or_else(|| usage("--agent is required"));
+    let work = std::env::temp_dir().join(format!("nectr-bench-agent-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&work);
+
+    println!(
+        "{:<12} {:>14} {:>16} {:>10} {:>10}",
+        "transport", "start->online", "idle RSS", "rtt p50", "rtt p99"
+    );
+    for (label, ws) in [("WebSocket", true), ("JNLP4", false)] {
+        let mut online_ms = Vec::new();
+        let mut rss = Vec::new();
+        for _ in 0..runs {
+            let mut sim = Sim::start(&java_cp, "online");
+            let t0 = Instant::now();
+            let mut child = start_agent(&agent, &sim.url, &work, ws);
+            let (t, _) = sim.wait("online", Duration::from_secs(60));
+            online_ms.push(t.duration_since(t0).as_secs_f64() * 1e3);
+            sim.wait("monitors_ok", Duration::from_secs(60));
+            std::thread::sleep(Duration::from_secs(1));
+            if let Some(k) = rss_kib(child.id()) {
+                rss.push(k as f64 / 1024.0);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut sim = Sim::start(&java_cp, "bench");
+        let mut child = start_agent(&agent, &sim.url, &work, ws);
+        let (_, r) = sim.wait("rtt", Duration::from_secs(120));
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "{:<12} {:>11.1} ms {:>12.2} MiB {:>7.0} us {:>7.0} us",
+            label,
+            median(online_ms),
+            median(rss),
+            r["p50_us"].as_f64().unwrap_or(f64::NAN),
+            r["p99_us"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -1,0 +1,239 @@
+//! nectr-agent against the controller simulator (`tests/java/src/nectr/sim`), end to end over
+//! loopback: bring-up, monitors, pings, unknown callables, refused secrets, restarts.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as J;
+use support::*;
+
+const SECRET: &str = "0123456789abcdef-not-a-real-secret";
+
+struct Sim {
+    child: Child,
+    events: Receiver<J>,
+    seen: Vec<J>,
+    url: String,
+}
+
+impl Sim {
+    fn start(scenario: &str, extra: &[&str]) -> Sim {
+        let mut cmd = Command::new("java");
+        cmd.arg("-cp")
+            .arg(java_peer())
+            .arg("nectr.sim.Main")
+            .args(["--node", &format!("n1={SECRET}"), "--scenario", scenario])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start the controller simulator (java)");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                match serde_json::from_str::<J>(&line) {
+                    Ok(j) => {
+                        if tx.send(j).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("sim: {line}"),
+                }
+            }
+        });
+        let mut sim = Sim {
+            child,
+            events: rx,
+            seen: Vec::new(),
+            url: String::new(),
+        };
+        let l = sim.wait_for("listening", Duration::from_secs(30));
+        sim.url = l["url"]
+            .as_str()
+            .expect("url in listening event")
+            .to_string();
+        sim
+    }
+
+    /// Waits for an event named `name`; fails on timeout or on any `check_failed`.
+    fn wait_for(&mut self, name: &str, timeout: Duration) -> J {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    self.seen.push(e.clone());
+                    assert_ne!(
+                        e["event"], "check_failed",
+                        "the simulator found a wrong answer: {e}\nall events: {:#?}",
+                        self.seen
+                    );
+                    if e["event"] == name {
+                        return e;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {name:?} event within {timeout:?}; events so far: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent process; its stderr goes to a file (a pipe nobody reads could fill and block it).
+struct Agent(Child, std::path::PathBuf);
+
+impl Agent {
+    fn start(url: &str, extra: &[&str]) -> Agent {
+        Agent::start_with(url, &["-webSocket"], extra)
+    }
+
+    fn start_jnlp4(url: &str, extra: &[&str]) -> Agent {
+        Agent::start_with(url, &[], extra)
+    }
+
+    fn start_with(url: &str, transport: &[&str], extra: &[&str]) -> Agent {
+        let work = scratch("agent-work");
+        let log = work.join("stderr.txt");
+        let stderr = std::fs::File::create(&log).expect("create the agent's stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_nectr-agent"))
+            .args(["-url", url, "-name", "n1", "-secret", SECRET])
+            .args(transport)
+            .arg("-workDir")
+            .arg(&work)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start nectr-agent");
+        Agent(child, log)
+    }
+
+    /// Waits for the agent to exit; returns its status and stderr.
+    fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                let err = std::fs::read_to_string(&self.1).unwrap_or_default();
+                return (status.code(), err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn goes_online_over_websocket_and_answers_monitors_and_pings() {
+    let mut sim = Sim::start("online", &["--ping-seconds", "1", "--monitor-seconds", "2"]);
+    let _agent = Agent::start(&sim.url, &[]);
+    let c = sim.wait_for("connected", Duration::from_secs(30));
+    assert_eq!(c["transport"], "websocket");
+    sim.wait_for("online", Duration::from_secs(30));
+    sim.wait_for("monitors_ok", Duration::from_secs(30));
+    // A second round: the agent keeps answering on the same channel.
+    sim.wait_for("monitors_ok", Duration::from_secs(30));
+}
+
+#[test]
+fn unknown_callables_get_a_readable_exception_and_the_channel_stays_up() {
+    let mut sim = Sim::start("unknown", &[]);
+    let _agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    sim.wait_for("unknown_ok", Duration::from_secs(30));
+    sim.wait_for("still_up", Duration::from_secs(30));
+}
+
+#[test]
+fn a_refused_secret_is_reported_clearly_without_the_secret() {
+    let mut sim = Sim::start("refuse", &[]);
+    let agent = Agent::start(&sim.url, &["-noReconnect"]);
+    let (code, err) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("refused"), "stderr: {err}");
+    assert!(!err.contains(SECRET), "the secret leaked: {err}");
+    let _ = sim.wait_for("refused", Duration::from_secs(5));
+}
+
+#[test]
+fn answers_a_thousand_concurrent_requests() {
+    let mut sim = Sim::start("concurrent", &[]);
+    let _agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let e = sim.wait_for("concurrent_ok", Duration::from_secs(60));
+    assert_eq!(e["count"], 1000);
+}
+
+#[test]
+fn a_controller_restart_brings_the_agent_back_with_its_cookie() {
+    let mut sim = Sim::start("restart", &[]);
+    let _agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let r = sim.wait_for("reconnected", Duration::from_secs(30));
+    assert_eq!(r["cookie_matches"], true);
+    sim.wait_for("online", Duration::from_secs(30));
+}
+
+#[test]
+fn goes_online_over_jnlp4_connect() {
+    let mut sim = Sim::start("online", &["--ping-seconds", "1", "--monitor-seconds", "2"]);
+    let _agent = Agent::start_jnlp4(&sim.url, &[]);
+    let c = sim.wait_for("connected", Duration::from_secs(30));
+    assert_eq!(c["transport"], "jnlp4");
+    sim.wait_for("online", Duration::from_secs(30));
+    sim.wait_for("monitors_ok", Duration::from_secs(30));
+}
+
+#[test]
+fn a_wrong_instance_identity_is_refused_before_the_secret_is_sent() {
+    let sim = Sim::start("wrong-identity", &[]);
+    let agent = Agent::start_jnlp4(&sim.url, &["-noReconnect"]);
+    let (code, err) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(err.contains("X-Instance-Identity"), "stderr: {err}");
+    // The simulator reports any header it received after TLS; there must be none.
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(e) = sim.events.try_recv() {
+        assert_ne!(
+            e["event"], "secret_received",
+            "the agent sent its secret: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_secret_over_jnlp4_is_reported_clearly() {
+    let mut sim = Sim::start("refuse", &[]);
+    let agent = Agent::start_jnlp4(&sim.url, &["-noReconnect"]);
+    let (code, err) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(
+        err.contains("refused") && err.contains("Authorization"),
+        "stderr: {err}"
+    );
+    assert!(!err.contains(SECRET), "the secret leaked: {err}");
+    let _ = sim.wait_for("refused", Duration::from_secs(5));
+}

@@ -1,0 +1,425 @@
+package nectr.sim;
+
+import hudson.FilePath;
+import hudson.logging.LogRecorder;
+import hudson.model.Slave;
+import hudson.node_monitors.ArchitectureMonitor;
+import hudson.node_monitors.DiskSpaceMonitorDescriptor;
+import hudson.node_monitors.ResponseTimeMonitor;
+import hudson.node_monitors.SwapSpaceMonitor;
+import hudson.node_monitors.TemporarySpaceMonitor;
+import hudson.remoting.PingThread;
+import hudson.remoting.Request;
+import hudson.slaves.ChannelPinger;
+import hudson.slaves.SlaveComputer;
+import java.nio.charset.Charset;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.logging.Level;
+import jenkins.slaves.StandardOutputSwapper;
+import jenkins.slaves.restarter.JnlpSlaveRestarterInstaller;
+import jenkins.slaves.restarter.SlaveRestarter;
+import jenkins.slaves.restarter.UnixSlaveRestarter;
+import jenkins.util.SystemProperties;
+
+/** Controller state (nodes, options) and the per-connection session logic (§7.3, §7.4, scenarios). */
+final class Controller {
+    static final String MIN_VERSION = "3107.v665000b_51092";
+    static final int MIN_VERSION_MAJOR = 3107;
+    static final long BRINGUP_TIMEOUT_MS = 60_000;
+    static final long MONITOR_TIMEOUT_MS = 30_000;
+    static final long PING_TIMEOUT_MS = 240_000;
+    private static final SecureRandom RANDOM = new SecureRandom();
+
+    static final class Node {
+        final String name;
+        final String secret;
+        volatile SimChannel current;
+        volatile String lastCookie;
+        int connections;
+        boolean restartDone;
+        int step2Failures;
+
+        Node(String name, String secret) {
+            this.name = name;
+            this.secret = secret;
+        }
+    }
+
+    static final class Refusal {
+        final int status;
+        final String message;
+
+        Refusal(int status, String message) {
+            this.status = status;
+            this.message = message;
+        }
+    }
+
+    final Map<String, Node> nodes = new LinkedHashMap<>();
+    String scenario = "online";
+    int pingSeconds = 300;
+    int monitorSeconds = 3600;
+    String remoteFs = "/tmp";
+    final ScheduledExecutorService scheduler = Executors.newScheduledThreadPool(16, r -> {
+        Thread t = new Thread(r, "sim-scheduler");
+        t.setDaemon(true);
+        return t;
+    });
+
+    static String newCookie() {
+        byte[] b = new byte[32];
+        RANDOM.nextBytes(b);
+        StringBuilder sb = new StringBuilder();
+        for (byte x : b) sb.append(String.format("%02x", x & 0xFF));
+        return sb.toString();
+    }
+
+    static boolean constantTimeEquals(String a, String b, Charset cs) {
+        return java.security.MessageDigest.isEqual(a.getBytes(cs), b.getBytes(cs));
+    }
+
+    /**
+     * Admission checks shared by both transports. Returns null when the agent may connect. The
+     * WebSocket status codes are used by the HTTP side; JNLP4 uses the message.
+     */
+    synchronized Refusal admit(String name, String secret, String agentCookie, Charset secretCharset) {
+        Node n = nodes.get(name);
+        if (n == null) return new Refusal(400, "Unknown client name: " + name);
+        if (scenario.equals("refuse") || !constantTimeEquals(n.secret, secret, secretCharset)) {
+            return new Refusal(403, "Authorization failure");
+        }
+        SimChannel cur = n.current;
+        if (cur != null && cur.isOpen()) {
+            if (agentCookie != null && agentCookie.equals(n.lastCookie)) {
+                cur.close("we are reconnected from the current peer");
+            } else {
+                return new Refusal(400, name + " is already connected to this controller. Rejecting this connection.");
+            }
+        }
+        return null;
+    }
+
+    /** Called once the transport is up and the agent's capability is known. */
+    void start(Node n, SimChannel ch, String agentCookie) {
+        boolean reconnect;
+        synchronized (this) {
+            reconnect = n.connections > 0;
+            n.connections++;
+            n.current = ch;
+        }
+        Events.emit("event", "connected", "node", n.name, "transport", ch.transport.name(), "cookie", ch.cookie,
+                "capability", "0x" + Long.toHexString(ch.agentCapability));
+        if (reconnect) {
+            boolean matches = agentCookie != null && agentCookie.equals(n.lastCookie);
+            Events.emit("event", "reconnected", "node", n.name, "cookie_matches", matches);
+            if (!matches && scenario.equals("restart")) {
+                Events.emit("event", "check_failed", "node", n.name, "what",
+                        "agent reconnected without the previous cookie (sent " + agentCookie + ")");
+            }
+        }
+        n.lastCookie = ch.cookie;
+        Thread t = new Thread(() -> session(n, ch), "session-" + n.name);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    // ------------------------------------------------------------------ bring-up
+
+    private static String expect(Answer a, Function<Object, String> check) {
+        if (!a.ok) return a.callable + " failed: " + a.errorText();
+        return check.apply(a.value);
+    }
+
+    static String checkVersion(Object v) {
+        if (!(v instanceof String)) return "SlaveVersion: expected a String, got " + type(v);
+        String s = (String) v;
+        if (!s.matches("[0-9]+([.\\-_][0-9A-Za-z_\\-]+)*")) return "SlaveVersion: not a valid version: " + s;
+        String lead = s.split("[^0-9]", 2)[0];
+        try {
+            if (Long.parseLong(lead) < MIN_VERSION_MAJOR) {
+                return "Rejecting the connection because the Remoting version is older than the minimum required version ("
+                        + MIN_VERSION + "): " + s;
+            }
+        } catch (NumberFormatException e) {
+            return "SlaveVersion: leading number too large: " + s;
+        }
+        return null;
+    }
+
+    static String type(Object v) {
+        return v == null ? "null" : v.getClass().getName();
+    }
+
+    private boolean step(Node n, SimChannel ch, Object callable, Function<Object, String> check, boolean fatal) {
+        Answer a = ch.call(callable, BRINGUP_TIMEOUT_MS);
+        String problem = expect(a, check);
+        if (problem == null) return true;
+        Events.emit("event", "check_failed", "node", n.name, "what", problem);
+        if (fatal) {
+            ch.close("connection failed during bring-up: " + problem);
+            return false;
+        }
+        return ch.isOpen();
+    }
+
+    private boolean bringUp(Node n, SimChannel ch) {
+        if (!step(n, ch, new SlaveComputer.SlaveVersion(), Controller::checkVersion, true)) return false;
+        if (!step(n, ch, new SlaveComputer.CommunicationProtocol(),
+                v -> v == null || v instanceof String ? null : "CommunicationProtocol: expected String or null, got " + type(v), true)) return false;
+        if (!step(n, ch, new SlaveComputer.DetectOS(),
+                v -> Boolean.TRUE.equals(v) ? null : "DetectOS: expected Boolean true, got " + type(v) + " " + v, true)) return false;
+        if (!step(n, ch, new SlaveComputer.DetectDefaultCharset(), v -> {
+            if (!(v instanceof String)) return "DetectDefaultCharset: expected String, got " + type(v);
+            try {
+                Charset.forName((String) v);
+                return null;
+            } catch (Exception e) {
+                return "DetectDefaultCharset: Charset.forName rejects " + v + ": " + e;
+            }
+        }, true)) return false;
+        if (!remoteFs.startsWith("/")) {
+            // Jenkins asks the agent to resolve a relative remote FS (SlaveComputer$AbsolutePath).
+            Answer a = ch.call(new SlaveComputer.AbsolutePath(remoteFs), BRINGUP_TIMEOUT_MS);
+            String problem = expect(a, v -> v instanceof String && ((String) v).startsWith("/") ? null
+                    : "AbsolutePath: expected an absolute path String, got " + type(v) + " " + Answer.render(v));
+            if (problem != null) {
+                Events.emit("event", "check_failed", "node", n.name, "what", problem);
+                ch.close("connection failed during bring-up: " + problem);
+                return false;
+            }
+            ch.rootPath = (String) a.value;
+        }
+        if (!step(n, ch, new SlaveComputer.SlaveInitializer(256), Controller::expectNull, true)) return false;
+        // preOnline listeners
+        if (!step(n, ch, new ChannelPinger.SetUpRemotePing(pingSeconds, (int) (PING_TIMEOUT_MS / 1000)),
+                Controller::expectNull, false)) return false;
+        if (!step(n, ch, new StandardOutputSwapper.ChannelSwapper(),
+                v -> v instanceof Boolean ? null : "ChannelSwapper: expected Boolean, got " + type(v), false)) return false;
+        HashMap<String, String> snapshot = new HashMap<>();
+        snapshot.put("hudson.consoleTailKB", "150");
+        snapshot.put("nectr.sim.property", "copied to agents");
+        if (!step(n, ch, new SystemProperties.AgentCopier.CopySystemProperties(snapshot), Controller::expectNull, true)) return false;
+        if (!step(n, ch, new LogRecorder.SetLevel("hudson", Level.FINE), Controller::expectNull, true)) return false;
+        // onOnline
+        ArrayList<SlaveRestarter> restarters = new ArrayList<>();
+        restarters.add(new UnixSlaveRestarter());
+        if (!step(n, ch, new JnlpSlaveRestarterInstaller.FindEffectiveRestarters(restarters),
+                v -> v == null || v instanceof List ? null : "FindEffectiveRestarters: expected List or null, got " + type(v), false)) return false;
+        return ch.isOpen();
+    }
+
+    static String expectNull(Object v) {
+        return v == null ? null : "expected null, got " + type(v) + " " + Answer.render(v);
+    }
+
+    // ------------------------------------------------------------------ session
+
+    private void session(Node n, SimChannel ch) {
+        List<ScheduledFuture<?>> tasks = new ArrayList<>();
+        ch.onTerminate = () -> {
+            synchronized (tasks) {
+                for (ScheduledFuture<?> f : tasks) f.cancel(false);
+            }
+        };
+        try {
+            if (!bringUp(n, ch)) return;
+            Events.emit("event", "online", "node", n.name);
+            int[] round = {0};
+            synchronized (tasks) {
+                if (!ch.isOpen()) return;
+                tasks.add(scheduler.scheduleWithFixedDelay(() -> monitorRound(n, ch, ++round[0]), 1000,
+                        monitorSeconds * 1000L, TimeUnit.MILLISECONDS));
+                tasks.add(scheduler.scheduleWithFixedDelay(() -> ping(n, ch), pingSeconds * 1000L,
+                        pingSeconds * 1000L, TimeUnit.MILLISECONDS));
+            }
+            scenario(n, ch);
+        } catch (RuntimeException e) {
+            Events.emit("event", "check_failed", "node", n.name, "what", "simulator error: " + e);
+        }
+    }
+
+    private boolean ping(Node n, SimChannel ch) {
+        if (!ch.isOpen()) return false;
+        Answer a = ch.call(new PingThread.Ping(), PING_TIMEOUT_MS);
+        if (a.ok && a.value == null) {
+            Events.emit("event", "ping_ok", "node", n.name, "id", a.id);
+            return true;
+        }
+        if (!ch.isOpen()) return false;
+        Events.emit("event", "check_failed", "node", n.name, "what",
+                "PingThread$Ping: " + (a.ok ? "expected null, got " + type(a.value) : a.errorText()));
+        ch.close("Ping failed; the agent is considered dead");
+        return false;
+    }
+
+    // ------------------------------------------------------------------ monitors
+
+    private void monitorRound(Node n, SimChannel ch, int round) {
+        if (!ch.isOpen()) return;
+        long now = System.currentTimeMillis();
+        FilePath root = new FilePath(ch.rootPath != null ? ch.rootPath : remoteFs, false);
+        long[] past5 = {1, 2, 3};
+        List<SimChannel.PendingCall> calls = new ArrayList<>();
+        List<Function<Object, String>> checks = new ArrayList<>();
+        calls.add(ch.callAsync(new ArchitectureMonitor.GetArchTask(), false));
+        checks.add(v -> v instanceof String && ((String) v).matches(".+ \\(.+\\)") ? null
+                : "GetArchTask: expected a String like \"Linux (amd64)\", got " + type(v) + " " + Answer.render(v));
+        calls.add(ch.callAsync(new Slave.GetClockDifference2(now), false));
+        checks.add(v -> {
+            if (!(v instanceof Slave.GetClockDifference3)) return "GetClockDifference2: expected Slave$GetClockDifference3, got " + type(v);
+            Slave.GetClockDifference3 d = (Slave.GetClockDifference3) v;
+            if (d.getStartTime() != now) return "GetClockDifference3.startTime " + d.getStartTime() + " != sent " + now;
+            long diff = Math.abs(d.getRemoteTime() - System.currentTimeMillis());
+            if (diff > 10_000) return "GetClockDifference3.remoteTime is " + diff + " ms away from now";
+            return null;
+        });
+        calls.add(ch.callAsync(root.asCallableWith(new DiskSpaceMonitorDescriptor.GetUsableSpace()), false));
+        checks.add(v -> checkDiskSpace("GetUsableSpace", v));
+        calls.add(ch.callAsync(root.asCallableWith(new TemporarySpaceMonitor.GetTempSpace()), false));
+        checks.add(v -> checkDiskSpace("GetTempSpace", v));
+        calls.add(ch.callAsync(new SwapSpaceMonitor.MonitorTask(), false));
+        checks.add(v -> {
+            if (!(v instanceof SwapSpaceMonitor.MemoryUsage2)) return "MonitorTask: expected SwapSpaceMonitor$MemoryUsage2, got " + type(v);
+            return ((SwapSpaceMonitor.MemoryUsage2) v).totalPhysicalMemory > 0 ? null : "MemoryUsage2.totalPhysicalMemory <= 0";
+        });
+        int step2Index = calls.size();
+        calls.add(ch.callAsync(new ResponseTimeMonitor.Step2(new ResponseTimeMonitor.Data(past5), now), false));
+        checks.add(v -> {
+            if (!(v instanceof ResponseTimeMonitor.Step3)) return "Step2: expected ResponseTimeMonitor$Step3, got " + type(v);
+            ResponseTimeMonitor.Step3 s = (ResponseTimeMonitor.Step3) v;
+            if (s.getStart() != now) return "Step3.start " + s.getStart() + " != sent " + now;
+            if (s.getCur() == null || !Arrays.equals(s.getCur().getPast5(), past5)) return "Step3.cur is not the Data that was sent: " + s.getCur();
+            return null;
+        });
+        calls.add(ch.callAsync(new SlaveComputer.SlaveLogFetcher(), false));
+        checks.add(v -> v instanceof List ? null : "SlaveLogFetcher: expected a List, got " + type(v));
+        boolean allOk = true;
+        for (int i = 0; i < calls.size(); i++) {
+            Answer a = ch.await(calls.get(i), MONITOR_TIMEOUT_MS, false);
+            String problem = expect(a, checks.get(i));
+            if (problem != null) {
+                allOk = false;
+                if (ch.isOpen()) Events.emit("event", "check_failed", "node", n.name, "what", problem);
+            }
+            if (i == step2Index) {
+                if (problem != null) {
+                    if (++n.step2Failures >= 5 && ch.isOpen()) {
+                        ch.close("ResponseTimeMonitor: 5 consecutive failures");
+                    }
+                } else {
+                    n.step2Failures = 0;
+                }
+            }
+        }
+        if (allOk && ch.isOpen()) Events.emit("event", "monitors_ok", "node", n.name, "round", round);
+    }
+
+    static String checkDiskSpace(String what, Object v) {
+        if (!(v instanceof DiskSpaceMonitorDescriptor.DiskSpace)) {
+            return what + ": expected DiskSpaceMonitorDescriptor$DiskSpace, got " + type(v);
+        }
+        DiskSpaceMonitorDescriptor.DiskSpace d = (DiskSpaceMonitorDescriptor.DiskSpace) v;
+        if (d.getSize() <= 0) return what + ": size <= 0: " + d;
+        if (d.getTotalSize() < d.getSize()) return what + ": totalSize < size: " + d;
+        if (d.getPath() == null || d.getPath().isEmpty()) return what + ": empty path: " + d;
+        return null;
+    }
+
+    // ------------------------------------------------------------------ scenarios
+
+    private void scenario(Node n, SimChannel ch) {
+        switch (scenario) {
+            case "unknown": {
+                Answer a = ch.call(new UnknownCallable("you cannot run me ".repeat(1200), 42), BRINGUP_TIMEOUT_MS);
+                String cls = UnknownCallable.class.getName();
+                if (a.ok) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "unknown callable answered normally: " + Answer.render(a.value));
+                } else if (a.error == null) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "unknown callable: " + a.errorText());
+                } else if (a.error.getMessage() == null || !a.error.getMessage().contains(cls)) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "unknown callable: exception message does not mention " + cls + ": " + a.errorText());
+                } else {
+                    Events.emit("event", "unknown_ok", "node", n.name);
+                }
+                if (ping(n, ch)) Events.emit("event", "still_up", "node", n.name);
+                break;
+            }
+            case "cancel": {
+                SimChannel.PendingCall pc = ch.callAsync(new LogRecorder.SetLevel("hudson.model", Level.FINEST), false);
+                try {
+                    ch.sendCommand(new Request.Cancel(pc.id));
+                    Events.emit("event", "cancel_sent", "node", n.name, "id", pc.id);
+                } catch (java.io.IOException e) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "sending Request$Cancel: " + e);
+                }
+                // The agent may answer the cancelled request (result or exception) or drop it.
+                Answer a = ch.await(pc, 10_000, false);
+                if (a.timedOut) Events.emit("event", "note", "node", n.name, "what", "cancelled request " + pc.id + " got no answer (allowed)");
+                if (ping(n, ch)) Events.emit("event", "cancel_ok", "node", n.name);
+                break;
+            }
+            case "concurrent": {
+                int count = 1000;
+                List<SimChannel.PendingCall> calls = new ArrayList<>();
+                for (int i = 0; i < count && ch.isOpen(); i++) calls.add(ch.callAsync(new SlaveComputer.SlaveVersion(), true));
+                int good = 0;
+                int reported = 0;
+                long deadline = System.currentTimeMillis() + 120_000;
+                for (SimChannel.PendingCall pc : calls) {
+                    Answer a = ch.await(pc, Math.max(1, deadline - System.currentTimeMillis()), true);
+                    String problem = expect(a, Controller::checkVersion);
+                    if (problem == null) good++;
+                    else if (reported++ < 10) Events.emit("event", "check_failed", "node", n.name, "id", pc.id, "what", "concurrent: " + problem);
+                }
+                if (good == count) Events.emit("event", "concurrent_ok", "node", n.name, "count", good);
+                else Events.emit("event", "check_failed", "node", n.name, "what", "concurrent: only " + good + " of " + count + " answers were correct");
+                break;
+            }
+            case "restart": {
+                synchronized (this) {
+                    if (n.restartDone) return;
+                    n.restartDone = true;
+                }
+                sleep(500);
+                Events.emit("event", "restart", "node", n.name);
+                ch.terminate("scenario restart: connection dropped by the controller", true);
+                break;
+            }
+            case "garbage": {
+                byte[] junk = new byte[64];
+                RANDOM.nextBytes(junk);
+                junk[0] = 0x13; // never a stream header
+                try {
+                    ch.sendRaw(junk);
+                    Events.emit("event", "garbage_sent", "node", n.name, "bytes", junk.length);
+                } catch (java.io.IOException e) {
+                    Events.emit("event", "note", "node", n.name, "what", "garbage could not be sent: " + e);
+                }
+                sleep(1000);
+                if (ch.isOpen() && ping(n, ch)) Events.emit("event", "still_up", "node", n.name);
+                break;
+            }
+            default:
+                break;
+        }
+    }
+
+    static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

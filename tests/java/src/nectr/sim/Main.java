@@ -1,0 +1,121 @@
+package nectr.sim;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.Set;
+import java.util.concurrent.Executors;
+
+/**
+ * Jenkins controller simulator for the nectr-agent tests.
+ *
+ * <pre>java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario S] [--ping-seconds N]
+ *     [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR]</pre>
+ */
+public final class Main {
+    static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
+            "garbage", "wrong-identity");
+
+    private Main() {
+    }
+
+    private static void usage(String why) {
+        System.err.println("nectr.sim.Main: " + why);
+        System.err.println("usage: java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario "
+                + String.join("|", SCENARIOS) + "] [--ping-seconds N] [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR]");
+        System.exit(2);
+    }
+
+    public static void main(String[] args) throws Exception {
+        Controller c = new Controller();
+        Path stateDir = null;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (i + 1 >= args.length) usage("missing value for " + a);
+            String v = args[++i];
+            switch (a) {
+                case "--node": {
+                    int eq = v.indexOf('=');
+                    if (eq <= 0) usage("--node wants NAME=SECRET");
+                    String name = v.substring(0, eq);
+                    c.nodes.put(name, new Controller.Node(name, v.substring(eq + 1)));
+                    break;
+                }
+                case "--scenario":
+                    if (!SCENARIOS.contains(v)) usage("unknown scenario " + v);
+                    c.scenario = v;
+                    break;
+                case "--ping-seconds":
+                    c.pingSeconds = Integer.parseInt(v);
+                    if (c.pingSeconds < 1) usage("--ping-seconds must be >= 1");
+                    break;
+                case "--monitor-seconds":
+                    c.monitorSeconds = Integer.parseInt(v);
+                    if (c.monitorSeconds < 1) usage("--monitor-seconds must be >= 1");
+                    break;
+                case "--state-dir":
+                    stateDir = Path.of(v);
+                    break;
+                case "--remote-fs":
+                    c.remoteFs = v;
+                    break;
+                default:
+                    usage("unknown option " + a);
+            }
+        }
+        if (c.nodes.isEmpty()) usage("at least one --node NAME=SECRET is required");
+        boolean tempState = stateDir == null;
+        if (tempState) stateDir = Files.createTempDirectory("nectr-sim-");
+        Identity id = Identity.loadOrCreate(stateDir);
+        if (tempState) deleteTree(stateDir);
+
+        WebSocketTransport.pinger = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "ws-pinger");
+            t.setDaemon(true);
+            return t;
+        });
+        Jnlp4Server jnlp = new Jnlp4Server(c, id);
+        String advertised = id.base64();
+        if (c.scenario.equals("wrong-identity")) {
+            jnlp.wrongIdentity = true;
+            advertised = Base64.getEncoder().encodeToString(Identity.otherKey());
+        }
+        HttpServer http = new HttpServer(c, jnlp.port(), advertised);
+        jnlp.start();
+        http.start();
+
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            http.stop();
+            jnlp.stop();
+            for (Controller.Node n : c.nodes.values()) {
+                SimChannel ch = n.current;
+                if (ch != null && ch.isOpen()) ch.close("controller shutting down");
+            }
+            Controller.sleep(200);
+        }, "sim-shutdown"));
+
+        Events.emit("event", "listening", "url", "http://127.0.0.1:" + http.port() + "/", "jnlp_port", jnlp.port());
+
+        // Exit on stdin EOF (bounded by the life of the test that spawned us).
+        InputStream in = System.in;
+        byte[] buf = new byte[1024];
+        try {
+            while (in.read(buf) >= 0) {
+                // ignore input
+            }
+        } catch (IOException e) {
+            // treat as EOF
+        }
+        System.exit(0);
+    }
+
+    private static void deleteTree(Path p) {
+        try (var s = Files.walk(p)) {
+            s.sorted(java.util.Comparator.reverseOrder()).forEach(x -> x.toFile().delete());
+        } catch (IOException e) {
+            // ignore
+        }
+    }
+}

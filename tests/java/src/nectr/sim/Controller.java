@@ -410,6 +410,26 @@ final class Controller {
                 if (ch.isOpen() && ping(n, ch)) Events.emit("event", "still_up", "node", n.name);
                 break;
             }
+            case "bench": {
+                // Round trips of sequential PingThread$Ping calls, timed here (send to answer).
+                int warmup = 200;
+                int count = 2000;
+                long[] micros = new long[count];
+                for (int i = 0; i < warmup + count && ch.isOpen(); i++) {
+                    long t0 = System.nanoTime();
+                    Answer a = ch.call(new PingThread.Ping(), PING_TIMEOUT_MS);
+                    long us = (System.nanoTime() - t0) / 1000;
+                    if (!a.ok) {
+                        Events.emit("event", "check_failed", "node", n.name, "what", "bench ping: " + a.errorText());
+                        return;
+                    }
+                    if (i >= warmup) micros[i - warmup] = us;
+                }
+                java.util.Arrays.sort(micros);
+                Events.emit("event", "rtt", "node", n.name, "count", count, "p50_us", micros[count / 2],
+                        "p99_us", micros[count * 99 / 100]);
+                break;
+            }
             default:
                 break;
         }

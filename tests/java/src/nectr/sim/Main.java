@@ -16,7 +16,7 @@ import java.util.concurrent.Executors;
  */
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
-            "garbage", "wrong-identity");
+            "garbage", "wrong-identity", "bench");
 
     private Main() {
     }

@@ -203,7 +203,10 @@ async fn serve(
     let (tx, mut rx) = mpsc::unbounded_channel::<(i32, Answer)>();
     let mut running: HashSet<i32> = HashSet::new();
     let protocol = conn.protocol();
+    // Pings to the controller, once it asked for them (`ChannelPinger$SetUpRemotePing`).
+    let mut pinger: Option<Pinger> = None;
     loop {
+        let next_ping = pinger.as_ref().map(|p| p.next);
         let ended = tokio::select! {
             incoming = conn.recv() => match incoming {
                 Incoming::Data(bytes) => {
@@ -212,6 +215,14 @@ async fn serve(
                         match event {
                             Event::Call(req) => {
                                 debug!(id = req.id, callable = %req.callable_class, "call");
+                                if let Some(p) = Pinger::requested(&req) {
+                                    info!(
+                                        interval_s = p.interval.as_secs(),
+                                        timeout_s = p.timeout.as_secs(),
+                                        "pinging the controller as it asked"
+                                    );
+                                    pinger = Some(p);
+                                }
                                 running.insert(req.id);
                                 let (tx, registry, host) = (tx.clone(), registry.clone(), host.clone());
                                 tokio::task::spawn_blocking(move || {
@@ -230,6 +241,16 @@ async fn serve(
                                         message: "cancelled by the controller".into(),
                                     };
                                     channel.answer(id, 0, &a);
+                                }
+                            }
+                            Event::Response { id, failed } => {
+                                if let Some(p) = pinger.as_mut() {
+                                    if p.outstanding.is_some_and(|(pid, _)| pid == id) {
+                                        p.outstanding = None;
+                                        if failed {
+                                            warn!(id, "the controller answered a ping with an exception");
+                                        }
+                                    }
                                 }
                             }
                             Event::Closed => ended = Some(Ended::Lost("the controller closed the channel".into())),
@@ -252,6 +273,12 @@ async fn serve(
                 }
                 None
             }
+            _ = sleep_until_opt(next_ping) => {
+                match pinger.as_mut().map(|p| p.tick(&mut channel)) {
+                    Some(Err(reason)) => Some(Ended::Lost(reason)),
+                    _ => None,
+                }
+            }
             _ = shutdown.as_mut() => {
                 info!("shutting down: closing the channel");
                 channel.close();
@@ -268,6 +295,61 @@ async fn serve(
             conn.close().await;
             return e;
         }
+    }
+}
+
+async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The agent's side of `hudson.remoting.PingThread`: a ping every `interval`; a ping not
+/// answered within `timeout` means the controller is gone.
+struct Pinger {
+    interval: Duration,
+    timeout: Duration,
+    next: tokio::time::Instant,
+    outstanding: Option<(i32, tokio::time::Instant)>,
+}
+
+impl Pinger {
+    /// The pinger a `ChannelPinger$SetUpRemotePing` call asks for (intervals ≤ 0 disable).
+    fn requested(req: &crate::remoting::UserRequest) -> Option<Pinger> {
+        if req.callable_class != "hudson.slaves.ChannelPinger$SetUpRemotePing" {
+            return None;
+        }
+        let heap = &req.callable.heap;
+        let this = req.callable_value.as_ref()?;
+        let secs = |name: &str| match heap.field(this, name) {
+            Some(crate::javaser::Value::Int(s)) if *s > 0 => Some(*s as u64),
+            _ => None,
+        };
+        let interval = Duration::from_secs(secs("pingIntervalSeconds")?);
+        let timeout = Duration::from_secs(secs("pingTimeoutSeconds").unwrap_or(240));
+        Some(Pinger {
+            interval,
+            timeout,
+            next: tokio::time::Instant::now() + interval,
+            outstanding: None,
+        })
+    }
+
+    fn tick(&mut self, channel: &mut Channel) -> Result<(), String> {
+        let now = tokio::time::Instant::now();
+        if let Some((_, sent)) = self.outstanding {
+            if now.duration_since(sent) >= self.timeout {
+                return Err(format!(
+                    "the controller did not answer a ping within {}s",
+                    self.timeout.as_secs()
+                ));
+            }
+        } else if let Some(id) = channel.ping() {
+            self.outstanding = Some((id, now));
+        }
+        self.next = now + self.interval.min(self.timeout);
+        Ok(())
     }
 }
 

@@ -51,7 +51,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// A secret given as `-secret VALUE` is visible to every user in the process's command line
+/// (`ps`, /proc/PID/cmdline). Re-execute without it, passing it in the environment, which
+/// only the same user can read. `-secret @FILE` and JENKINS_SECRET need nothing.
+fn hide_secret_from_command_line(args: &[&str]) -> Option<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let i = args.iter().position(|a| *a == "-secret")?;
+    let secret = args.get(i + 1)?;
+    if secret.starts_with('@') {
+        return None;
+    }
+    let rest: Vec<&str> = args[..i].iter().chain(&args[i + 2..]).copied().collect();
+    let exe = std::env::current_exe().ok()?;
+    let err = std::process::Command::new(exe)
+        .args(rest)
+        .env("JENKINS_SECRET", secret)
+        .exec();
+    eprintln!("nectr-agent: cannot re-execute to hide the secret from the command line: {err}");
+    Some(ExitCode::from(1))
+}
+
 fn run_agent(args: &[&str]) -> ExitCode {
+    if let Some(code) = hide_secret_from_command_line(args) {
+        return code;
+    }
     let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let opts = match nectr_agent::cli::parse(&owned, &|k| std::env::var(k).ok()) {
         Ok(o) => o,

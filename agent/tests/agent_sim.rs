@@ -156,6 +156,62 @@ fn goes_online_over_websocket_and_answers_monitors_and_pings() {
     sim.wait_for("monitors_ok", Duration::from_secs(30));
     // A second round: the agent keeps answering on the same channel.
     sim.wait_for("monitors_ok", Duration::from_secs(30));
+    // SetUpRemotePing asked for 1 s pings: the agent pings the controller too.
+    let p = sim.wait_for("agent_call", Duration::from_secs(30));
+    assert_eq!(p["callable"], "hudson.remoting.PingThread$Ping");
+}
+
+#[test]
+fn the_secret_is_not_in_the_process_command_line() {
+    let mut sim = Sim::start("online", &[]);
+    let agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", agent.0.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(cmdline.contains("-webSocket"), "{cmdline}");
+    assert!(
+        !cmdline.contains(SECRET),
+        "secret visible in the command line: {cmdline}"
+    );
+}
+
+#[test]
+fn sigterm_closes_the_channel_in_order() {
+    let mut sim = Sim::start("online", &[]);
+    let agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let status = Command::new("kill")
+        .args(["-TERM", &agent.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    sim.wait_for("close_command", Duration::from_secs(10));
+    let (code, err) = agent.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "stderr: {err}");
+}
+
+#[test]
+fn a_cancelled_request_leaves_the_channel_up() {
+    let mut sim = Sim::start("cancel", &[]);
+    let _agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    sim.wait_for("cancel_ok", Duration::from_secs(30));
+}
+
+#[test]
+fn garbage_frames_close_the_channel_cleanly_and_the_agent_reconnects() {
+    let mut sim = Sim::start("garbage", &[]);
+    let agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    sim.wait_for("garbage_sent", Duration::from_secs(30));
+    // The agent cannot recover a request id from random bytes: it closes the channel (no
+    // panic) and comes back on a new connection.
+    sim.wait_for("disconnected", Duration::from_secs(30));
+    sim.wait_for("connected", Duration::from_secs(30));
+    sim.wait_for("online", Duration::from_secs(30));
+    let log = std::fs::read_to_string(&agent.1).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(log.contains("unreadable command"), "{log}");
 }
 
 #[test]

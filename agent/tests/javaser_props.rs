@@ -109,6 +109,26 @@ proptest! {
     }
 
     #[test]
+    fn random_bytes_through_the_remoting_channel_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        nectr_agent::remoting::fuzz_channel(&body);
+    }
+
+    #[test]
+    fn framed_random_streams_through_the_remoting_channel_never_panic(
+        trees in proptest::collection::vec(tree(), 1..3),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..3),
+    ) {
+        let mut bytes = stream_bytes(&trees);
+        for (i, bit) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        let mut data = vec![7u8];
+        data.extend(nectr_agent::remoting::frame::chunks(&bytes).concat());
+        nectr_agent::remoting::fuzz_channel(&data);
+    }
+
+    #[test]
     fn truncations_are_errors_or_valid_prefixes(trees in proptest::collection::vec(tree(), 1..3), cut in any::<prop::sample::Index>()) {
         let bytes = stream_bytes(&trees);
         let n = cut.index(bytes.len());

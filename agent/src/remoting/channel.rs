@@ -32,6 +32,13 @@ pub enum Event {
     Call(Box<UserRequest>),
     /// The controller asks to interrupt request `id`.
     Cancel(i32),
+    /// The controller answered one of the agent's requests ([`Channel::ping`]).
+    Response {
+        /// The request.
+        id: i32,
+        /// It failed on the controller.
+        failed: bool,
+    },
     /// The controller closed the channel in order; the agent's own close was queued.
     Closed,
     /// A command was not understood but answered with an error (log it).
@@ -53,6 +60,11 @@ pub struct Channel {
     registry: Registry,
     outbox: Vec<Vec<u8>>,
     closing: bool,
+    /// Ids of the agent's own requests still waiting for a `Response`.
+    pending: std::collections::HashSet<i32>,
+    next_id: i32,
+    /// The controller's class-loader export, learned from its first `UserRequest`.
+    loader_oid: Option<i32>,
 }
 
 impl Default for Channel {
@@ -69,6 +81,9 @@ impl Channel {
             registry: classes::registry(),
             outbox: Vec::new(),
             closing: false,
+            pending: std::collections::HashSet::new(),
+            next_id: 1,
+            loader_oid: None,
         }
     }
 
@@ -105,7 +120,12 @@ impl Channel {
                 }
             };
             match command::read(&payload) {
-                Ok(Command::UserRequest(r)) => events.push(Event::Call(Box::new(r))),
+                Ok(Command::UserRequest(r)) => {
+                    if self.loader_oid.is_none() {
+                        self.loader_oid = r.class_loader_oid;
+                    }
+                    events.push(Event::Call(Box::new(r)))
+                }
                 Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
                 Ok(Command::Close) => {
                     if !self.closing {
@@ -115,9 +135,15 @@ impl Channel {
                     }
                     events.push(Event::Closed);
                 }
-                Ok(Command::Response { id }) => events.push(Event::Ignored(format!(
-                    "Response to request {id}, which this agent did not send"
-                ))),
+                Ok(Command::Response { id, failed }) => {
+                    if self.pending.remove(&id) {
+                        events.push(Event::Response { id, failed });
+                    } else {
+                        events.push(Event::Ignored(format!(
+                            "Response to request {id}, which this agent did not send"
+                        )))
+                    }
+                }
                 Ok(Command::Other {
                     class,
                     request_id: Some(id),
@@ -152,6 +178,18 @@ impl Channel {
     pub fn answer(&mut self, id: i32, last_io_id: i32, answer: &Answer) {
         let r = command::response(&self.registry, id, last_io_id, answer);
         self.send(&r);
+    }
+
+    /// Queues a `PingThread$Ping` to the controller and returns its request id; `None` until
+    /// the controller's class-loader oid is known (from its first call).
+    pub fn ping(&mut self) -> Option<i32> {
+        let oid = self.loader_oid?;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.pending.insert(id);
+        let r = command::ping_request(&self.registry, id, oid);
+        self.send(&r);
+        Some(id)
     }
 
     /// Queues an orderly close (`Channel$CloseCommand`).
@@ -207,7 +245,7 @@ mod tests {
         let mut ids = Vec::new();
         while let Some(c) = r.next_command().unwrap() {
             match command::read(&c).unwrap() {
-                Command::Response { id } => ids.push(id),
+                Command::Response { id, .. } => ids.push(id),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -226,6 +264,36 @@ mod tests {
         assert_eq!(req.class_loader_oid, Some(2));
         ch.answer(5, 0, &Answer::null());
         assert_eq!(answers(ch.take_frames()), vec![5]);
+    }
+
+    #[test]
+    fn pings_the_controller_with_its_class_loader_and_matches_the_answer() {
+        let mut ch = Channel::new();
+        assert_eq!(
+            ch.ping(),
+            None,
+            "no class loader known before the first call"
+        );
+        ch.receive(&frame::chunks(&user_request(5, "a.B")).concat());
+        let _ = ch.take_frames();
+        let id = ch.ping().unwrap();
+        let sent = ch.take_frames().concat();
+        let mut r = ChunkReader::new(MAX_COMMAND);
+        r.push(&sent);
+        match command::read(&r.next_command().unwrap().unwrap()).unwrap() {
+            Command::UserRequest(u) => {
+                assert_eq!(u.id, id);
+                assert_eq!(u.class_loader_oid, Some(2));
+                assert_eq!(u.callable_class, "hudson.remoting.PingThread$Ping");
+            }
+            other => panic!("{other:?}"),
+        }
+        let reply = command::response(ch.registry(), id, 0, &Answer::null());
+        let events = ch.receive(&frame::chunks(&reply).concat());
+        assert!(
+            matches!(events.as_slice(), [Event::Response { failed: false, .. }]),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Command {
     Response {
         /// The request id it answers.
         id: i32,
+        /// True if it carries an exception (in `exception` or an `ExceptionResponse`).
+        failed: bool,
     },
     /// `Request$Cancel`: interrupt request `id`. No answer.
     Cancel {
@@ -155,9 +157,18 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
                 callable_value,
             })
         }
-        RESPONSE => Command::Response {
-            id: request_id.ok_or_else(|| fail("Response without id".into()))?,
-        },
+        RESPONSE => {
+            let holder_failed = heap
+                .field(top, "returnValue")
+                .and_then(|v| v.as_ref())
+                .and_then(|h| heap.class_name(h))
+                .is_some_and(|n| !n.eq_str(NORMAL_RESPONSE));
+            let exception = !matches!(heap.field(top, "exception"), None | Some(Value::Null));
+            Command::Response {
+                id: request_id.ok_or_else(|| fail("Response without id".into()))?,
+                failed: exception || holder_failed,
+            }
+        }
         CANCEL => Command::Cancel {
             id: request_id.ok_or_else(|| fail("Cancel without id".into()))?,
         },
@@ -323,6 +334,38 @@ pub fn response(reg: &Registry, id: i32, last_io_id: i32, answer: &Answer) -> Ve
         .expect("a Response built from declared classes always encodes")
 }
 
+/// A `UserRequest` from the agent running `hudson.remoting.PingThread$Ping` on the
+/// controller. The class loader is named by the controller's own oid
+/// (`RemoteClassLoader$RemoteIClassLoader`, remoting-protocol.md §7.2), so no export of the
+/// agent is involved.
+pub fn ping_request(reg: &Registry, id: i32, loader_oid: i32) -> Vec<u8> {
+    let mut nb = Builder::new(reg);
+    let ping = nb
+        .object("hudson.remoting.PingThread$Ping", &[])
+        .expect("PingThread$Ping is declared");
+    let nested = javaser::encode(&nb.into_stream(vec![Item::Value(ping)])).expect("Ping encodes");
+    let mut b = Builder::new(reg);
+    let built = (|| -> Result<Value, javaser::BuildError> {
+        let loader = b.object(
+            "hudson.remoting.RemoteClassLoader$RemoteIClassLoader",
+            &[("oid", Value::Int(loader_oid))],
+        )?;
+        let bytes = b.array("[B", ArrayData::Byte(nested))?;
+        let text = b.string("hudson.remoting.PingThread$Ping");
+        b.object(
+            USER_REQUEST,
+            &[
+                ("id", Value::Int(id)),
+                ("classLoaderProxy", loader),
+                ("request", bytes),
+                ("toString", text),
+            ],
+        )
+    })();
+    let r = built.expect("UserRequest classes are declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(r)])).expect("UserRequest encodes")
+}
+
 /// `Channel$CloseCommand`.
 pub fn close(reg: &Registry) -> Vec<u8> {
     let mut b = Builder::new(reg);
@@ -381,7 +424,7 @@ mod tests {
         let reg = registry();
         let bytes = response(&reg, 7, 0, &Answer::null());
         match read(&bytes).unwrap() {
-            Command::Response { id } => assert_eq!(id, 7),
+            Command::Response { id, failed } => assert_eq!((id, failed), (7, false)),
             other => panic!("{other:?}"),
         }
         let s = javaser::decode(&bytes, &decode_options()).unwrap();

@@ -10,3 +10,20 @@ pub mod frame;
 
 pub use channel::{capability, Channel, Event};
 pub use command::{Answer, UserRequest};
+
+/// Entry point for fuzzers: arbitrary bytes, split at `data[0]`-derived points, through the
+/// framer and command decoder. Must never panic; every event must be one of the defined kinds.
+#[doc(hidden)]
+pub fn fuzz_channel(data: &[u8]) {
+    let step = data.first().map(|b| *b as usize % 64 + 1).unwrap_or(1);
+    let mut ch = Channel::new();
+    for piece in data.chunks(step) {
+        for event in ch.receive(piece) {
+            if let Event::Call(req) = event {
+                // Answer every call, as the driver does: answers must always encode.
+                ch.answer(req.id, 0, &crate::handlers::unknown(&req.callable_class));
+            }
+        }
+        let _ = ch.take_frames();
+    }
+}

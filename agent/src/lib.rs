@@ -11,5 +11,6 @@ pub mod cli;
 pub mod debug;
 pub mod handlers;
 pub mod javaser;
+pub mod logring;
 pub mod remoting;
 pub mod transport;

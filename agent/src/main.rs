@@ -90,7 +90,8 @@ fn run_agent(args: &[&str]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&opts, &work_dir);
+    let ring = std::sync::Arc::new(nectr_agent::logring::LogRing::new(256));
+    init_logging(&opts, &work_dir, ring.clone());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
@@ -105,6 +106,7 @@ fn run_agent(args: &[&str]) -> ExitCode {
     };
     let host = std::sync::Arc::new(nectr_agent::handlers::RealHost {
         work_dir: work_dir.clone(),
+        log: Some(ring),
     });
     let result = rt.block_on(nectr_agent::agent::run(opts, host, shutdown_signal()));
     match result {
@@ -137,8 +139,14 @@ fn prepare_work_dir(opts: &nectr_agent::cli::AgentOptions) -> Result<std::path::
     Ok(dir)
 }
 
-fn init_logging(opts: &nectr_agent::cli::AgentOptions, work_dir: &std::path::Path) {
+fn init_logging(
+    opts: &nectr_agent::cli::AgentOptions,
+    work_dir: &std::path::Path,
+    ring: std::sync::Arc<nectr_agent::logring::LogRing>,
+) {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let path = work_dir
         .join(&opts.internal_dir)
         .join("logs")
@@ -147,21 +155,43 @@ fn init_logging(opts: &nectr_agent::cli::AgentOptions, work_dir: &std::path::Pat
         .create(true)
         .append(true)
         .open(&path);
-    let level = tracing::Level::INFO;
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false);
-    match (file, opts.log_format) {
-        (Ok(f), nectr_agent::cli::LogFormat::Json) => builder
-            .json()
-            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
-            .init(),
-        (Ok(f), nectr_agent::cli::LogFormat::Text) => builder
-            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
-            .init(),
-        (Err(e), _) => {
-            builder.with_writer(std::io::stderr).init();
-            tracing::warn!("cannot open the log file {}: {e}", path.display());
+    let (file, file_error) = match file {
+        Ok(f) => (Some(std::sync::Mutex::new(f)), None),
+        Err(e) => (None, Some(e)),
+    };
+    let file = std::sync::Arc::new(file);
+    let writer = std::io::stderr.and(move || LockedFile(file.clone()));
+    let filter = tracing_subscriber::filter::LevelFilter::INFO;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(writer);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(nectr_agent::logring::RingLayer(ring));
+    match opts.log_format {
+        nectr_agent::cli::LogFormat::Json => registry.with(fmt.json()).init(),
+        nectr_agent::cli::LogFormat::Text => registry.with(fmt).init(),
+    }
+    if let Some(e) = file_error {
+        tracing::warn!("cannot open the log file {}: {e}", path.display());
+    }
+}
+
+/// The shared log file as a writer (writes are dropped if it could not be opened).
+struct LockedFile(std::sync::Arc<Option<std::sync::Mutex<std::fs::File>>>);
+
+impl std::io::Write for LockedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &*self.0 {
+            Some(f) => f.lock().unwrap_or_else(|p| p.into_inner()).write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &*self.0 {
+            Some(f) => f.lock().unwrap_or_else(|p| p.into_inner()).flush(),
+            None => Ok(()),
         }
     }
 }

@@ -153,6 +153,9 @@ fn goes_online_over_websocket_and_answers_monitors_and_pings() {
     let c = sim.wait_for("connected", Duration::from_secs(30));
     assert_eq!(c["transport"], "websocket");
     sim.wait_for("online", Duration::from_secs(30));
+    // The node's Log page: the agent's own records, as java.util.logging.LogRecords.
+    let log = sim.wait_for("agent_log", Duration::from_secs(30));
+    assert!(log["records"].as_u64().unwrap_or(0) >= 1, "{log}");
     sim.wait_for("monitors_ok", Duration::from_secs(30));
     // A second round: the agent keeps answering on the same channel.
     sim.wait_for("monitors_ok", Duration::from_secs(30));

@@ -41,12 +41,18 @@ pub trait Host: Send + Sync {
     fn temp_dir(&self) -> String;
     /// `path` made absolute against the agent's working directory.
     fn absolute_path(&self, path: &str) -> String;
+    /// The agent's recent log records, oldest first.
+    fn recent_log(&self) -> Vec<crate::logring::LogEntry> {
+        Vec::new()
+    }
 }
 
 /// The machine the agent runs on.
 pub struct RealHost {
     /// The agent's working directory (`-workDir`).
     pub work_dir: std::path::PathBuf,
+    /// The in-memory log ring, if logging feeds one.
+    pub log: Option<std::sync::Arc<crate::logring::LogRing>>,
 }
 
 impl Host for RealHost {
@@ -95,6 +101,10 @@ impl Host for RealHost {
 
     fn temp_dir(&self) -> String {
         std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into())
+    }
+
+    fn recent_log(&self) -> Vec<crate::logring::LogEntry> {
+        self.log.as_ref().map(|l| l.snapshot()).unwrap_or_default()
     }
 
     fn absolute_path(&self, path: &str) -> String {

@@ -150,11 +150,7 @@ fn run(req: &UserRequest, registry: &Registry, host: &dyn Host, protocol: Protoc
             value(b, v)
         }
         "hudson.FilePath$CallableWith" => file_callable(req, registry, host)?,
-        "hudson.slaves.SlaveComputer$SlaveLogFetcher" => {
-            let mut b = Builder::new(registry);
-            let v = b.array_list(&[]).map_err(e)?;
-            value(b, v)
-        }
+        "hudson.slaves.SlaveComputer$SlaveLogFetcher" => log_records(registry, host).map_err(e)?,
         other => unknown(other),
     })
 }
@@ -199,6 +195,56 @@ fn file_callable(req: &UserRequest, registry: &Registry, host: &dyn Host) -> R {
         )
         .map_err(|e| e.to_string())?;
     Ok(value(b, v))
+}
+
+/// `ArrayList<java.util.logging.LogRecord>` of the agent's recent log, as JDK 17 writes it:
+/// default fields, then `writeObject`'s version bytes (1, 0) and a parameter count of -1.
+fn log_records(registry: &Registry, host: &dyn Host) -> Result<Answer, crate::javaser::BuildError> {
+    let mut b = Builder::new(registry);
+    let bundle = b.string("sun.util.logging.resources.logging");
+    let mut records = Vec::new();
+    for (seq, entry) in host.recent_log().iter().enumerate() {
+        let (name, number) = match entry.level {
+            tracing::Level::ERROR => ("SEVERE", 1000),
+            tracing::Level::WARN => ("WARNING", 900),
+            tracing::Level::INFO => ("INFO", 800),
+            tracing::Level::DEBUG => ("FINE", 500),
+            tracing::Level::TRACE => ("FINEST", 300),
+        };
+        let level_name = b.string(name);
+        let level = b.object(
+            "java.util.logging.Level",
+            &[
+                ("value", Value::Int(number)),
+                ("name", level_name),
+                ("resourceBundleName", bundle),
+            ],
+        )?;
+        let logger = b.string(&entry.target);
+        let message = b.string(&entry.message);
+        let record = b.object(
+            "java.util.logging.LogRecord",
+            &[
+                ("longThreadID", Value::Long(1)),
+                ("millis", Value::Long(entry.millis)),
+                ("sequenceNumber", Value::Long(seq as i64)),
+                ("threadID", Value::Int(1)),
+                ("level", level),
+                ("loggerName", logger),
+                ("message", message),
+            ],
+        )?;
+        b.set_data(
+            record,
+            "java.util.logging.LogRecord",
+            vec![crate::javaser::Content::Block(crate::javaser::Block::new(
+                vec![1, 0, 0xff, 0xff, 0xff, 0xff],
+            ))],
+        )?;
+        records.push(record);
+    }
+    let list = b.array_list(&records)?;
+    Ok(value(b, list))
 }
 
 /// The answer for a callable nectr does not implement.

@@ -68,6 +68,25 @@ fn specs() -> Vec<ClassSpec> {
         ClassSpec::new("hudson.remoting.PingThread$Ping", 1),
         ClassSpec::new("java.lang.reflect.Proxy", -2222568056686623797)
             .field("h", "Ljava/lang/reflect/InvocationHandler;"),
+        // The agent's log (SlaveLogFetcher): JDK 17 forms, read off the JDK's own streams.
+        ClassSpec::new("java.util.logging.LogRecord", 5372048053134512534)
+            .write_method()
+            .field("longThreadID", "J")
+            .field("millis", "J")
+            .field("nanoAdjustment", "I")
+            .field("sequenceNumber", "J")
+            .field("threadID", "I")
+            .field("level", "Ljava/util/logging/Level;")
+            .field("loggerName", "Ljava/lang/String;")
+            .field("message", "Ljava/lang/String;")
+            .field("resourceBundleName", "Ljava/lang/String;")
+            .field("sourceClassName", "Ljava/lang/String;")
+            .field("sourceMethodName", "Ljava/lang/String;")
+            .field("thrown", "Ljava/lang/Throwable;"),
+        ClassSpec::new("java.util.logging.Level", -8176160795706313070)
+            .field("value", "I")
+            .field("name", "Ljava/lang/String;")
+            .field("resourceBundleName", "Ljava/lang/String;"),
         // Monitor answers (agent-callables.md §B).
         ClassSpec::new(
             "hudson.node_monitors.DiskSpaceMonitorDescriptor$DiskSpace",

@@ -303,7 +303,18 @@ final class Controller {
             return null;
         });
         calls.add(ch.callAsync(new SlaveComputer.SlaveLogFetcher(), false));
-        checks.add(v -> v instanceof List ? null : "SlaveLogFetcher: expected a List, got " + type(v));
+        checks.add(v -> {
+            if (!(v instanceof List)) return "SlaveLogFetcher: expected a List, got " + type(v);
+            int records = 0;
+            for (Object o : (List<?>) v) {
+                if (!(o instanceof java.util.logging.LogRecord)) return "SlaveLogFetcher: element is " + type(o) + ", not a LogRecord";
+                java.util.logging.LogRecord r = (java.util.logging.LogRecord) o;
+                if (r.getLevel() == null || r.getMessage() == null) return "SlaveLogFetcher: LogRecord without level or message";
+                records++;
+            }
+            Events.emit("event", "agent_log", "node", n.name, "records", records);
+            return null;
+        });
         boolean allOk = true;
         for (int i = 0; i < calls.size(); i++) {
             Answer a = ch.await(calls.get(i), MONITOR_TIMEOUT_MS, false);

@@ -159,6 +159,7 @@ mod tests {
     fn the_real_host_reports_disk_and_architecture() {
         let h = RealHost {
             work_dir: "/".into(),
+            log: None,
         };
         let d = h.disk_space("/").unwrap();
         assert!(d.total > 0 && d.usable <= d.total);

@@ -15,6 +15,7 @@ use crate::handlers::{self, Host, Protocol};
 use crate::javaser::Registry;
 use crate::remoting::{capability, classes, Answer, Channel, Event};
 use crate::transport::jnlp4::{self, Jnlp4Connection};
+use crate::transport::net::{Net, ProxyConfig};
 use crate::transport::ws::{self, Incoming, WsConnection};
 use crate::transport::ConnectError;
 
@@ -71,9 +72,14 @@ impl Connection {
     }
 }
 
-async fn connect(opts: &AgentOptions, cookie: Option<&str>) -> Result<Connection, ConnectError> {
+async fn connect(
+    opts: &AgentOptions,
+    net: &Net,
+    cookie: Option<&str>,
+) -> Result<Connection, ConnectError> {
     match &opts.transport {
         TransportChoice::WebSocket => ws::connect(
+            net,
             &opts.url,
             &opts.name,
             &opts.secret,
@@ -97,7 +103,7 @@ async fn connect(opts: &AgentOptions, cookie: Option<&str>) -> Result<Connection
                     protocols: Vec::new(),
                 },
                 _ => {
-                    let mut d = jnlp4::discover(&opts.url).await?;
+                    let mut d = jnlp4::discover(net, &opts.url).await?;
                     if let Some(id) = identity {
                         let pinned =
                             base64::Engine::decode(&base64::engine::general_purpose::STANDARD, id)
@@ -116,7 +122,8 @@ async fn connect(opts: &AgentOptions, cookie: Option<&str>) -> Result<Connection
                     d
                 }
             };
-            jnlp4::connect(&d, &opts.name, &opts.secret, capability::NECTR, cookie)
+            let https = opts.url.starts_with("https://");
+            jnlp4::connect(net, https, &d, &opts.name, &opts.secret, capability::NECTR, cookie)
                 .await
                 .map(|c| Connection::Jnlp4(Box::new(c)))
         }
@@ -139,11 +146,15 @@ pub async fn run(
 ) -> Result<(), String> {
     tokio::pin!(shutdown);
     let registry = Arc::new(classes::registry());
+    let net = Net::new(
+        ProxyConfig::from_env(&|k| std::env::var(k).ok()),
+        opts.extra_ca_pem.as_deref(),
+    )?;
     let mut cookie: Option<String> = None;
     let mut backoff = Backoff::new();
     loop {
         let attempt = tokio::select! {
-            r = connect(&opts, cookie.as_deref()) => r,
+            r = connect(&opts, &net, cookie.as_deref()) => r,
             _ = &mut shutdown => return Ok(()),
         };
         let conn = match attempt {

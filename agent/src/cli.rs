@@ -52,6 +52,8 @@ pub struct AgentOptions {
     pub log_format: LogFormat,
     /// Transport.
     pub transport: TransportChoice,
+    /// Extra CA certificates (PEM) to trust for `https://` controllers (`-cert`).
+    pub extra_ca_pem: Option<String>,
 }
 
 /// `agent.jar` options that nectr does not implement: refused by name, never ignored.
@@ -64,7 +66,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("-proxyCredentials", "proxy credentials are not supported"),
     ("-credentials", "HTTP basic credentials are not supported"),
     ("-auth", "HTTP basic credentials are not supported"),
-    ("-cert", "custom CA certificates are not supported yet"),
     (
         "-noCertificateCheck",
         "disabling certificate checks is not supported",
@@ -123,6 +124,7 @@ pub fn parse(
         retry_refused: false,
         log_format: LogFormat::Text,
         transport: TransportChoice::WebSocket,
+        extra_ca_pem: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -143,6 +145,17 @@ pub fn parse(
             "-internalDir" => opts.internal_dir = value("a directory name")?,
             "-failIfWorkDirIsMissing" => opts.fail_if_work_dir_is_missing = true,
             "-noReconnect" => opts.no_reconnect = true,
+            "-cert" => {
+                let v = value("a PEM certificate or @FILE")?;
+                let pem = match v.strip_prefix('@') {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read the -cert file {path}: {e}"))?,
+                    None => v,
+                };
+                let all = opts.extra_ca_pem.get_or_insert_with(String::new);
+                all.push_str(&pem);
+                all.push('\n');
+            }
             "-jar-cache" => {
                 value("a directory")?; // accepted for compatibility; nectr loads no jars
             }

@@ -12,9 +12,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::net::{BoxIo, HttpUrl, Net};
 use super::{ConnectError, Secret};
 use crate::remoting::command;
 
@@ -37,34 +37,11 @@ fn failed(m: impl Into<String>) -> ConnectError {
     ConnectError::Failed(m.into())
 }
 
-/// Splits `http://host:port/path/` into (host, port, path).
-fn split_url(url: &str) -> Result<(String, u16, String), ConnectError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        ConnectError::Refused(format!(
-            "JNLP4 discovery needs an http:// controller URL (https:// is not supported by this build yet): {url}"
-        ))
-    })?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-            h.trim_matches(|c| c == '[' || c == ']').to_string(),
-            p.parse()
-                .map_err(|_| ConnectError::Refused(format!("bad port in {url}")))?,
-        ),
-        _ => (authority.to_string(), 80),
-    };
-    Ok((host, port, path.to_string()))
-}
-
 /// `GET <url>tcpSlaveAgentListener/` and its headers.
-pub async fn discover(url: &str) -> Result<Discovery, ConnectError> {
-    let (host, port, path) = split_url(url)?;
-    let mut tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| failed(format!("cannot connect to {host}:{port}: {e}")))?;
+pub async fn discover(net: &Net, url: &str) -> Result<Discovery, ConnectError> {
+    let u = HttpUrl::parse(url)?;
+    let (host, port, path) = (u.host.clone(), u.port, u.path.clone());
+    let mut tcp = net.open(&host, port, u.https).await?;
     let req = format!(
         "GET {path}tcpSlaveAgentListener/ HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: nectr-agent\r\nConnection: close\r\n\r\n"
     );
@@ -226,7 +203,7 @@ pub fn certificate_spki(cert: &[u8]) -> Option<&[u8]> {
 
 /// An open JNLP4 connection, past the handshake.
 pub struct Jnlp4Connection {
-    tls: TlsStream<TcpStream>,
+    tls: TlsStream<BoxIo>,
     /// The controller's capability mask.
     pub peer_capability: Option<i64>,
     /// The cookie to send on the next connection.
@@ -266,6 +243,8 @@ fn json_escape(s: &str) -> String {
 
 /// Connects: preamble, ACK, TLS with the pinned identity, headers, capability.
 pub async fn connect(
+    net: &Net,
+    via_https_proxy: bool,
     d: &Discovery,
     name: &str,
     secret: &Secret,
@@ -278,15 +257,7 @@ pub async fn connect(
             d.protocols
         )));
     }
-    let mut tcp = TcpStream::connect((d.host.as_str(), d.port))
-        .await
-        .map_err(|e| {
-            failed(format!(
-                "cannot connect to the agent port {}:{}: {e}",
-                d.host, d.port
-            ))
-        })?;
-    let _ = tcp.set_nodelay(true);
+    let mut tcp = net.tcp(&d.host, d.port, via_https_proxy).await?;
     let mut hello = Vec::new();
     hello.extend_from_slice(b"\x00\x16Protocol:JNLP4-connect");
     hello.extend_from_slice(b"\x00\x03ACK");
@@ -428,18 +399,6 @@ impl Jnlp4Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_controller_urls() {
-        assert_eq!(
-            split_url("http://127.0.0.1:8080/jenkins/").unwrap(),
-            ("127.0.0.1".into(), 8080, "/jenkins/".into())
-        );
-        assert_eq!(
-            split_url("http://j/").unwrap(),
-            ("j".into(), 80, "/".into())
-        );
-    }
 
     #[test]
     fn reads_the_cookie_from_connection_headers() {

@@ -2,6 +2,7 @@
 //! socket and the sans-IO [`crate::remoting::Channel`].
 
 pub mod jnlp4;
+pub mod net;
 pub mod ws;
 
 use std::fmt;

@@ -3,54 +3,47 @@
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
+use super::net::{BoxIo, HttpUrl, Net};
 use super::{ConnectError, Secret};
 use crate::remoting::command;
 
 /// An open WebSocket to the controller.
 pub struct WsConnection {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<BoxIo>,
     /// The controller's capability mask.
     pub peer_capability: Option<i64>,
     /// The cookie to send on the next connection.
     pub cookie: Option<String>,
 }
 
-/// The `ws://…/wsagents/` URL for a controller URL `http://…/`.
-pub fn ws_url(url: &str) -> Result<String, ConnectError> {
-    let base = if url.ends_with('/') {
-        url.to_string()
+/// The `ws(s)://…/wsagents/` URL for a controller URL `http(s)://…/`.
+pub fn ws_url(u: &HttpUrl) -> String {
+    let scheme = if u.https { "wss" } else { "ws" };
+    let host = if u.host.contains(':') {
+        format!("[{}]", u.host)
     } else {
-        format!("{url}/")
+        u.host.clone()
     };
-    if let Some(rest) = base.strip_prefix("http://") {
-        Ok(format!("ws://{rest}wsagents/"))
-    } else if base.starts_with("https://") {
-        Err(ConnectError::Refused(
-            "https:// controllers are not supported by this build yet (WebSocket over TLS); use an http:// URL on a trusted network".into(),
-        ))
-    } else {
-        Err(ConnectError::Refused(format!(
-            "controller URL {url:?} must start with http:// or https://"
-        )))
-    }
+    format!("{scheme}://{host}:{}{}wsagents/", u.port, u.path)
 }
 
 /// Opens the WebSocket, sending name, secret, capability and the cookie of a previous
 /// connection.
 pub async fn connect(
+    net: &Net,
     url: &str,
     name: &str,
     secret: &Secret,
     capability: i64,
     cookie: Option<&str>,
 ) -> Result<WsConnection, ConnectError> {
-    let target = ws_url(url)?;
+    let u = HttpUrl::parse(url)?;
+    let target = ws_url(&u);
     let mut req = target
         .as_str()
         .into_client_request()
@@ -73,7 +66,8 @@ pub async fn connect(
     if let Some(c) = cookie {
         h.insert("Connection-Cookie", header(c, "the cookie")?);
     }
-    let (ws, resp) = match tokio_tungstenite::connect_async(req).await {
+    let stream = net.open(&u.host, u.port, u.https).await?;
+    let (ws, resp) = match tokio_tungstenite::client_async(req, stream).await {
         Ok(x) => x,
         Err(tungstenite::Error::Http(resp)) => {
             let status = resp.status();

@@ -123,9 +123,17 @@ async fn connect(
                 }
             };
             let https = opts.url.starts_with("https://");
-            jnlp4::connect(net, https, &d, &opts.name, &opts.secret, capability::NECTR, cookie)
-                .await
-                .map(|c| Connection::Jnlp4(Box::new(c)))
+            jnlp4::connect(
+                net,
+                https,
+                &d,
+                &opts.name,
+                &opts.secret,
+                capability::NECTR,
+                cookie,
+            )
+            .await
+            .map(|c| Connection::Jnlp4(Box::new(c)))
         }
     }
 }

@@ -18,6 +18,7 @@ struct Sim {
     events: Receiver<J>,
     seen: Vec<J>,
     url: String,
+    listening: J,
 }
 
 impl Sim {
@@ -51,12 +52,15 @@ impl Sim {
             events: rx,
             seen: Vec::new(),
             url: String::new(),
+            listening: J::Null,
         };
-        let l = sim.wait_for("listening", Duration::from_secs(30));
+        // Generous: with --https the simulator first makes its keys with keytool.
+        let l = sim.wait_for("listening", Duration::from_secs(60));
         sim.url = l["url"]
             .as_str()
             .expect("url in listening event")
             .to_string();
+        sim.listening = l;
         sim
     }
 
@@ -106,12 +110,21 @@ impl Agent {
     }
 
     fn start_with(url: &str, transport: &[&str], extra: &[&str]) -> Agent {
+        Agent::start_env(url, transport, extra, &[])
+    }
+
+    fn start_env(url: &str, transport: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Agent {
         let work = scratch("agent-work");
         let log = work.join("stderr.txt");
         let stderr = std::fs::File::create(&log).expect("create the agent's stderr file");
         let child = Command::new(env!("CARGO_BIN_EXE_nectr-agent"))
             .args(["-url", url, "-name", "n1", "-secret", SECRET])
             .args(transport)
+            .env_remove("https_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .envs(env.iter().copied())
             .arg("-workDir")
             .arg(&work)
             .args(extra)
@@ -295,4 +308,80 @@ fn a_refused_secret_over_jnlp4_is_reported_clearly() {
     );
     assert!(!err.contains(SECRET), "the secret leaked: {err}");
     let _ = sim.wait_for("refused", Duration::from_secs(5));
+}
+
+/// The simulator's test CA, written where the agent can read it with `-cert @FILE`.
+fn ca_file(sim: &Sim) -> String {
+    let pem = sim.listening["ca_pem"]
+        .as_str()
+        .expect("--https gives a CA");
+    let path = scratch("ca").join("ca.pem");
+    std::fs::write(&path, pem).unwrap();
+    format!("@{}", path.display())
+}
+
+#[test]
+fn an_https_controller_is_reached_with_verified_tls_over_both_transports() {
+    let mut sim = Sim::start("online", &["--https"]);
+    assert!(sim.url.starts_with("https://"));
+    let ca = ca_file(&sim);
+    let ws = Agent::start(&sim.url, &["-cert", &ca]);
+    let c = sim.wait_for("connected", Duration::from_secs(30));
+    assert_eq!(c["transport"], "websocket");
+    sim.wait_for("online", Duration::from_secs(30));
+    drop(ws);
+    sim.wait_for("disconnected", Duration::from_secs(30));
+    // JNLP4: discovery over https, then the agent port with its own pinned TLS.
+    let _jnlp = Agent::start_jnlp4(&sim.url, &["-cert", &ca]);
+    let c = sim.wait_for("connected", Duration::from_secs(30));
+    assert_eq!(c["transport"], "jnlp4");
+    sim.wait_for("online", Duration::from_secs(30));
+}
+
+#[test]
+fn an_https_controller_with_an_untrusted_certificate_is_refused() {
+    let sim = Sim::start("online", &["--https"]);
+    let agent = Agent::start(&sim.url, &["-noReconnect"]);
+    let (code, err) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "stderr: {err}");
+    assert!(
+        err.contains("TLS") && err.contains("-cert"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn https_proxy_is_honoured_and_no_proxy_bypasses_it() {
+    let mut sim = Sim::start("online", &["--https", "--proxy"]);
+    let ca = ca_file(&sim);
+    let proxy = sim.listening["proxy"].as_str().unwrap().to_string();
+    let through = Agent::start_env(
+        &sim.url,
+        &["-webSocket"],
+        &["-cert", &ca],
+        &[("https_proxy", &proxy)],
+    );
+    let p = sim.wait_for("proxied", Duration::from_secs(30));
+    assert_eq!(
+        p["target"].as_str().unwrap(),
+        sim.url.trim_start_matches("https://").trim_end_matches('/')
+    );
+    sim.wait_for("online", Duration::from_secs(30));
+    drop(through);
+    sim.wait_for("disconnected", Duration::from_secs(30));
+    let _direct = Agent::start_env(
+        &sim.url,
+        &["-webSocket"],
+        &["-cert", &ca],
+        &[("https_proxy", &proxy), ("no_proxy", "127.0.0.1")],
+    );
+    sim.wait_for("online", Duration::from_secs(30));
+    assert!(
+        !sim.seen
+            .iter()
+            .skip_while(|e| e["event"] != "disconnected")
+            .any(|e| e["event"] == "proxied"),
+        "no_proxy should have bypassed the proxy: {:#?}",
+        sim.seen
+    );
 }

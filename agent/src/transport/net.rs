@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use rustls_pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -55,12 +55,21 @@ fn parse_proxy(v: &str) -> Option<Proxy> {
 impl ProxyConfig {
     /// Reads `https_proxy`, `http_proxy` and `no_proxy` (either case) through `env`.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let get = |k: &str| env(k).or_else(|| env(&k.to_uppercase())).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            env(k)
+                .or_else(|| env(&k.to_uppercase()))
+                .filter(|v| !v.is_empty())
+        };
         ProxyConfig {
             https: get("https_proxy").and_then(|v| parse_proxy(&v)),
             http: get("http_proxy").and_then(|v| parse_proxy(&v)),
             no_proxy: get("no_proxy")
-                .map(|v| v.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_lowercase())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -125,24 +134,29 @@ impl Net {
     pub async fn tcp(&self, host: &str, port: u16, https: bool) -> Result<BoxIo, ConnectError> {
         match self.proxy.for_host(host, https) {
             None => {
-                let s = TcpStream::connect((host, port))
-                    .await
-                    .map_err(|e| ConnectError::Failed(format!("cannot connect to {host}:{port}: {e}")))?;
+                let s = TcpStream::connect((host, port)).await.map_err(|e| {
+                    ConnectError::Failed(format!("cannot connect to {host}:{port}: {e}"))
+                })?;
                 let _ = s.set_nodelay(true);
                 Ok(Box::new(s))
             }
             Some(p) => {
-                let mut s = TcpStream::connect((p.host.as_str(), p.port)).await.map_err(|e| {
-                    ConnectError::Failed(format!("cannot connect to the proxy {}:{}: {e}", p.host, p.port))
-                })?;
+                let mut s = TcpStream::connect((p.host.as_str(), p.port))
+                    .await
+                    .map_err(|e| {
+                        ConnectError::Failed(format!(
+                            "cannot connect to the proxy {}:{}: {e}",
+                            p.host, p.port
+                        ))
+                    })?;
                 let _ = s.set_nodelay(true);
                 let req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
-                s.write_all(req.as_bytes())
-                    .await
-                    .map_err(|e| ConnectError::Failed(format!("proxy {}:{}: {e}", p.host, p.port)))?;
-                let head = read_head(&mut s)
-                    .await
-                    .map_err(|e| ConnectError::Failed(format!("proxy {}:{}: {e}", p.host, p.port)))?;
+                s.write_all(req.as_bytes()).await.map_err(|e| {
+                    ConnectError::Failed(format!("proxy {}:{}: {e}", p.host, p.port))
+                })?;
+                let head = read_head(&mut s).await.map_err(|e| {
+                    ConnectError::Failed(format!("proxy {}:{}: {e}", p.host, p.port))
+                })?;
                 let status = head.lines().next().unwrap_or_default().to_string();
                 if status.split_whitespace().nth(1) != Some("200") {
                     return Err(ConnectError::Failed(format!(
@@ -259,7 +273,11 @@ mod tests {
             port: 3128,
         };
         assert_eq!(p.for_host("ci.example.com", true), Some(&proxy));
-        assert_eq!(p.for_host("ci.example.com", false), None, "no http_proxy set");
+        assert_eq!(
+            p.for_host("ci.example.com", false),
+            None,
+            "no http_proxy set"
+        );
         assert_eq!(p.for_host("a.internal", true), None);
         assert_eq!(p.for_host("jenkins.corp", true), None);
         assert_eq!(p.for_host("LOCALHOST", true), None);
@@ -268,7 +286,10 @@ mod tests {
     #[test]
     fn parses_controller_urls() {
         let u = HttpUrl::parse("https://ci.corp/jenkins").unwrap();
-        assert_eq!((u.https, u.host.as_str(), u.port, u.path.as_str()), (true, "ci.corp", 443, "/jenkins/"));
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "ci.corp", 443, "/jenkins/")
+        );
         let u = HttpUrl::parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!((u.https, u.port), (false, 8080));
         let u = HttpUrl::parse("http://[::1]:9/").unwrap();
@@ -278,7 +299,9 @@ mod tests {
 
     #[test]
     fn a_cert_option_without_a_certificate_is_refused() {
-        let e = Net::new(ProxyConfig::default(), Some("not pem")).err().unwrap();
+        let e = Net::new(ProxyConfig::default(), Some("not pem"))
+            .err()
+            .unwrap();
         assert!(e.contains("-cert"), "{e}");
     }
 }

@@ -23,11 +23,14 @@ final class HttpServer {
     private final int jnlpPort;
     private final String identityBase64;
 
-    HttpServer(Controller controller, int jnlpPort, String identityBase64) throws IOException {
+    HttpServer(Controller controller, int jnlpPort, String identityBase64, javax.net.ssl.SSLContext tls) throws IOException {
         this.controller = controller;
         this.jnlpPort = jnlpPort;
         this.identityBase64 = identityBase64;
-        this.server = new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"));
+        // With --https the whole HTTP side (discovery and /wsagents/) is TLS, as behind nginx.
+        this.server = tls == null
+                ? new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"))
+                : tls.getServerSocketFactory().createServerSocket(0, 50, InetAddress.getByName("127.0.0.1"));
     }
 
     int port() {

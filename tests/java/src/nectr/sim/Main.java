@@ -4,7 +4,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Base64;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Executors;
 
@@ -31,8 +33,18 @@ public final class Main {
     public static void main(String[] args) throws Exception {
         Controller c = new Controller();
         Path stateDir = null;
+        boolean https = false;
+        boolean proxy = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
+            if (a.equals("--https")) {
+                https = true;
+                continue;
+            }
+            if (a.equals("--proxy")) {
+                proxy = true;
+                continue;
+            }
             if (i + 1 >= args.length) usage("missing value for " + a);
             String v = args[++i];
             switch (a) {
@@ -61,6 +73,7 @@ public final class Main {
                 case "--remote-fs":
                     c.remoteFs = v;
                     break;
+
                 default:
                     usage("unknown option " + a);
             }
@@ -69,6 +82,8 @@ public final class Main {
         boolean tempState = stateDir == null;
         if (tempState) stateDir = Files.createTempDirectory("nectr-sim-");
         Identity id = Identity.loadOrCreate(stateDir);
+        WebTls web = https ? WebTls.loadOrCreate(stateDir) : null;
+        String caPem = web == null ? null : Files.readString(web.caPem);
         if (tempState) deleteTree(stateDir);
 
         WebSocketTransport.pinger = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -82,9 +97,11 @@ public final class Main {
             jnlp.wrongIdentity = true;
             advertised = Base64.getEncoder().encodeToString(Identity.otherKey());
         }
-        HttpServer http = new HttpServer(c, jnlp.port(), advertised);
+        HttpServer http = new HttpServer(c, jnlp.port(), advertised, web == null ? null : web.context);
         jnlp.start();
         http.start();
+        ConnectProxy connectProxy = proxy ? new ConnectProxy() : null;
+        if (connectProxy != null) connectProxy.start();
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             http.stop();
@@ -96,7 +113,11 @@ public final class Main {
             Controller.sleep(200);
         }, "sim-shutdown"));
 
-        Events.emit("event", "listening", "url", "http://127.0.0.1:" + http.port() + "/", "jnlp_port", jnlp.port());
+        List<Object> listening = new ArrayList<>(List.of("event", "listening",
+                "url", (https ? "https" : "http") + "://127.0.0.1:" + http.port() + "/", "jnlp_port", jnlp.port()));
+        if (caPem != null) listening.addAll(List.of("ca_pem", caPem));
+        if (connectProxy != null) listening.addAll(List.of("proxy", "http://127.0.0.1:" + connectProxy.port()));
+        Events.emit(listening.toArray());
 
         // Exit on stdin EOF (bounded by the life of the test that spawned us).
         InputStream in = System.in;

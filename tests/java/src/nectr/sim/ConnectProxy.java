@@ -26,28 +26,11 @@ final class ConnectProxy {
     }
 
     void start() {
-        Thread t = new Thread(() -> {
-            while (!server.isClosed()) {
-                try {
-                    Socket s = server.accept();
-                    Thread h = new Thread(() -> handle(s), "proxy-" + s.getPort());
-                    h.setDaemon(true);
-                    h.start();
-                } catch (IOException e) {
-                    if (!server.isClosed()) Events.emit("event", "note", "what", "proxy accept: " + e);
-                }
-            }
-        }, "proxy-accept");
-        t.setDaemon(true);
-        t.start();
+        Acceptor.start(server, "proxy", this::handle);
     }
 
     void stop() {
-        try {
-            server.close();
-        } catch (IOException e) {
-            // ignore
-        }
+        Acceptor.stop(server);
     }
 
     private static String readHead(InputStream in) throws IOException {

@@ -38,28 +38,11 @@ final class HttpServer {
     }
 
     void start() {
-        Thread t = new Thread(() -> {
-            while (!server.isClosed()) {
-                try {
-                    Socket s = server.accept();
-                    Thread h = new Thread(() -> handle(s), "http-" + s.getPort());
-                    h.setDaemon(true);
-                    h.start();
-                } catch (IOException e) {
-                    if (!server.isClosed()) Events.emit("event", "note", "what", "http accept: " + e);
-                }
-            }
-        }, "http-accept");
-        t.setDaemon(true);
-        t.start();
+        Acceptor.start(server, "http", this::handle);
     }
 
     void stop() {
-        try {
-            server.close();
-        } catch (IOException e) {
-            // ignore
-        }
+        Acceptor.stop(server);
     }
 
     static String readLine(InputStream in) throws IOException {

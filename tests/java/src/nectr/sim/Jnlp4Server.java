@@ -37,28 +37,11 @@ final class Jnlp4Server {
     }
 
     void start() {
-        Thread t = new Thread(() -> {
-            while (!server.isClosed()) {
-                try {
-                    Socket s = server.accept();
-                    Thread h = new Thread(() -> handle(s), "jnlp-" + s.getPort());
-                    h.setDaemon(true);
-                    h.start();
-                } catch (IOException e) {
-                    if (!server.isClosed()) Events.emit("event", "note", "what", "jnlp accept: " + e);
-                }
-            }
-        }, "jnlp-accept");
-        t.setDaemon(true);
-        t.start();
+        Acceptor.start(server, "jnlp", this::handle);
     }
 
     void stop() {
-        try {
-            server.close();
-        } catch (IOException e) {
-            // ignore
-        }
+        Acceptor.stop(server);
     }
 
     static void closeQuietly(Socket s) {

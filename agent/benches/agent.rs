@@ -20,7 +20,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn start(java_cp: &str, scenario: &str) -> Sim {
+    fn start(java_cp: &str, scenario: &str, extra: &[&str]) -> Sim {
         let mut child = Command::new("java")
             .args([
                 "-cp",
@@ -30,6 +30,7 @@ impl Sim {
                 "n1=bench-secret",
             ])
             .args(["--scenario", scenario, "--monitor-seconds", "3600"])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -99,9 +100,13 @@ fn start_agent(agent: &str, url: &str, work: &std::path::Path, ws: bool) -> Chil
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .split_whitespace()
         .next()?
         .parse()
@@ -153,7 +158,7 @@ fn main() {
         let mut rss = Vec::new();
         // One simulator for all runs; the first run only warms its JVM up and is not counted,
         // so the figure is the agent's start-up rather than the simulator's class loading.
-        let mut sim = Sim::start(&java_cp, "online");
+        let mut sim = Sim::start(&java_cp, "online", &[]);
         for run in 0..=runs {
             std::thread::sleep(Duration::from_millis(300));
             let t0 = Instant::now();
@@ -172,18 +177,37 @@ fn main() {
             sim.wait("disconnected", Duration::from_secs(30));
         }
         drop(sim);
-        let mut sim = Sim::start(&java_cp, "bench");
+        let mut sim = Sim::start(&java_cp, "bench", &[]);
         let mut child = start_agent(&agent, &sim.url, &work, ws);
         let (_, r) = sim.wait("rtt", Duration::from_secs(120));
         let _ = child.kill();
         let _ = child.wait();
+        drop(sim);
+        // Stream throughput: FilePath$CopyTo of a 1 GiB (sparse) file into the controller.
+        let big = work.join("big.bin");
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(1 << 30))
+            .unwrap_or_else(|e| usage(&format!("cannot create {big:?}: {e}")));
+        let mut sim = Sim::start(
+            &java_cp,
+            "bigstream",
+            &["--remote-fs", work.to_str().unwrap_or("/tmp")],
+        );
+        let mut child = start_agent(&agent, &sim.url, &work, ws);
+        let (_, c) = sim.wait("copied", Duration::from_secs(600));
+        let peak = status_kib(child.id(), "VmHWM:").unwrap_or(0) as f64 / 1024.0;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&big);
         println!(
-            "{:<12} {:>11.1} ms {:>12.2} MiB {:>7.0} us {:>7.0} us",
+            "{:<12} {:>11.1} ms {:>12.2} MiB {:>7.0} us {:>7.0} us {:>11.0} MB/s {:>10.1} MiB",
             label,
             median(online_ms),
             median(rss),
             r["p50_us"].as_f64().unwrap_or(f64::NAN),
             r["p99_us"].as_f64().unwrap_or(f64::NAN),
+            c["mb_per_s"].as_f64().unwrap_or(f64::NAN),
+            peak,
         );
     }
     let _ = std::fs::remove_dir_all(&work);

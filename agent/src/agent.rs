@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,7 +220,9 @@ async fn serve(
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Ended {
     let mut channel = Channel::new();
-    let (tx, mut rx) = mpsc::unbounded_channel::<(i32, Answer)>();
+    // Bounded: a handler streaming a large file waits here instead of filling memory.
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
+    let shared = Arc::new(Shared::default());
     let mut running: HashSet<i32> = HashSet::new();
     let protocol = conn.protocol();
     // Pings to the controller, once it asked for them (`ChannelPinger$SetUpRemotePing`).
@@ -243,13 +246,20 @@ async fn serve(
                                     pinger = Some(p);
                                 }
                                 running.insert(req.id);
-                                let (tx, registry, host) = (tx.clone(), registry.clone(), host.clone());
+                                let remote = CallRemote {
+                                    tx: tx.clone(),
+                                    registry: registry.clone(),
+                                    shared: shared.clone(),
+                                    last_io_id: AtomicI32::new(0),
+                                };
+                                let host = host.clone();
                                 tokio::task::spawn_blocking(move || {
-                                    let answer = handlers::dispatch(&req, &registry, host.as_ref(), protocol);
+                                    let answer = handlers::dispatch(&req, &remote.registry, host.as_ref(), protocol, &remote);
                                     if let Answer::Exception { message, .. } = &answer {
                                         warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
                                     }
-                                    let _ = tx.send((req.id, answer));
+                                    let last_io_id = remote.last_io_id.load(Ordering::SeqCst);
+                                    let _ = remote.tx.blocking_send(Outgoing::Answer { id: req.id, last_io_id, answer });
                                 });
                             }
                             Event::Cancel(id) => {
@@ -272,6 +282,15 @@ async fn serve(
                                     }
                                 }
                             }
+                            Event::StreamData { oid, data } => {
+                                if let Err(e) = shared.write(oid, &data) {
+                                    warn!(oid, "write to exported stream failed: {e}");
+                                }
+                            }
+                            Event::StreamFlush(oid) => {
+                                let _ = shared.flush(oid);
+                            }
+                            Event::StreamEnd { oid, close } => shared.end(oid, close),
                             Event::Closed => ended = Some(Ended::Lost("the controller closed the channel".into())),
                             Event::Rejected { id, reason } => warn!(id, "{reason}"),
                             Event::Ignored(what) => debug!("ignored {what}"),
@@ -286,9 +305,14 @@ async fn serve(
                 Incoming::Nothing => None,
                 Incoming::Closed(reason) => Some(Ended::Lost(reason)),
             },
-            Some((id, answer)) = rx.recv() => {
-                if running.remove(&id) {
-                    channel.answer(id, 0, &answer);
+            Some(out) = rx.recv() => {
+                match out {
+                    Outgoing::Answer { id, last_io_id, answer } => {
+                        if running.remove(&id) {
+                            channel.answer(id, last_io_id, &answer);
+                        }
+                    }
+                    Outgoing::Command(c) => channel.send_command(&c),
                 }
                 None
             }
@@ -314,6 +338,91 @@ async fn serve(
             conn.close().await;
             return e;
         }
+    }
+}
+
+/// What handler threads hand to the connection, in order.
+enum Outgoing {
+    /// The answer to a call, after every stream command it sent.
+    Answer {
+        id: i32,
+        last_io_id: i32,
+        answer: Answer,
+    },
+    /// A stream command (`ProxyOutputStream$Chunk`, `$EOF`).
+    Command(Vec<u8>),
+}
+
+/// State shared by the calls of one connection: I/O ids and the agent's exported streams.
+#[derive(Default)]
+struct Shared {
+    io_id: AtomicI32,
+    next_oid: AtomicI32,
+    exports: std::sync::Mutex<std::collections::HashMap<i32, std::fs::File>>,
+}
+
+impl Shared {
+    fn exports(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i32, std::fs::File>> {
+        self.exports.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self, oid: i32, data: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        match self.exports().get_mut(&oid) {
+            Some(f) => tokio::task::block_in_place(|| f.write_all(data)),
+            None => Err(std::io::Error::other(format!("no exported stream {oid}"))),
+        }
+    }
+
+    fn flush(&self, oid: i32) -> std::io::Result<()> {
+        use std::io::Write;
+        match self.exports().get_mut(&oid) {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn end(&self, oid: i32, close: bool) {
+        if let Some(f) = self.exports().remove(&oid) {
+            if close {
+                if let Err(e) = f.sync_all() {
+                    warn!(oid, "closing exported stream: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A call's view of the connection (see [`handlers::Remote`]).
+struct CallRemote {
+    tx: mpsc::Sender<Outgoing>,
+    registry: Arc<Registry>,
+    shared: Arc<Shared>,
+    last_io_id: AtomicI32,
+}
+
+impl handlers::Remote for CallRemote {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn next_io_id(&self) -> i32 {
+        let id = self.shared.io_id.fetch_add(1, Ordering::SeqCst) + 1;
+        self.last_io_id.store(id, Ordering::SeqCst);
+        id
+    }
+
+    fn send(&self, command: Vec<u8>) -> Result<(), String> {
+        self.tx
+            .blocking_send(Outgoing::Command(command))
+            .map_err(|_| "the connection is closed".to_string())
+    }
+
+    fn export(&self, sink: std::fs::File) -> i32 {
+        // Oid 1 is the channel itself (remoting's convention); ours start above it.
+        let oid = self.shared.next_oid.fetch_add(1, Ordering::SeqCst) + 2;
+        self.shared.exports().insert(oid, sink);
+        oid
     }
 }
 

@@ -114,7 +114,16 @@ impl Agent {
     }
 
     fn start_env(url: &str, transport: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Agent {
-        let work = scratch("agent-work");
+        Agent::start_in(&scratch("agent-work"), url, transport, extra, env)
+    }
+
+    fn start_in(
+        work: &std::path::Path,
+        url: &str,
+        transport: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let log = work.join("stderr.txt");
         let stderr = std::fs::File::create(&log).expect("create the agent's stderr file");
         let child = Command::new(env!("CARGO_BIN_EXE_nectr-agent"))
@@ -126,7 +135,7 @@ impl Agent {
             .env_remove("HTTP_PROXY")
             .envs(env.iter().copied())
             .arg("-workDir")
-            .arg(&work)
+            .arg(work)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -384,4 +393,44 @@ fn https_proxy_is_honoured_and_no_proxy_bypasses_it() {
         "no_proxy should have bypassed the proxy: {:#?}",
         sim.seen
     );
+}
+
+#[test]
+fn remote_output_streams_work_in_both_directions() {
+    let work = scratch("streams");
+    let mut sim = Sim::start("streams", &["--remote-fs", work.to_str().unwrap()]);
+    let _agent = Agent::start_in(&work, &sim.url, &["-webSocket"], &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    // WritePipe: the controller wrote 4 MiB into the agent's stream; CopyTo read them back.
+    let e = sim.wait_for("streams_ok", Duration::from_secs(60));
+    assert_eq!(e["bytes"], 4 << 20);
+    assert_eq!(
+        std::fs::metadata(work.join("nectr-stream-test.bin"))
+            .unwrap()
+            .len(),
+        4 << 20
+    );
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_one_gib_stream_to_the_controller_runs_in_bounded_memory() {
+    let work = scratch("bigstream");
+    let big = std::fs::File::create(work.join("big.bin")).unwrap();
+    big.set_len(1 << 30).unwrap(); // sparse: reads cost no disk
+    let mut sim = Sim::start("bigstream", &["--remote-fs", work.to_str().unwrap()]);
+    let agent = Agent::start_in(&work, &sim.url, &["-webSocket"], &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let e = sim.wait_for("copied", Duration::from_secs(300));
+    assert_eq!(e["bytes"], 1u64 << 30);
+    let peak = peak_rss_kib(agent.0.id());
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB for a 1 GiB stream");
 }

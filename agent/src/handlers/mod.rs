@@ -4,6 +4,7 @@
 //! fake host. Callables nectr does not implement are answered with an exception naming the
 //! class and the way forward (`--runtime jvm`); nothing is left unanswered.
 
+pub mod files;
 pub mod host;
 
 use crate::javaser::Registry;
@@ -35,14 +36,27 @@ impl Protocol {
     }
 }
 
-/// Runs one callable. Pure apart from `host`.
+/// The channel as handlers see it: send stream commands, export local streams.
+pub trait Remote: Send + Sync {
+    /// The registry commands are written with.
+    fn registry(&self) -> &Registry;
+    /// The next I/O id (`ProxyOutputStream` ordering).
+    fn next_io_id(&self) -> i32;
+    /// Sends a command, waiting while the channel's outbox is full (bounded memory).
+    fn send(&self, command: Vec<u8>) -> Result<(), String>;
+    /// Exports a local sink; returns its oid for a `RemoteOutputStream`.
+    fn export(&self, sink: std::fs::File) -> i32;
+}
+
+/// Runs one callable. Pure apart from `host` and `remote`.
 pub fn dispatch(
     req: &UserRequest,
     registry: &Registry,
     host: &dyn Host,
     protocol: Protocol,
+    remote: &dyn Remote,
 ) -> Answer {
-    match run(req, registry, host, protocol) {
+    match run(req, registry, host, protocol, remote) {
         Ok(a) => a,
         Err(e) => Answer::io_error(format!("{}: {e}", req.callable_class)),
     }
@@ -50,7 +64,7 @@ pub fn dispatch(
 
 type R = Result<Answer, String>;
 
-fn value(b: Builder, v: Value) -> Answer {
+pub(crate) fn value(b: Builder, v: Value) -> Answer {
     Answer::Value(b.into_stream(vec![Item::Value(v)]))
 }
 
@@ -78,7 +92,13 @@ fn string_field(heap: &Heap, v: Value, name: &str) -> Option<String> {
     heap.str(s).map(|s| s.to_string())
 }
 
-fn run(req: &UserRequest, registry: &Registry, host: &dyn Host, protocol: Protocol) -> R {
+fn run(
+    req: &UserRequest,
+    registry: &Registry,
+    host: &dyn Host,
+    protocol: Protocol,
+    remote: &dyn Remote,
+) -> R {
     let heap = &req.callable.heap;
     let this = req.callable_value;
     let e = |e: crate::javaser::BuildError| e.to_string();
@@ -150,6 +170,28 @@ fn run(req: &UserRequest, registry: &Registry, host: &dyn Host, protocol: Protoc
             value(b, v)
         }
         "hudson.FilePath$CallableWith" => file_callable(req, registry, host)?,
+        "hudson.FilePath$FileCallableWrapper" => {
+            let inner = this
+                .as_ref()
+                .and_then(|t| heap.field(t, "callable"))
+                .copied()
+                .unwrap_or(Value::Null);
+            let path = this
+                .as_ref()
+                .and_then(|t| heap.field(t, "filePath"))
+                .and_then(|fp| string_field(heap, *fp, "remote"))
+                .ok_or("FilePath$FileCallableWrapper without a path")?;
+            let inner_class = inner
+                .as_ref()
+                .and_then(|i| heap.class_name(i))
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            match inner_class.as_str() {
+                "hudson.FilePath$CopyTo" => files::copy_to(&path, heap, inner, remote, req.id),
+                "hudson.FilePath$WritePipe" => files::write_pipe(&path, registry, remote),
+                other => unknown(other),
+            }
+        }
         "hudson.slaves.SlaveComputer$SlaveLogFetcher" => log_records(registry, host).map_err(e)?,
         other => unknown(other),
     })

@@ -39,6 +39,22 @@ pub enum Event {
         /// It failed on the controller.
         failed: bool,
     },
+    /// Bytes for one of the agent's exported output streams.
+    StreamData {
+        /// The export.
+        oid: i32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Flush one of the agent's exported output streams.
+    StreamFlush(i32),
+    /// Close (EOF) or release (Unexport) one of the agent's exported output streams.
+    StreamEnd {
+        /// The export.
+        oid: i32,
+        /// True for EOF.
+        close: bool,
+    },
     /// The controller closed the channel in order; the agent's own close was queued.
     Closed,
     /// A command was not understood but answered with an error (log it).
@@ -102,6 +118,11 @@ impl Channel {
         self.closing
     }
 
+    /// Queues a command written elsewhere (stream commands from handlers).
+    pub fn send_command(&mut self, command: &[u8]) {
+        self.send(command);
+    }
+
     fn send(&mut self, command: &[u8]) {
         self.outbox.extend(frame::chunks(command));
     }
@@ -127,6 +148,9 @@ impl Channel {
                     events.push(Event::Call(Box::new(r)))
                 }
                 Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
+                Ok(Command::StreamChunk { oid, data }) => events.push(Event::StreamData { oid, data }),
+                Ok(Command::StreamFlush { oid }) => events.push(Event::StreamFlush(oid)),
+                Ok(Command::StreamEnd { oid, close }) => events.push(Event::StreamEnd { oid, close }),
                 Ok(Command::Close) => {
                     if !self.closing {
                         self.closing = true;

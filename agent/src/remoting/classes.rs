@@ -23,6 +23,16 @@ pub const PROXY_EXCEPTION: &str = "hudson.remoting.ProxyException";
 pub const CAPABILITY: &str = "hudson.remoting.Capability";
 /// `hudson.remoting.Channel$CloseCommand`
 pub const CLOSE_COMMAND: &str = "hudson.remoting.Channel$CloseCommand";
+/// `hudson.remoting.ProxyOutputStream$Chunk`
+pub const STREAM_CHUNK: &str = "hudson.remoting.ProxyOutputStream$Chunk";
+/// `hudson.remoting.ProxyOutputStream$Flush`
+pub const STREAM_FLUSH: &str = "hudson.remoting.ProxyOutputStream$Flush";
+/// `hudson.remoting.ProxyOutputStream$EOF`
+pub const STREAM_EOF: &str = "hudson.remoting.ProxyOutputStream$EOF";
+/// `hudson.remoting.ProxyOutputStream$Unexport`
+pub const STREAM_UNEXPORT: &str = "hudson.remoting.ProxyOutputStream$Unexport";
+/// `hudson.remoting.RemoteOutputStream`
+pub const REMOTE_OUTPUT_STREAM: &str = "hudson.remoting.RemoteOutputStream";
 /// `hudson.remoting.Request$Cancel`
 pub const CANCEL: &str = "hudson.remoting.Request$Cancel";
 
@@ -66,6 +76,20 @@ fn specs() -> Vec<ClassSpec> {
         ClassSpec::new(PROXY_EXCEPTION, 1332793125360580541).extends("java.io.IOException"),
         ClassSpec::new(CLOSE_COMMAND, 972857271608138115).extends(COMMAND),
         ClassSpec::new("hudson.remoting.PingThread$Ping", 1),
+        // Streams (remoting-protocol.md §5.6, §5.7).
+        ClassSpec::new(STREAM_CHUNK, 1)
+            .extends(COMMAND)
+            .field("ioId", "I")
+            .field("oid", "I")
+            .field("requestId", "I")
+            .field("buf", "[B"),
+        ClassSpec::new(STREAM_EOF, 1)
+            .extends(COMMAND)
+            .field("ioId", "I")
+            .field("oid", "I")
+            .field("requestId", "I")
+            .field("error", "Ljava/lang/Throwable;"),
+        ClassSpec::new(REMOTE_OUTPUT_STREAM, 1).write_method(),
         ClassSpec::new("java.lang.reflect.Proxy", -2222568056686623797)
             .field("h", "Ljava/lang/reflect/InvocationHandler;"),
         // The agent's log (SlaveLogFetcher): JDK 17 forms, read off the JDK's own streams.

@@ -27,6 +27,25 @@ pub enum Command {
     },
     /// `Channel$CloseCommand`: orderly shutdown.
     Close,
+    /// `ProxyOutputStream$Chunk`: bytes for the agent's exported stream `oid`.
+    StreamChunk {
+        /// The agent's export.
+        oid: i32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// `ProxyOutputStream$Flush`.
+    StreamFlush {
+        /// The agent's export.
+        oid: i32,
+    },
+    /// `ProxyOutputStream$EOF` (close) or `$Unexport` (release without closing).
+    StreamEnd {
+        /// The agent's export.
+        oid: i32,
+        /// True for EOF.
+        close: bool,
+    },
     /// Any other command (`UnexportCommand`, `GCCommand`, stream commands …), by class name.
     Other {
         /// Its class.
@@ -173,6 +192,30 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
             id: request_id.ok_or_else(|| fail("Cancel without id".into()))?,
         },
         CLOSE_COMMAND => Command::Close,
+        STREAM_CHUNK | STREAM_FLUSH | STREAM_EOF | STREAM_UNEXPORT => {
+            let oid = int(heap, top, "oid").ok_or_else(|| fail(format!("{class} without oid")))?;
+            match class.as_str() {
+                STREAM_CHUNK => {
+                    let data = match heap.field(top, "buf").and_then(|v| v.as_ref()) {
+                        Some(a) => match heap.array(a).map(|a| &a.data) {
+                            Some(ArrayData::Byte(b)) => b.clone(),
+                            _ => {
+                                return Err(fail(
+                                    "ProxyOutputStream$Chunk.buf is not a byte[]".into(),
+                                ))
+                            }
+                        },
+                        None => Vec::new(),
+                    };
+                    Command::StreamChunk { oid, data }
+                }
+                STREAM_FLUSH => Command::StreamFlush { oid },
+                _ => Command::StreamEnd {
+                    oid,
+                    close: class == STREAM_EOF,
+                },
+            }
+        }
         _ => Command::Other {
             // Only subclasses of Request carry `lastIoId` next to `id`.
             request_id: int(heap, top, "lastIoId").and(request_id),
@@ -332,6 +375,41 @@ pub fn response(reg: &Registry, id: i32, last_io_id: i32, answer: &Answer) -> Ve
     let resp = built.expect("remoting classes are declared in classes::registry");
     javaser::encode(&b.into_stream(vec![Item::Value(resp)]))
         .expect("a Response built from declared classes always encodes")
+}
+
+/// `ProxyOutputStream$Chunk`: `data` for the controller's exported stream `oid`.
+pub fn stream_chunk(reg: &Registry, io_id: i32, oid: i32, request_id: i32, data: &[u8]) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let built = (|| -> Result<Value, javaser::BuildError> {
+        let buf = b.array("[B", ArrayData::Byte(data.to_vec()))?;
+        b.object(
+            STREAM_CHUNK,
+            &[
+                ("ioId", Value::Int(io_id)),
+                ("oid", Value::Int(oid)),
+                ("requestId", Value::Int(request_id)),
+                ("buf", buf),
+            ],
+        )
+    })();
+    let c = built.expect("ProxyOutputStream$Chunk is declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("Chunk encodes")
+}
+
+/// `ProxyOutputStream$EOF`: close (and unexport) the controller's stream `oid`.
+pub fn stream_eof(reg: &Registry, io_id: i32, oid: i32, request_id: i32) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let c = b
+        .object(
+            STREAM_EOF,
+            &[
+                ("ioId", Value::Int(io_id)),
+                ("oid", Value::Int(oid)),
+                ("requestId", Value::Int(request_id)),
+            ],
+        )
+        .expect("ProxyOutputStream$EOF is declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("EOF encodes")
 }
 
 /// A `UserRequest` from the agent running `hudson.remoting.PingThread$Ping` on the

@@ -43,6 +43,38 @@ public final class FilePath implements Serializable {
     @Override
     public String toString() { return remote; }
 
+    /** `FilePath$FileCallableWrapper` (SUID 1): what FilePath.act(FileCallable) sends. */
+    public static final class FileCallableWrapper<T> implements hudson.remoting.Callable<T, IOException> {
+        private static final long serialVersionUID = 1L;
+        private final FileCallable<T> callable;
+        private final FilePath filePath;
+
+        public FileCallableWrapper(FileCallable<T> callable, FilePath filePath) {
+            this.callable = callable;
+            this.filePath = filePath;
+        }
+
+        @Override
+        public T call() throws IOException {
+            throw new UnsupportedOperationException("simulator");
+        }
+    }
+
+    /** `FilePath$CopyTo`: copy the file into {@code out} (a RemoteOutputStream), then close it. */
+    public static final class CopyTo extends jenkins.MasterToSlaveFileCallable<Void> {
+        private static final long serialVersionUID = 4088559042349254141L;
+        private final hudson.remoting.RemoteOutputStream out;
+
+        public CopyTo(hudson.remoting.RemoteOutputStream out) {
+            this.out = out;
+        }
+    }
+
+    /** `FilePath$WritePipe`: open the file for writing and return it as a RemoteOutputStream. */
+    public static final class WritePipe extends jenkins.MasterToSlaveFileCallable<hudson.remoting.RemoteOutputStream> {
+        private static final long serialVersionUID = 1L;
+    }
+
     /** FilePath$FileCallable. */
     public interface FileCallable<T> extends Serializable {
     }

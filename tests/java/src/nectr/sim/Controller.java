@@ -421,6 +421,58 @@ final class Controller {
                 if (ch.isOpen() && ping(n, ch)) Events.emit("event", "still_up", "node", n.name);
                 break;
             }
+            case "streams": {
+                // Both directions with real FilePath callables: WritePipe (the controller writes into
+                // a stream the agent exported), then CopyTo (the agent writes into ours and closes it).
+                FilePath fp = new FilePath(remoteFs + "/nectr-stream-test.bin", false);
+                Answer a = ch.call(new FilePath.FileCallableWrapper<>(new FilePath.WritePipe(), fp), BRINGUP_TIMEOUT_MS);
+                if (!a.ok || !(a.value instanceof hudson.remoting.RemoteOutputStream)) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "WritePipe: expected a RemoteOutputStream, got " + (a.ok ? type(a.value) : a.errorText()));
+                    return;
+                }
+                int agentOid = ((hudson.remoting.RemoteOutputStream) a.value).getOid();
+                byte[] data = new byte[4 << 20];
+                new java.util.Random(42).nextBytes(data);
+                try {
+                    for (int off = 0; off < data.length; off += 65536) ch.writeRemote(agentOid, data, off, Math.min(65536, data.length - off));
+                    ch.closeRemote(agentOid);
+                } catch (java.io.IOException e) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "writing to the agent's stream: " + e);
+                    return;
+                }
+                java.io.ByteArrayOutputStream sink = new java.io.ByteArrayOutputStream();
+                int sinkOid = ch.export(sink);
+                Answer b = ch.call(new FilePath.FileCallableWrapper<>(new FilePath.CopyTo(new hudson.remoting.RemoteOutputStream(sinkOid)), fp), BRINGUP_TIMEOUT_MS);
+                if (!b.ok) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "CopyTo: " + b.errorText());
+                } else if (!Arrays.equals(sink.toByteArray(), data)) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "CopyTo returned " + sink.size() + " bytes that differ from the " + data.length + " written");
+                } else if (ch.exports.containsKey(sinkOid)) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "CopyTo did not close (EOF) its stream");
+                } else {
+                    Events.emit("event", "streams_ok", "node", n.name, "bytes", data.length);
+                }
+                break;
+            }
+            case "bigstream": {
+                // CopyTo of a large file the test prepared (remote-fs/big.bin): bytes and throughput.
+                FilePath fp = new FilePath(remoteFs + "/big.bin", false);
+                long[] count = {0};
+                java.io.OutputStream sink = new java.io.OutputStream() {
+                    @Override public void write(int b) { count[0]++; }
+                    @Override public void write(byte[] b, int off, int len) { count[0] += len; }
+                };
+                int sinkOid = ch.export(sink);
+                long t0 = System.nanoTime();
+                Answer b = ch.call(new FilePath.FileCallableWrapper<>(new FilePath.CopyTo(new hudson.remoting.RemoteOutputStream(sinkOid)), fp), 600_000);
+                double secs = (System.nanoTime() - t0) / 1e9;
+                if (!b.ok) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "CopyTo: " + b.errorText());
+                } else {
+                    Events.emit("event", "copied", "node", n.name, "bytes", count[0], "mb_per_s", Math.round(count[0] / 1e6 / secs));
+                }
+                break;
+            }
             case "bench": {
                 // Round trips of sequential PingThread$Ping calls, timed here (send to answer).
                 int warmup = 200;

@@ -108,6 +108,51 @@ final class SimChannel {
         return out;
     }
 
+    // ------------------------------------------------------------------ streams (§5.6)
+
+    /** Controller-side OutputStreams exported to the agent (RemoteOutputStream oids). */
+    final Map<Integer, java.io.OutputStream> exports = new ConcurrentHashMap<>();
+    private final AtomicInteger nextExport = new AtomicInteger(10);
+    private final AtomicInteger ioIds = new AtomicInteger(1);
+
+    /** Exports {@code os} for the agent to write into; returns its oid. */
+    int export(java.io.OutputStream os) {
+        int oid = nextExport.getAndIncrement();
+        exports.put(oid, os);
+        return oid;
+    }
+
+    /** Writes into an OutputStream the agent exported (ProxyOutputStream$Chunk). */
+    void writeRemote(int oid, byte[] data, int off, int len) throws IOException {
+        sendCommand(new hudson.remoting.ProxyOutputStream.Chunk(ioIds.getAndIncrement(), oid, 0,
+                java.util.Arrays.copyOfRange(data, off, off + len)));
+    }
+
+    /** Closes an OutputStream the agent exported (ProxyOutputStream$EOF). */
+    void closeRemote(int oid) throws IOException {
+        sendCommand(new hudson.remoting.ProxyOutputStream.EOF(ioIds.getAndIncrement(), oid, 0, null));
+    }
+
+    private void streamCommand(Object o) throws IOException {
+        if (o instanceof hudson.remoting.ProxyOutputStream.Chunk) {
+            hudson.remoting.ProxyOutputStream.Chunk c = (hudson.remoting.ProxyOutputStream.Chunk) o;
+            java.io.OutputStream os = exports.get(c.oid);
+            if (os == null) {
+                Events.emit("event", "check_failed", "node", node, "what", "Chunk for unknown or closed stream " + c.oid);
+            } else {
+                os.write(c.buf);
+            }
+        } else if (o instanceof hudson.remoting.ProxyOutputStream.Flush) {
+            java.io.OutputStream os = exports.get(((hudson.remoting.ProxyOutputStream.Flush) o).oid);
+            if (os != null) os.flush();
+        } else if (o instanceof hudson.remoting.ProxyOutputStream.EOF) {
+            java.io.OutputStream os = exports.remove(((hudson.remoting.ProxyOutputStream.EOF) o).oid);
+            if (os != null) os.close();
+        } else if (o instanceof hudson.remoting.ProxyOutputStream.Unexport) {
+            exports.remove(((hudson.remoting.ProxyOutputStream.Unexport) o).oid);
+        }
+    }
+
     void sendCommand(Command c) throws IOException {
         sendRaw(serialize(c));
     }
@@ -266,6 +311,8 @@ final class SimChannel {
             // ignored, as remoting does
         } else if (o instanceof Request.Cancel) {
             Events.emit("event", "note", "node", node, "what", "agent sent Request$Cancel id " + ((Request.Cancel) o).getId());
+        } else if (o.getClass().getEnclosingClass() == hudson.remoting.ProxyOutputStream.class) {
+            streamCommand(o);
         } else {
             Events.emit("event", "check_failed", "node", node, "what", "unexpected command from agent: " + o.getClass().getName());
         }

@@ -1,0 +1,109 @@
+//! `FilePath` callables that move bytes through remote streams: `FilePath$CopyTo` (the agent
+//! writes a file into a controller `RemoteOutputStream`, then closes it) and
+//! `FilePath$WritePipe` (the agent exports a file for the controller to write into).
+
+use std::io::Read;
+
+use super::{value, Remote};
+use crate::javaser::{Block, Builder, Content, Entry, Heap, Registry, Value};
+use crate::remoting::{classes, command, Answer};
+
+/// Chunk payload size for files (the controller writes each chunk synchronously).
+const CHUNK: usize = 64 << 10;
+
+/// The oid in a `RemoteOutputStream` object: its `writeObject` data is one int.
+pub fn remote_output_stream_oid(heap: &Heap, v: Value) -> Option<i32> {
+    let id = v.as_ref()?;
+    if !heap.class_name(id)?.eq_str(classes::REMOTE_OUTPUT_STREAM) {
+        return None;
+    }
+    let Some(Entry::Object(o)) = heap.get(id) else {
+        return None;
+    };
+    let data: Vec<u8> = o
+        .class_data
+        .iter()
+        .flat_map(|cd| cd.annotation.iter().flatten())
+        .filter_map(|c| match c {
+            Content::Block(b) => Some(b.data.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    Some(i32::from_be_bytes(data.get(..4)?.try_into().ok()?))
+}
+
+/// The first `RemoteOutputStream` among the fields of object `obj`.
+fn find_sink(heap: &Heap, obj: Value) -> Option<i32> {
+    let Some(Entry::Object(o)) = obj.as_ref().and_then(|id| heap.get(id)) else {
+        return None;
+    };
+    o.class_data
+        .iter()
+        .flat_map(|cd| cd.fields.iter().flatten())
+        .find_map(|v| remote_output_stream_oid(heap, *v))
+}
+
+/// `FilePath$CopyTo`: stream `path` into the controller's stream, then EOF it.
+pub fn copy_to(
+    path: &str,
+    heap: &Heap,
+    callable: Value,
+    remote: &dyn Remote,
+    request_id: i32,
+) -> Answer {
+    let Some(oid) = find_sink(heap, callable) else {
+        return Answer::io_error("FilePath$CopyTo without a RemoteOutputStream");
+    };
+    let reg = remote.registry();
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let io = remote.next_io_id();
+            remote
+                .send(command::stream_chunk(reg, io, oid, request_id, &buf[..n]))
+                .map_err(std::io::Error::other)?;
+        }
+    })();
+    // Close the controller's stream in every case: CopyTo's Java code closes it too.
+    let io = remote.next_io_id();
+    let _ = remote.send(command::stream_eof(reg, io, oid, request_id));
+    match result {
+        Ok(()) => Answer::null(),
+        Err(e) => Answer::io_error(format!("cannot copy {path}: {e}")),
+    }
+}
+
+/// `FilePath$WritePipe`: create `path` (and its parents), export it, return the
+/// `RemoteOutputStream` the controller then writes into.
+pub fn write_pipe(path: &str, registry: &Registry, remote: &dyn Remote) -> Answer {
+    let file = std::path::Path::new(path)
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(path));
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => return Answer::io_error(format!("cannot open {path} for writing: {e}")),
+    };
+    let oid = remote.export(file);
+    let mut b = Builder::new(registry);
+    let ros = match b
+        .object(classes::REMOTE_OUTPUT_STREAM, &[])
+        .and_then(|ros| {
+            b.set_data(
+                ros,
+                classes::REMOTE_OUTPUT_STREAM,
+                vec![Content::Block(Block::new(oid.to_be_bytes().to_vec()))],
+            )
+            .map(|()| ros)
+        }) {
+        Ok(v) => v,
+        Err(e) => return Answer::io_error(e.to_string()),
+    };
+    value(b, ros)
+}

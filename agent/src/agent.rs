@@ -1,9 +1,9 @@
 //! The running agent: connect, serve the channel, reconnect with capped exponential backoff
 //! and jitter, stop in order on shutdown.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,7 +223,8 @@ async fn serve(
     // Bounded: a handler streaming a large file waits here instead of filling memory.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
     let shared = Arc::new(Shared::default());
-    let mut running: HashSet<i32> = HashSet::new();
+    // Calls in progress, with the flag a `Request$Cancel` raises for the handler to see.
+    let mut running: HashMap<i32, Arc<AtomicBool>> = HashMap::new();
     let protocol = conn.protocol();
     // Pings to the controller, once it asked for them (`ChannelPinger$SetUpRemotePing`).
     let mut pinger: Option<Pinger> = None;
@@ -245,8 +246,10 @@ async fn serve(
                                     );
                                     pinger = Some(p);
                                 }
-                                running.insert(req.id);
+                                let cancelled = Arc::new(AtomicBool::new(false));
+                                running.insert(req.id, cancelled.clone());
                                 let remote = CallRemote {
+                                    cancelled,
                                     tx: tx.clone(),
                                     registry: registry.clone(),
                                     shared: shared.clone(),
@@ -263,7 +266,8 @@ async fn serve(
                                 });
                             }
                             Event::Cancel(id) => {
-                                if running.remove(&id) {
+                                if let Some(flag) = running.remove(&id) {
+                                    flag.store(true, Ordering::SeqCst);
                                     info!(id, "request cancelled by the controller");
                                     let a = Answer::Exception {
                                         class: "java.io.IOException".into(),
@@ -308,7 +312,7 @@ async fn serve(
             Some(out) = rx.recv() => {
                 match out {
                     Outgoing::Answer { id, last_io_id, answer } => {
-                        if running.remove(&id) {
+                        if running.remove(&id).is_some() {
                             channel.answer(id, last_io_id, &answer);
                         }
                     }
@@ -395,6 +399,7 @@ impl Shared {
 
 /// A call's view of the connection (see [`handlers::Remote`]).
 struct CallRemote {
+    cancelled: Arc<AtomicBool>,
     tx: mpsc::Sender<Outgoing>,
     registry: Arc<Registry>,
     shared: Arc<Shared>,
@@ -410,6 +415,10 @@ impl handlers::Remote for CallRemote {
         let id = self.shared.io_id.fetch_add(1, Ordering::SeqCst) + 1;
         self.last_io_id.store(id, Ordering::SeqCst);
         id
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
     }
 
     fn send(&self, command: Vec<u8>) -> Result<(), String> {

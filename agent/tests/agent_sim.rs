@@ -434,3 +434,15 @@ fn a_one_gib_stream_to_the_controller_runs_in_bounded_memory() {
     let peak = peak_rss_kib(agent.0.id());
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB for a 1 GiB stream");
 }
+
+#[test]
+fn a_cancelled_copy_stops_streaming_and_closes_its_stream() {
+    let work = scratch("cancel-stream");
+    let big = std::fs::File::create(work.join("big.bin")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    let mut sim = Sim::start("cancel-stream", &["--remote-fs", work.to_str().unwrap()]);
+    let _agent = Agent::start_in(&work, &sim.url, &["-webSocket"], &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let e = sim.wait_for("cancel_stream_ok", Duration::from_secs(60));
+    assert!(e["bytes"].as_u64().unwrap() < 1 << 30, "{e}");
+}

@@ -60,6 +60,9 @@ pub fn copy_to(
         let mut f = std::fs::File::open(path)?;
         let mut buf = vec![0u8; CHUNK];
         loop {
+            if remote.is_cancelled() {
+                return Err(std::io::Error::other("cancelled by the controller"));
+            }
             let n = f.read(&mut buf)?;
             if n == 0 {
                 return Ok(());

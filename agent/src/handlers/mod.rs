@@ -42,6 +42,8 @@ pub trait Remote: Send + Sync {
     fn registry(&self) -> &Registry;
     /// The next I/O id (`ProxyOutputStream` ordering).
     fn next_io_id(&self) -> i32;
+    /// True once the controller cancelled this call (`Request$Cancel`): stop working.
+    fn is_cancelled(&self) -> bool;
     /// Sends a command, waiting while the channel's outbox is full (bounded memory).
     fn send(&self, command: Vec<u8>) -> Result<(), String>;
     /// Exports a local sink; returns its oid for a `RemoteOutputStream`.

@@ -473,6 +473,41 @@ final class Controller {
                 }
                 break;
             }
+            case "cancel-stream": {
+                // Cancel a long CopyTo: the agent must stop streaming and still close (EOF) the sink.
+                FilePath fp = new FilePath(remoteFs + "/big.bin", false);
+                long[] count = {0};
+                boolean[] closed = {false};
+                java.io.OutputStream sink = new java.io.OutputStream() {
+                    @Override public void write(int b) { count[0]++; }
+                    @Override public void write(byte[] b, int off, int len) { count[0] += len; }
+                    @Override public void close() { closed[0] = true; }
+                };
+                int sinkOid = ch.export(sink);
+                SimChannel.PendingCall pc = ch.callAsync(new FilePath.FileCallableWrapper<>(
+                        new FilePath.CopyTo(new hudson.remoting.RemoteOutputStream(sinkOid)), fp), false);
+                sleep(300);
+                try {
+                    ch.sendCommand(new Request.Cancel(pc.id));
+                } catch (java.io.IOException e) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "sending Request$Cancel: " + e);
+                    return;
+                }
+                ch.await(pc, 10_000, false);
+                sleep(1000);
+                long settled = count[0];
+                sleep(1000);
+                if (count[0] != settled) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "the agent kept streaming after Request$Cancel");
+                } else if (!closed[0]) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "the agent did not close (EOF) the stream after Request$Cancel");
+                } else if (count[0] >= (1L << 30)) {
+                    Events.emit("event", "note", "node", n.name, "what", "the copy finished before the cancel arrived");
+                } else {
+                    Events.emit("event", "cancel_stream_ok", "node", n.name, "bytes", count[0]);
+                }
+                break;
+            }
             case "bench": {
                 // Round trips of sequential PingThread$Ping calls, timed here (send to answer).
                 int warmup = 200;

@@ -446,3 +446,22 @@ fn a_cancelled_copy_stops_streaming_and_closes_its_stream() {
     let e = sim.wait_for("cancel_stream_ok", Duration::from_secs(60));
     assert!(e["bytes"].as_u64().unwrap() < 1 << 30, "{e}");
 }
+
+#[test]
+fn read_file_streams_through_a_pipe_and_reports_a_missing_file() {
+    let work = scratch("read");
+    std::fs::write(work.join("read-me.txt"), "h\u{e9}llo from the agent\n").unwrap();
+    let mut sim = Sim::start("read", &["--remote-fs", work.to_str().unwrap()]);
+    let _agent = Agent::start_in(&work, &sim.url, &["-webSocket"], &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let r = sim.wait_for("read_done", Duration::from_secs(30));
+    assert_eq!(r["text"], "h\u{e9}llo from the agent\n");
+    // The missing file: the pipe closes with a NoSuchFileException naming it.
+    let e = sim.wait_for("stream_error", Duration::from_secs(30));
+    let err = e["error"].as_str().unwrap();
+    assert!(
+        err.contains("NoSuchFileException") && err.contains("missing.txt"),
+        "{err}"
+    );
+    sim.wait_for("read_done", Duration::from_secs(30));
+}

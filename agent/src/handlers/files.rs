@@ -44,7 +44,65 @@ fn find_sink(heap: &Heap, obj: Value) -> Option<i32> {
         .find_map(|v| remote_output_stream_oid(heap, *v))
 }
 
-/// `FilePath$CopyTo`: stream `path` into the controller's stream, then EOF it.
+/// The `(writer, oid)` of a `hudson.remoting.Pipe` among the fields of object `obj`: its
+/// `writeObject` data is a boolean (true: the receiver writes) and an int.
+fn find_pipe(heap: &Heap, obj: Value) -> Option<(bool, i32)> {
+    let Some(Entry::Object(o)) = obj.as_ref().and_then(|id| heap.get(id)) else {
+        return None;
+    };
+    o.class_data
+        .iter()
+        .flat_map(|cd| cd.fields.iter().flatten())
+        .find_map(|v| {
+            let id = v.as_ref()?;
+            if !heap.class_name(id)?.eq_str("hudson.remoting.Pipe") {
+                return None;
+            }
+            let data = block_data(heap, id);
+            let oid = i32::from_be_bytes(data.get(1..5)?.try_into().ok()?);
+            Some((*data.first()? != 0, oid))
+        })
+}
+
+/// All `writeObject` block data of object `id`, concatenated.
+fn block_data(heap: &Heap, id: crate::javaser::Id) -> Vec<u8> {
+    let Some(Entry::Object(o)) = heap.get(id) else {
+        return Vec::new();
+    };
+    o.class_data
+        .iter()
+        .flat_map(|cd| cd.annotation.iter().flatten())
+        .filter_map(|c| match c {
+            Content::Block(b) => Some(b.data.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Sends the bytes of `path` to the controller's stream `oid` as chunks; stops when the call
+/// is cancelled.
+fn stream_file(path: &str, oid: i32, remote: &dyn Remote, request_id: i32) -> std::io::Result<()> {
+    let reg = remote.registry();
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if remote.is_cancelled() {
+            return Err(std::io::Error::other("cancelled by the controller"));
+        }
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let io = remote.next_io_id();
+        remote
+            .send(command::stream_chunk(reg, io, oid, request_id, &buf[..n]))
+            .map_err(std::io::Error::other)?;
+    }
+}
+
+/// `FilePath$CopyTo`: stream `path` into the controller's `RemoteOutputStream`, then EOF it
+/// (in every case: CopyTo's Java code closes it too).
 pub fn copy_to(
     path: &str,
     heap: &Heap,
@@ -55,31 +113,59 @@ pub fn copy_to(
     let Some(oid) = find_sink(heap, callable) else {
         return Answer::io_error("FilePath$CopyTo without a RemoteOutputStream");
     };
-    let reg = remote.registry();
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::open(path)?;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            if remote.is_cancelled() {
-                return Err(std::io::Error::other("cancelled by the controller"));
-            }
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            let io = remote.next_io_id();
-            remote
-                .send(command::stream_chunk(reg, io, oid, request_id, &buf[..n]))
-                .map_err(std::io::Error::other)?;
-        }
-    })();
-    // Close the controller's stream in every case: CopyTo's Java code closes it too.
+    let result = stream_file(path, oid, remote, request_id);
     let io = remote.next_io_id();
-    let _ = remote.send(command::stream_eof(reg, io, oid, request_id));
+    let _ = remote.send(command::stream_eof(
+        remote.registry(),
+        io,
+        oid,
+        request_id,
+        None,
+    ));
     match result {
         Ok(()) => Answer::null(),
         Err(e) => Answer::io_error(format!("cannot copy {path}: {e}")),
     }
+}
+
+/// `FilePath$Read` (readFile): stream `path` into the controller's end of a remote-to-local
+/// pipe and close it; a failure travels in the EOF (`NoSuchFileException` for a missing
+/// file), as the Java agent does. Returns Void.
+pub fn read(
+    path: &str,
+    heap: &Heap,
+    callable: Value,
+    remote: &dyn Remote,
+    request_id: i32,
+) -> Answer {
+    let Some((true, oid)) = find_pipe(heap, callable) else {
+        return Answer::io_error("FilePath$Read without a remote-to-local Pipe");
+    };
+    let result = stream_file(path, oid, remote, request_id);
+    let text = result
+        .as_ref()
+        .err()
+        .map(|e| format!("cannot read {path}: {e}"))
+        .unwrap_or_default();
+    let error = result.as_ref().err().map(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => command::StreamError {
+            class: "java.nio.file.NoSuchFileException",
+            message: path,
+        },
+        _ => command::StreamError {
+            class: "java.io.IOException",
+            message: &text,
+        },
+    });
+    let io = remote.next_io_id();
+    let _ = remote.send(command::stream_eof(
+        remote.registry(),
+        io,
+        oid,
+        request_id,
+        error,
+    ));
+    Answer::null()
 }
 
 /// `FilePath$WritePipe`: create `path` (and its parents), export it, return the

@@ -191,6 +191,7 @@ fn run(
             match inner_class.as_str() {
                 "hudson.FilePath$CopyTo" => files::copy_to(&path, heap, inner, remote, req.id),
                 "hudson.FilePath$WritePipe" => files::write_pipe(&path, registry, remote),
+                "hudson.FilePath$Read" => files::read(&path, heap, inner, remote, req.id),
                 other => unknown(other),
             }
         }

@@ -90,6 +90,12 @@ fn specs() -> Vec<ClassSpec> {
             .field("requestId", "I")
             .field("error", "Ljava/lang/Throwable;"),
         ClassSpec::new(REMOTE_OUTPUT_STREAM, 1).write_method(),
+        ClassSpec::new("java.nio.file.FileSystemException", -3055425747967319812)
+            .extends("java.io.IOException")
+            .field("file", "Ljava/lang/String;")
+            .field("other", "Ljava/lang/String;"),
+        ClassSpec::new("java.nio.file.NoSuchFileException", -1390291775875351931)
+            .extends("java.nio.file.FileSystemException"),
         ClassSpec::new("java.lang.reflect.Proxy", -2222568056686623797)
             .field("h", "Ljava/lang/reflect/InvocationHandler;"),
         // The agent's log (SlaveLogFetcher): JDK 17 forms, read off the JDK's own streams.

@@ -396,19 +396,47 @@ pub fn stream_chunk(reg: &Registry, io_id: i32, oid: i32, request_id: i32, data:
     javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("Chunk encodes")
 }
 
-/// `ProxyOutputStream$EOF`: close (and unexport) the controller's stream `oid`.
-pub fn stream_eof(reg: &Registry, io_id: i32, oid: i32, request_id: i32) -> Vec<u8> {
+/// An error carried by `ProxyOutputStream$EOF`, raised on the reading side.
+pub struct StreamError<'a> {
+    /// Exception class: `java.io.IOException` or `java.nio.file.NoSuchFileException`.
+    pub class: &'a str,
+    /// Its message (for `NoSuchFileException`: the file).
+    pub message: &'a str,
+}
+
+/// `ProxyOutputStream$EOF`: close (and unexport) the controller's stream `oid`, optionally
+/// with the error that ended it.
+pub fn stream_eof(
+    reg: &Registry,
+    io_id: i32,
+    oid: i32,
+    request_id: i32,
+    error: Option<StreamError<'_>>,
+) -> Vec<u8> {
     let mut b = Builder::new(reg);
-    let c = b
-        .object(
+    let built = (|| -> Result<Value, javaser::BuildError> {
+        let error = match error {
+            None => Value::Null,
+            Some(e) if e.class == "java.nio.file.NoSuchFileException" => {
+                let x = exception(&mut b, e.class, "")?;
+                b.set_field(x, "detailMessage", Value::Null)?;
+                let file = b.string(e.message);
+                b.set_field(x, "file", file)?;
+                x
+            }
+            Some(e) => exception(&mut b, e.class, e.message)?,
+        };
+        b.object(
             STREAM_EOF,
             &[
                 ("ioId", Value::Int(io_id)),
                 ("oid", Value::Int(oid)),
                 ("requestId", Value::Int(request_id)),
+                ("error", error),
             ],
         )
-        .expect("ProxyOutputStream$EOF is declared");
+    })();
+    let c = built.expect("ProxyOutputStream$EOF and its exceptions are declared");
     javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("EOF encodes")
 }
 

@@ -70,6 +70,18 @@ public final class FilePath implements Serializable {
         }
     }
 
+    /** `FilePath$Read` (readFile, via actAsync): stream the file into {@code p}, then EOF. */
+    public static final class Read extends jenkins.MasterToSlaveFileCallable<Void> {
+        private static final long serialVersionUID = 1L;
+        private final java.nio.file.OpenOption[] openOptions = new java.nio.file.OpenOption[0];
+        private final hudson.remoting.Pipe p;
+        private final String verificationRoot = null;
+
+        public Read(hudson.remoting.Pipe p) {
+            this.p = p;
+        }
+    }
+
     /** `FilePath$WritePipe`: open the file for writing and return it as a RemoteOutputStream. */
     public static final class WritePipe extends jenkins.MasterToSlaveFileCallable<hudson.remoting.RemoteOutputStream> {
         private static final long serialVersionUID = 1L;

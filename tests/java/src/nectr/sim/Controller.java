@@ -473,6 +473,29 @@ final class Controller {
                 }
                 break;
             }
+            case "read": {
+                // readFile: FilePath$Read through a remote-to-local Pipe, sent with actAsync.
+                for (String name : new String[] {"read-me.txt", "missing.txt"}) {
+                    java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+                    boolean[] closed = {false};
+                    java.io.OutputStream sink = new java.io.OutputStream() {
+                        @Override public void write(int b) { buf.write(b); }
+                        @Override public void write(byte[] b, int off, int len) { buf.write(b, off, len); }
+                        @Override public void close() { closed[0] = true; }
+                    };
+                    int oid = ch.export(sink);
+                    ch.callAsync(new FilePath.FileCallableWrapper<>(new FilePath.Read(new hudson.remoting.Pipe(oid)),
+                            new FilePath(remoteFs + "/" + name, false)), false);
+                    for (int i = 0; i < 100 && !closed[0]; i++) sleep(100);
+                    if (!closed[0]) {
+                        Events.emit("event", "check_failed", "node", n.name, "what", "Read of " + name + ": the pipe was never closed");
+                        return;
+                    }
+                    Events.emit("event", "read_done", "node", n.name, "file", name,
+                            "text", buf.toString(java.nio.charset.StandardCharsets.UTF_8));
+                }
+                break;
+            }
             case "cancel-stream": {
                 // Cancel a long CopyTo: the agent must stop streaming and still close (EOF) the sink.
                 FilePath fp = new FilePath(remoteFs + "/big.bin", false);

@@ -146,7 +146,11 @@ final class SimChannel {
             java.io.OutputStream os = exports.get(((hudson.remoting.ProxyOutputStream.Flush) o).oid);
             if (os != null) os.flush();
         } else if (o instanceof hudson.remoting.ProxyOutputStream.EOF) {
-            java.io.OutputStream os = exports.remove(((hudson.remoting.ProxyOutputStream.EOF) o).oid);
+            hudson.remoting.ProxyOutputStream.EOF eof = (hudson.remoting.ProxyOutputStream.EOF) o;
+            if (eof.error != null) {
+                Events.emit("event", "stream_error", "node", node, "oid", eof.oid, "error", eof.error.toString());
+            }
+            java.io.OutputStream os = exports.remove(eof.oid);
             if (os != null) os.close();
         } else if (o instanceof hudson.remoting.ProxyOutputStream.Unexport) {
             exports.remove(((hudson.remoting.ProxyOutputStream.Unexport) o).oid);

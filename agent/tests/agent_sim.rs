@@ -215,18 +215,16 @@ fn sigterm_closes_the_channel_in_order() {
     assert_eq!(code, Some(0), "stderr: {err}");
 }
 
-#[test]
-fn a_cancelled_request_leaves_the_channel_up() {
+fn cancel_leaves_the_channel_up(transport: &[&str]) {
     let mut sim = Sim::start("cancel", &[]);
-    let _agent = Agent::start(&sim.url, &[]);
+    let _agent = Agent::start_with(&sim.url, transport, &[]);
     sim.wait_for("online", Duration::from_secs(30));
     sim.wait_for("cancel_ok", Duration::from_secs(30));
 }
 
-#[test]
-fn garbage_frames_close_the_channel_cleanly_and_the_agent_reconnects() {
+fn garbage_closes_cleanly_and_reconnects(transport: &[&str]) {
     let mut sim = Sim::start("garbage", &[]);
-    let agent = Agent::start(&sim.url, &[]);
+    let agent = Agent::start_with(&sim.url, transport, &[]);
     sim.wait_for("online", Duration::from_secs(30));
     sim.wait_for("garbage_sent", Duration::from_secs(30));
     // The agent cannot recover a request id from random bytes: it closes the channel (no
@@ -239,10 +237,9 @@ fn garbage_frames_close_the_channel_cleanly_and_the_agent_reconnects() {
     assert!(log.contains("unreadable command"), "{log}");
 }
 
-#[test]
-fn unknown_callables_get_a_readable_exception_and_the_channel_stays_up() {
+fn unknown_callable_gets_an_exception(transport: &[&str]) {
     let mut sim = Sim::start("unknown", &[]);
-    let _agent = Agent::start(&sim.url, &[]);
+    let _agent = Agent::start_with(&sim.url, transport, &[]);
     sim.wait_for("online", Duration::from_secs(30));
     sim.wait_for("unknown_ok", Duration::from_secs(30));
     sim.wait_for("still_up", Duration::from_secs(30));
@@ -259,19 +256,17 @@ fn a_refused_secret_is_reported_clearly_without_the_secret() {
     let _ = sim.wait_for("refused", Duration::from_secs(5));
 }
 
-#[test]
-fn answers_a_thousand_concurrent_requests() {
+fn thousand_concurrent_requests(transport: &[&str]) {
     let mut sim = Sim::start("concurrent", &[]);
-    let _agent = Agent::start(&sim.url, &[]);
+    let _agent = Agent::start_with(&sim.url, transport, &[]);
     sim.wait_for("online", Duration::from_secs(30));
     let e = sim.wait_for("concurrent_ok", Duration::from_secs(60));
     assert_eq!(e["count"], 1000);
 }
 
-#[test]
-fn a_controller_restart_brings_the_agent_back_with_its_cookie() {
+fn restart_reconnects_with_the_cookie(transport: &[&str]) {
     let mut sim = Sim::start("restart", &[]);
-    let _agent = Agent::start(&sim.url, &[]);
+    let _agent = Agent::start_with(&sim.url, transport, &[]);
     sim.wait_for("online", Duration::from_secs(30));
     let r = sim.wait_for("reconnected", Duration::from_secs(30));
     assert_eq!(r["cookie_matches"], true);
@@ -464,4 +459,29 @@ fn read_file_streams_through_a_pipe_and_reports_a_missing_file() {
         "{err}"
     );
     sim.wait_for("read_done", Duration::from_secs(30));
+}
+
+/// Runs a scenario test once per transport.
+macro_rules! on_both_transports {
+    ($($name:ident => $body:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn websocket() {
+                super::$body(&["-webSocket"]);
+            }
+
+            #[test]
+            fn jnlp4() {
+                super::$body(&[]);
+            }
+        }
+    )*};
+}
+
+on_both_transports! {
+    a_cancelled_request_leaves_the_channel_up => cancel_leaves_the_channel_up,
+    garbage_frames_close_the_channel_cleanly_and_the_agent_reconnects => garbage_closes_cleanly_and_reconnects,
+    unknown_callables_get_a_readable_exception_and_the_channel_stays_up => unknown_callable_gets_an_exception,
+    answers_a_thousand_concurrent_requests => thousand_concurrent_requests,
+    a_controller_restart_brings_the_agent_back_with_its_cookie => restart_reconnects_with_the_cookie,
 }

@@ -485,3 +485,11 @@ on_both_transports! {
     answers_a_thousand_concurrent_requests => thousand_concurrent_requests,
     a_controller_restart_brings_the_agent_back_with_its_cookie => restart_reconnects_with_the_cookie,
 }
+
+#[test]
+fn rpc_on_the_agent_channel_export_answers_and_unknown_exports_fail_readably() {
+    let mut sim = Sim::start("rpc", &[]);
+    let _agent = Agent::start(&sim.url, &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    sim.wait_for("rpc_ok", Duration::from_secs(30));
+}

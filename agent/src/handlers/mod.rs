@@ -172,6 +172,18 @@ fn run(
             value(b, v)
         }
         "hudson.FilePath$CallableWith" => file_callable(req, registry, host)?,
+        // RPC wrapped in a UserRequest (userProxy=true): getRemoteProperty and the like.
+        crate::remoting::classes::RPC_REQUEST | crate::remoting::classes::USER_RPC_REQUEST => {
+            let oid = match this.as_ref().and_then(|t| heap.field(t, "oid")) {
+                Some(Value::Int(o)) => *o,
+                _ => 0,
+            };
+            let method = string_field(heap, this, "methodName").unwrap_or_default();
+            match crate::remoting::command::rpc_result(oid, &method) {
+                Ok(()) => Answer::null(),
+                Err(e) => Answer::io_error(e),
+            }
+        }
         "hudson.FilePath$FileCallableWrapper" => {
             let inner = this
                 .as_ref()

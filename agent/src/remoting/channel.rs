@@ -151,6 +151,15 @@ impl Channel {
                 Ok(Command::StreamChunk { oid, data }) => events.push(Event::StreamData { oid, data }),
                 Ok(Command::StreamFlush { oid }) => events.push(Event::StreamFlush(oid)),
                 Ok(Command::StreamEnd { oid, close }) => events.push(Event::StreamEnd { oid, close }),
+                Ok(Command::Unexport { oid }) => events.push(Event::StreamEnd { oid, close: false }),
+                Ok(Command::Rpc { id, oid, method }) => {
+                    let result = command::rpc_result(oid, &method);
+                    let r = command::plain_response(&self.registry, id, result.as_ref().err().map(String::as_str));
+                    self.send(&r);
+                    if let Err(reason) = result {
+                        events.push(Event::Rejected { id, reason });
+                    }
+                }
                 Ok(Command::Close) => {
                     if !self.closing {
                         self.closing = true;
@@ -175,7 +184,9 @@ impl Channel {
                     let reason = format!(
                         "{class} is not supported by nectr-agent's native runtime; run the agent with --runtime jvm for controllers that need it"
                     );
-                    self.answer(id, 0, &Answer::io_error(reason.clone()));
+                    // Not a UserRequest: the answer is a plain Response with the exception.
+                    let r = command::plain_response(&self.registry, id, Some(&reason));
+                    self.send(&r);
                     events.push(Event::Rejected { id, reason });
                 }
                 Ok(Command::Other {
@@ -316,6 +327,63 @@ mod tests {
         let events = ch.receive(&frame::chunks(&reply).concat());
         assert!(
             matches!(events.as_slice(), [Event::Response { failed: false, .. }]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_direct_rpc_on_the_channel_export_gets_a_plain_null_response() {
+        let mut reg = classes::registry();
+        reg.declare(
+            ClassSpec::new(classes::RPC_REQUEST, 1)
+                .extends(classes::REQUEST)
+                .field("oid", "I")
+                .field("methodName", "Ljava/lang/String;"),
+        );
+        let rpc = |id: i32, oid: i32| {
+            let mut b = Builder::new(&reg);
+            let m = b.string("getProperty");
+            let r = b
+                .object(
+                    classes::RPC_REQUEST,
+                    &[
+                        ("id", Value::Int(id)),
+                        ("oid", Value::Int(oid)),
+                        ("methodName", m),
+                    ],
+                )
+                .unwrap();
+            frame::chunks(&javaser::encode(&b.into_stream(vec![Item::Value(r)])).unwrap()).concat()
+        };
+        let mut ch = Channel::new();
+        assert!(ch.receive(&rpc(3, 1)).is_empty());
+        assert_eq!(answers(ch.take_frames()), vec![3]);
+        let events = ch.receive(&rpc(4, 42));
+        assert!(
+            matches!(events.as_slice(), [Event::Rejected { id: 4, .. }]),
+            "{events:?}"
+        );
+        assert_eq!(answers(ch.take_frames()), vec![4]);
+    }
+
+    #[test]
+    fn unexport_releases_an_agent_export() {
+        let reg = classes::registry();
+        let mut b = Builder::new(&reg);
+        let u = b
+            .object(classes::UNEXPORT_COMMAND, &[("oid", Value::Int(7))])
+            .unwrap();
+        let bytes = javaser::encode(&b.into_stream(vec![Item::Value(u)])).unwrap();
+        let mut ch = Channel::new();
+        let events = ch.receive(&frame::chunks(&bytes).concat());
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::StreamEnd {
+                    oid: 7,
+                    close: false
+                }]
+            ),
             "{events:?}"
         );
     }

@@ -33,6 +33,12 @@ pub const STREAM_EOF: &str = "hudson.remoting.ProxyOutputStream$EOF";
 pub const STREAM_UNEXPORT: &str = "hudson.remoting.ProxyOutputStream$Unexport";
 /// `hudson.remoting.RemoteOutputStream`
 pub const REMOTE_OUTPUT_STREAM: &str = "hudson.remoting.RemoteOutputStream";
+/// `hudson.remoting.RemoteInvocationHandler$RPCRequest`
+pub const RPC_REQUEST: &str = "hudson.remoting.RemoteInvocationHandler$RPCRequest";
+/// `hudson.remoting.RemoteInvocationHandler$UserRPCRequest`
+pub const USER_RPC_REQUEST: &str = "hudson.remoting.RemoteInvocationHandler$UserRPCRequest";
+/// `hudson.remoting.UnexportCommand`
+pub const UNEXPORT_COMMAND: &str = "hudson.remoting.UnexportCommand";
 /// `hudson.remoting.Request$Cancel`
 pub const CANCEL: &str = "hudson.remoting.Request$Cancel";
 
@@ -90,6 +96,9 @@ fn specs() -> Vec<ClassSpec> {
             .field("requestId", "I")
             .field("error", "Ljava/lang/Throwable;"),
         ClassSpec::new(REMOTE_OUTPUT_STREAM, 1).write_method(),
+        ClassSpec::new(UNEXPORT_COMMAND, 1)
+            .extends(COMMAND)
+            .field("oid", "I"),
         ClassSpec::new("java.nio.file.FileSystemException", -3055425747967319812)
             .extends("java.io.IOException")
             .field("file", "Ljava/lang/String;")

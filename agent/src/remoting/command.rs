@@ -27,6 +27,21 @@ pub enum Command {
     },
     /// `Channel$CloseCommand`: orderly shutdown.
     Close,
+    /// `RemoteInvocationHandler$RPCRequest` sent as a command: a method call on an agent
+    /// export, answered with a plain `Response`.
+    Rpc {
+        /// `Request.id`.
+        id: i32,
+        /// The agent export called.
+        oid: i32,
+        /// The method.
+        method: String,
+    },
+    /// `UnexportCommand`: the controller released the agent export `oid`.
+    Unexport {
+        /// The agent export.
+        oid: i32,
+    },
     /// `ProxyOutputStream$Chunk`: bytes for the agent's exported stream `oid`.
     StreamChunk {
         /// The agent's export.
@@ -192,6 +207,22 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
             id: request_id.ok_or_else(|| fail("Cancel without id".into()))?,
         },
         CLOSE_COMMAND => Command::Close,
+        RPC_REQUEST | USER_RPC_REQUEST => {
+            let id = request_id.ok_or_else(|| fail(format!("{class} without id")))?;
+            Command::Rpc {
+                id,
+                oid: int(heap, top, "oid").unwrap_or(0),
+                method: heap
+                    .field(top, "methodName")
+                    .and_then(|v| v.as_ref())
+                    .and_then(|s| heap.str(s))
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            }
+        }
+        UNEXPORT_COMMAND => Command::Unexport {
+            oid: int(heap, top, "oid").ok_or_else(|| fail("UnexportCommand without oid".into()))?,
+        },
         STREAM_CHUNK | STREAM_FLUSH | STREAM_EOF | STREAM_UNEXPORT => {
             let oid = int(heap, top, "oid").ok_or_else(|| fail(format!("{class} without oid")))?;
             match class.as_str() {
@@ -470,6 +501,35 @@ pub fn ping_request(reg: &Registry, id: i32, loader_oid: i32) -> Vec<u8> {
     })();
     let r = built.expect("UserRequest classes are declared");
     javaser::encode(&b.into_stream(vec![Item::Value(r)])).expect("UserRequest encodes")
+}
+
+/// A plain `Response` (for requests that are not `UserRequest`s): `returnValue` null, or
+/// `exception` an `IOException` with `error`.
+pub fn plain_response(reg: &Registry, id: i32, error: Option<&str>) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let built = (|| -> Result<Value, javaser::BuildError> {
+        let exception = match error {
+            Some(m) => exception(&mut b, "java.io.IOException", m)?,
+            None => Value::Null,
+        };
+        b.object(
+            RESPONSE,
+            &[("id", Value::Int(id)), ("exception", exception)],
+        )
+    })();
+    let r = built.expect("Response is declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(r)])).expect("Response encodes")
+}
+
+/// What an RPC on agent export `oid` answers: the channel (oid 1) has no properties, so
+/// `getProperty` and `waitForProperty` return null; anything else is an error.
+pub fn rpc_result(oid: i32, method: &str) -> Result<(), String> {
+    match (oid, method) {
+        (1, "getProperty" | "waitForProperty") => Ok(()),
+        _ => Err(format!(
+            "nectr-agent has no exported object {oid} with a method {method:?}; run the agent with --runtime jvm for plugins that need it"
+        )),
+    }
 }
 
 /// `Channel$CloseCommand`.

@@ -473,6 +473,24 @@ final class Controller {
                 }
                 break;
             }
+            case "rpc": {
+                // getRemoteProperty: an RPC on the agent's channel export (oid 1), wrapped in a
+                // UserRequest; then a call on an export the agent does not have.
+                Answer a = ch.call(new hudson.remoting.RemoteInvocationHandler.RPCRequest(1, "hudson.remoting.IChannel",
+                        "getProperty", new String[] {"java.lang.Object"}, new Object[] {"foo"}), BRINGUP_TIMEOUT_MS);
+                if (!a.ok || a.value != null) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "getProperty on oid 1: " + (a.ok ? type(a.value) : a.errorText()));
+                    return;
+                }
+                Answer b = ch.call(new hudson.remoting.RemoteInvocationHandler.UserRPCRequest(99, "x.Y", "doIt",
+                        new String[0], new Object[0]), BRINGUP_TIMEOUT_MS);
+                if (b.ok || b.error == null || b.error.getMessage() == null || !b.error.getMessage().contains("99")) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "RPC on a missing export: " + (b.ok ? "answered " + type(b.value) : b.errorText()));
+                    return;
+                }
+                Events.emit("event", "rpc_ok", "node", n.name);
+                break;
+            }
             case "read": {
                 // readFile: FilePath$Read through a remote-to-local Pipe, sent with actAsync.
                 for (String name : new String[] {"read-me.txt", "missing.txt"}) {

@@ -18,7 +18,7 @@ import java.util.concurrent.Executors;
  */
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
-            "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read");
+            "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc");
 
     private Main() {
     }

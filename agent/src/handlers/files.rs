@@ -83,7 +83,6 @@ fn block_data(heap: &Heap, id: crate::javaser::Id) -> Vec<u8> {
 /// Sends the bytes of `path` to the controller's stream `oid` as chunks; stops when the call
 /// is cancelled.
 fn stream_file(path: &str, oid: i32, remote: &dyn Remote, request_id: i32) -> std::io::Result<()> {
-    let reg = remote.registry();
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -96,7 +95,7 @@ fn stream_file(path: &str, oid: i32, remote: &dyn Remote, request_id: i32) -> st
         }
         let io = remote.next_io_id();
         remote
-            .send(command::stream_chunk(reg, io, oid, request_id, &buf[..n]))
+            .send(command::stream_chunk(io, oid, request_id, &buf[..n]))
             .map_err(std::io::Error::other)?;
     }
 }

@@ -380,10 +380,12 @@ impl Jnlp4Connection {
 
     /// Sends frames.
     pub async fn send(&mut self, frames: Vec<Vec<u8>>) -> Result<(), String> {
-        self.tls
-            .write_all(&frames.concat())
-            .await
-            .map_err(|e| format!("send failed: {e}"))?;
+        for f in &frames {
+            self.tls
+                .write_all(f)
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+        }
         self.tls
             .flush()
             .await

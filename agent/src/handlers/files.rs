@@ -17,19 +17,7 @@ pub fn remote_output_stream_oid(heap: &Heap, v: Value) -> Option<i32> {
     if !heap.class_name(id)?.eq_str(classes::REMOTE_OUTPUT_STREAM) {
         return None;
     }
-    let Some(Entry::Object(o)) = heap.get(id) else {
-        return None;
-    };
-    let data: Vec<u8> = o
-        .class_data
-        .iter()
-        .flat_map(|cd| cd.annotation.iter().flatten())
-        .filter_map(|c| match c {
-            Content::Block(b) => Some(b.data.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let data = block_data(heap, id);
     Some(i32::from_be_bytes(data.get(..4)?.try_into().ok()?))
 }
 

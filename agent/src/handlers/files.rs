@@ -88,6 +88,24 @@ fn stream_file(path: &str, oid: i32, remote: &dyn Remote, request_id: i32) -> st
     }
 }
 
+/// Closes the controller's stream `oid` (`ProxyOutputStream$EOF`), with the error that ended
+/// it if any. Best effort: a closed connection has nothing left to close.
+fn close_stream(
+    remote: &dyn Remote,
+    oid: i32,
+    request_id: i32,
+    error: Option<command::StreamError<'_>>,
+) {
+    let io = remote.next_io_id();
+    let _ = remote.send(command::stream_eof(
+        remote.registry(),
+        io,
+        oid,
+        request_id,
+        error,
+    ));
+}
+
 /// `FilePath$CopyTo`: stream `path` into the controller's `RemoteOutputStream`, then EOF it
 /// (in every case: CopyTo's Java code closes it too).
 pub fn copy_to(
@@ -101,14 +119,7 @@ pub fn copy_to(
         return Answer::io_error("FilePath$CopyTo without a RemoteOutputStream");
     };
     let result = stream_file(path, oid, remote, request_id);
-    let io = remote.next_io_id();
-    let _ = remote.send(command::stream_eof(
-        remote.registry(),
-        io,
-        oid,
-        request_id,
-        None,
-    ));
+    close_stream(remote, oid, request_id, None);
     match result {
         Ok(()) => Answer::null(),
         Err(e) => Answer::io_error(format!("cannot copy {path}: {e}")),
@@ -144,14 +155,7 @@ pub fn read(
             message: &text,
         },
     });
-    let io = remote.next_io_id();
-    let _ = remote.send(command::stream_eof(
-        remote.registry(),
-        io,
-        oid,
-        request_id,
-        error,
-    ));
+    close_stream(remote, oid, request_id, error);
     Answer::null()
 }
 

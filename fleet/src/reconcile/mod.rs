@@ -488,11 +488,7 @@ impl Reconciler {
             match self.jenkins.undrain(&a.node) {
                 Ok(()) => {
                     self.memory.fences.remove(&a.node);
-                    metrics.inc(
-                        "nectr_fleet_fence_outcomes_total",
-                        &[("outcome", "lifted")],
-                        1.0,
-                    );
+                    fence_outcome(metrics, "lifted");
                     report
                         .actions
                         .push(format!("lifted fence on {} ({})", a.node, a.reason));
@@ -514,11 +510,7 @@ impl Reconciler {
                     continue;
                 }
                 Err(e) => {
-                    metrics.inc(
-                        "nectr_fleet_fence_outcomes_total",
-                        &[("outcome", "aborted")],
-                        1.0,
-                    );
+                    fence_outcome(metrics, "aborted");
                     report.errors.push(format!(
                         "retire {}: re-read failed, nothing deleted: {e}",
                         a.node
@@ -545,11 +537,7 @@ impl Reconciler {
             let pinned = match mentions {
                 Ok(set) => set.contains(&a.node),
                 Err(e) => {
-                    metrics.inc(
-                        "nectr_fleet_fence_outcomes_total",
-                        &[("outcome", "aborted")],
-                        1.0,
-                    );
+                    fence_outcome(metrics, "aborted");
                     report.errors.push(format!(
                         "retire {}: queue re-read failed, nothing deleted: {e}",
                         a.node
@@ -564,11 +552,7 @@ impl Reconciler {
                     .and_then(|r| parse_drain_message(r, &self.cfg.fleet_id))
                     .is_some();
             if !still_ours || !node.is_certainly_idle() || pinned {
-                metrics.inc(
-                    "nectr_fleet_fence_outcomes_total",
-                    &[("outcome", "aborted")],
-                    1.0,
-                );
+                fence_outcome(metrics, "aborted");
                 report.actions.push(format!(
                     "retire of {} aborted at the final re-read (fenced by us: {still_ours}, idle: {}, pinned: {pinned})",
                     a.node,
@@ -577,11 +561,7 @@ impl Reconciler {
                 continue;
             }
             if let Err(e) = self.jenkins.delete_node(&a.node) {
-                metrics.inc(
-                    "nectr_fleet_fence_outcomes_total",
-                    &[("outcome", "aborted")],
-                    1.0,
-                );
+                fence_outcome(metrics, "aborted");
                 report.errors.push(format!(
                     "retire {}: delete failed, instance kept: {e}",
                     a.node
@@ -597,11 +577,7 @@ impl Reconciler {
                     continue;
                 }
             }
-            metrics.inc(
-                "nectr_fleet_fence_outcomes_total",
-                &[("outcome", "retired")],
-                1.0,
-            );
+            fence_outcome(metrics, "retired");
             report.actions.push(format!(
                 "retired {} and terminated {}",
                 a.node,
@@ -617,11 +593,7 @@ impl Reconciler {
             match self.jenkins.drain(&a.node, &msg) {
                 Ok(()) => {
                     self.memory.fences.insert(a.node.clone(), now);
-                    metrics.inc(
-                        "nectr_fleet_fence_outcomes_total",
-                        &[("outcome", "fenced")],
-                        1.0,
-                    );
+                    fence_outcome(metrics, "fenced");
                     report
                         .actions
                         .push(format!("fenced {} ({})", a.node, a.reason));
@@ -1137,4 +1109,13 @@ fn launch_one(
     }
     let _ = jenkins.delete_node(node);
     Err(last_err)
+}
+
+/// Counts one step of the scale-in fence (`fenced`, `retired`, `lifted`, `aborted`).
+fn fence_outcome(metrics: &crate::metrics::Metrics, outcome: &str) {
+    metrics.inc(
+        "nectr_fleet_fence_outcomes_total",
+        &[("outcome", outcome)],
+        1.0,
+    );
 }

@@ -14,7 +14,8 @@ use crate::cli::AgentOptions;
 use crate::cli::TransportChoice;
 use crate::handlers::{self, Host, Protocol};
 use crate::javaser::Registry;
-use crate::remoting::{capability, classes, Answer, Channel, Event};
+use crate::remoting::{capability, classes, command, Answer, Channel, Event, Reply};
+use crate::streams::{Streams, Written};
 use crate::transport::jnlp4::{self, Jnlp4Connection};
 use crate::transport::net::{Net, ProxyConfig};
 use crate::transport::ws::{self, Incoming, WsConnection};
@@ -222,7 +223,14 @@ async fn serve(
     let mut channel = Channel::new();
     // Bounded: a handler streaming a large file waits here instead of filling memory.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
-    let shared = Arc::new(Shared::default());
+    let streams = Arc::new(Streams::default());
+    // The controller's own window logic runs when it advertised PIPE_THROTTLING (real ones
+    // always do): then the agent acks every chunk it consumes.
+    let ack_chunks = conn
+        .peer_capability()
+        .is_none_or(|c| c & capability::PIPE_THROTTLING != 0);
+    // Reads in flight on controller InputStreams: request id → the waiting handler.
+    let mut reads: HashMap<i32, std::sync::mpsc::SyncSender<Reply>> = HashMap::new();
     // Calls in progress, with the flag a `Request$Cancel` raises for the handler to see.
     let mut running: HashMap<i32, Arc<AtomicBool>> = HashMap::new();
     let protocol = conn.protocol();
@@ -252,7 +260,7 @@ async fn serve(
                                     cancelled,
                                     tx: tx.clone(),
                                     registry: registry.clone(),
-                                    shared: shared.clone(),
+                                    streams: streams.clone(),
                                     last_io_id: AtomicI32::new(0),
                                 };
                                 let host = host.clone();
@@ -276,25 +284,56 @@ async fn serve(
                                     channel.answer(id, 0, &a);
                                 }
                             }
-                            Event::Response { id, failed } => {
-                                if let Some(p) = pinger.as_mut() {
+                            Event::Response { id, reply } => {
+                                if let Some(tx) = reads.remove(&id) {
+                                    let _ = tx.send(reply);
+                                } else if let Some(p) = pinger.as_mut() {
                                     if p.outstanding.is_some_and(|(pid, _)| pid == id) {
                                         p.outstanding = None;
-                                        if failed {
-                                            warn!(id, "the controller answered a ping with an exception");
+                                        if let Reply::Failed(e) = reply {
+                                            warn!(id, "the controller answered a ping with an exception: {e}");
                                         }
                                     }
                                 }
                             }
                             Event::StreamData { oid, data } => {
-                                if let Err(e) = shared.write(oid, &data) {
-                                    warn!(oid, "write to exported stream failed: {e}");
+                                let size = data.len() as i32;
+                                match streams.write(oid, &data) {
+                                    Written::Applied => {
+                                        if ack_chunks {
+                                            channel.ack(oid, size);
+                                        }
+                                    }
+                                    Written::Queued => {}
+                                    Written::Dropped { notify, reason } => {
+                                        warn!(oid, "dropped {size} bytes: {reason}");
+                                        if notify {
+                                            channel.send_command(&command::stream_dead(channel.registry(), oid));
+                                        }
+                                        if ack_chunks {
+                                            channel.ack(oid, size);
+                                        }
+                                    }
                                 }
                             }
                             Event::StreamFlush(oid) => {
-                                let _ = shared.flush(oid);
+                                if let Err(e) = streams.flush(oid) {
+                                    warn!(oid, "flushing exported stream: {e}");
+                                }
                             }
-                            Event::StreamEnd { oid, close } => shared.end(oid, close),
+                            Event::StreamEnd { oid, close, error } => {
+                                if let Some(e) = &error {
+                                    warn!(oid, "the controller closed a stream with an error: {e}");
+                                }
+                                if let Err(e) = streams.end(oid, close, error) {
+                                    warn!(oid, "closing exported stream: {e}");
+                                }
+                            }
+                            Event::StreamAck { oid, size } => streams.ack(oid, size),
+                            Event::StreamDead(oid) => {
+                                info!(oid, "the controller's stream died; its writer stops");
+                                streams.dead(oid);
+                            }
                             Event::Closed => ended = Some(Ended::Lost("the controller closed the channel".into())),
                             Event::Rejected { id, reason } => warn!(id, "{reason}"),
                             Event::Ignored(what) => debug!("ignored {what}"),
@@ -317,6 +356,10 @@ async fn serve(
                         }
                     }
                     Outgoing::Command(c) => channel.send_command(&c),
+                    Outgoing::Read { oid, len, reply } => {
+                        let id = channel.read_input(oid, len);
+                        reads.insert(id, reply);
+                    }
                 }
                 None
             }
@@ -335,10 +378,12 @@ async fn serve(
         let frames = channel.take_frames();
         if !frames.is_empty() {
             if let Err(e) = conn.send(frames).await {
+                streams.close();
                 return Ended::Lost(e);
             }
         }
         if let Some(e) = ended {
+            streams.close();
             conn.close().await;
             return e;
         }
@@ -353,48 +398,15 @@ enum Outgoing {
         last_io_id: i32,
         answer: Answer,
     },
-    /// A stream command (`ProxyOutputStream$Chunk`, `$EOF`).
+    /// A stream command (`ProxyOutputStream$Chunk`, `$EOF`, `$Ack` …).
     Command(Vec<u8>),
-}
-
-/// State shared by the calls of one connection: I/O ids and the agent's exported streams.
-#[derive(Default)]
-struct Shared {
-    io_id: AtomicI32,
-    next_oid: AtomicI32,
-    exports: std::sync::Mutex<std::collections::HashMap<i32, std::fs::File>>,
-}
-
-impl Shared {
-    fn exports(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i32, std::fs::File>> {
-        self.exports.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self, oid: i32, data: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        match self.exports().get_mut(&oid) {
-            Some(f) => tokio::task::block_in_place(|| f.write_all(data)),
-            None => Err(std::io::Error::other(format!("no exported stream {oid}"))),
-        }
-    }
-
-    fn flush(&self, oid: i32) -> std::io::Result<()> {
-        use std::io::Write;
-        match self.exports().get_mut(&oid) {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
-    }
-
-    fn end(&self, oid: i32, close: bool) {
-        if let Some(f) = self.exports().remove(&oid) {
-            if close {
-                if let Err(e) = f.sync_all() {
-                    warn!(oid, "closing exported stream: {e}");
-                }
-            }
-        }
-    }
+    /// Read up to `len` bytes from the controller's InputStream `oid`; the reply goes back to
+    /// the handler waiting on `reply`.
+    Read {
+        oid: i32,
+        len: i32,
+        reply: std::sync::mpsc::SyncSender<Reply>,
+    },
 }
 
 /// A call's view of the connection (see [`handlers::Remote`]).
@@ -402,7 +414,7 @@ struct CallRemote {
     cancelled: Arc<AtomicBool>,
     tx: mpsc::Sender<Outgoing>,
     registry: Arc<Registry>,
-    shared: Arc<Shared>,
+    streams: Arc<Streams>,
     last_io_id: AtomicI32,
 }
 
@@ -412,7 +424,7 @@ impl handlers::Remote for CallRemote {
     }
 
     fn next_io_id(&self) -> i32 {
-        let id = self.shared.io_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = self.streams.next_io_id();
         self.last_io_id.store(id, Ordering::SeqCst);
         id
     }
@@ -428,10 +440,52 @@ impl handlers::Remote for CallRemote {
     }
 
     fn export(&self, sink: std::fs::File) -> i32 {
-        // Oid 1 is the channel itself (remoting's convention); ours start above it.
-        let oid = self.shared.next_oid.fetch_add(1, Ordering::SeqCst) + 2;
-        self.shared.exports().insert(oid, sink);
-        oid
+        self.streams.export_file(sink)
+    }
+
+    fn export_pipe(&self) -> Arc<crate::streams::Pipe> {
+        self.streams.export_pipe()
+    }
+
+    fn unexport(&self, oid: i32) {
+        self.streams.unexport(oid)
+    }
+
+    fn reserve(&self, oid: i32, n: usize) -> Result<(), String> {
+        self.streams.reserve(oid, n, &|| self.is_cancelled())
+    }
+
+    fn release(&self, oid: i32) {
+        self.streams.release(oid)
+    }
+
+    fn read_input(&self, oid: i32, len: i32) -> Result<Option<Vec<u8>>, String> {
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .blocking_send(Outgoing::Read {
+                oid,
+                len,
+                reply: reply_tx,
+            })
+            .map_err(|_| "the connection is closed".to_string())?;
+        loop {
+            match reply_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Reply::Buffer(b)) => return Ok(b),
+                Ok(Reply::Failed(e)) => return Err(e),
+                Ok(Reply::Done) => {
+                    return Err(format!(
+                        "the controller answered a read of its stream {oid} without a ProxyInputStream$Buffer"
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if self.is_cancelled() => {
+                    return Err("cancelled by the controller".into())
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the connection to the controller was lost".into())
+                }
+            }
+        }
     }
 }
 

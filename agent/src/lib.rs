@@ -13,4 +13,5 @@ pub mod handlers;
 pub mod javaser;
 pub mod logring;
 pub mod remoting;
+pub mod streams;
 pub mod transport;

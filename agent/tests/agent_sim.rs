@@ -393,12 +393,24 @@ fn https_proxy_is_honoured_and_no_proxy_bypasses_it() {
 #[test]
 fn remote_output_streams_work_in_both_directions() {
     let work = scratch("streams");
-    let mut sim = Sim::start("streams", &["--remote-fs", work.to_str().unwrap()]);
+    // Slow acks: an agent writing past its 1 MiB window would be caught by the simulator.
+    let mut sim = Sim::start(
+        "streams",
+        &[
+            "--remote-fs",
+            work.to_str().unwrap(),
+            "--ack-delay-ms",
+            "20",
+        ],
+    );
     let _agent = Agent::start_in(&work, &sim.url, &["-webSocket"], &[], &[]);
     sim.wait_for("online", Duration::from_secs(30));
     // WritePipe: the controller wrote 4 MiB into the agent's stream; CopyTo read them back.
     let e = sim.wait_for("streams_ok", Duration::from_secs(60));
     assert_eq!(e["bytes"], 4 << 20);
+    // Acks both ways: the agent acked the controller's chunks and waited for the controller's.
+    assert!(e["acks_received"].as_u64().unwrap() > 0, "{e}");
+    assert!(e["acks_sent"].as_u64().unwrap() > 0, "{e}");
     assert_eq!(
         std::fs::metadata(work.join("nectr-stream-test.bin"))
             .unwrap()
@@ -426,6 +438,9 @@ fn a_one_gib_stream_to_the_controller_runs_in_bounded_memory() {
     sim.wait_for("online", Duration::from_secs(30));
     let e = sim.wait_for("copied", Duration::from_secs(300));
     assert_eq!(e["bytes"], 1u64 << 30);
+    // The controller acked the chunks (and checked that the agent never had more than its
+    // 1 MiB window unacked): at least one ack per MiB.
+    assert!(e["acks_sent"].as_u64().unwrap() >= 1024, "{e}");
     let peak = peak_rss_kib(agent.0.id());
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB for a 1 GiB stream");
 }
@@ -492,4 +507,200 @@ fn rpc_on_the_agent_channel_export_answers_and_unknown_exports_fail_readably() {
     let _agent = Agent::start(&sim.url, &[]);
     sim.wait_for("online", Duration::from_secs(30));
     sim.wait_for("rpc_ok", Duration::from_secs(30));
+}
+
+/// A source tree with what unstash must carry: nested directories, an executable, a
+/// symlink, an empty file, a name past tar's 100-byte field, and 3 MiB that do not compress
+/// (more than the controller's 1 MiB pipe window, so acks must flow).
+fn stash_tree(root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root.join("src/deep/er")).unwrap();
+    std::fs::write(root.join("src/deep/er/a.txt"), "hello\n").unwrap();
+    std::fs::write(root.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("empty"), "").unwrap();
+    std::os::unix::fs::symlink("../run.sh", root.join("src/link")).unwrap();
+    let long = root
+        .join("d".repeat(90))
+        .join(format!("{}.txt", "f".repeat(60)));
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    std::fs::write(&long, "long name\n").unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(root.join("src/noise.bin"), noise).unwrap();
+}
+
+/// Every entry under `dir`: relative path → (kind, mode & 0777, content or link target).
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, (char, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let mode = m.permissions().mode() & 0o777;
+            let entry = if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                ('l', 0, t.to_string_lossy().as_bytes().to_vec())
+            } else if m.is_dir() {
+                todo.push(p);
+                ('d', mode, Vec::new())
+            } else {
+                ('f', mode, std::fs::read(&p).unwrap())
+            };
+            out.insert(rel, entry);
+        }
+    }
+    out
+}
+
+fn unstash(transport: &[&str], greedy: bool) {
+    let work = scratch("untar");
+    let src = work.join("stash-src");
+    stash_tree(&src);
+    let tgz = work.join("stash.tgz");
+    let st = Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .expect("run tar (GNU tar makes the archive, as a controller-side tar would)");
+    assert!(st.success());
+    let dest = work.join("ws/unstashed");
+    let mut sim = Sim::start(
+        "untar",
+        &[
+            "--untar-source",
+            tgz.to_str().unwrap(),
+            "--untar-dest",
+            dest.to_str().unwrap(),
+            "--greedy",
+            if greedy { "true" } else { "false" },
+            "--remote-fs",
+            work.to_str().unwrap(),
+        ],
+    );
+    let _agent = Agent::start_in(&work, &sim.url, transport, &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let e = sim.wait_for("untar_done", Duration::from_secs(120));
+    assert_eq!(e["ok"], true, "{e}");
+    assert_eq!(e["mode"], if greedy { "greedy" } else { "pull" }, "{e}");
+    assert_eq!(
+        e["input_closed"], true,
+        "the agent must finish the stream: {e}"
+    );
+    if greedy {
+        // 3 MiB of noise through a 1 MiB window: the controller could only go on with acks.
+        assert!(e["acks_received"].as_u64().unwrap() > 0, "{e}");
+    } else {
+        assert!(e["pulls"].as_u64().unwrap() > 1, "{e}");
+    }
+    assert_eq!(
+        tree(&dest),
+        tree(&src),
+        "the unstashed tree differs from the stash"
+    );
+}
+
+/// A gzipped tar with one entry `name`, written by hand: tar tools refuse to make bad ones.
+fn evil_tgz(name: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(b"00000000004\0");
+    h[136..148].copy_from_slice(b"14000000000\0");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h.extend_from_slice(b"evil");
+    h.resize(512 * 4, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&h).unwrap();
+    gz.finish().unwrap()
+}
+
+fn unstash_refuses_escapes(transport: &[&str]) {
+    let work = scratch("untar-evil");
+    let tgz = work.join("evil.tgz");
+    std::fs::write(&tgz, evil_tgz("../../escaped.txt")).unwrap();
+    let dest = work.join("a/b");
+    let mut sim = Sim::start(
+        "untar",
+        &[
+            "--untar-source",
+            tgz.to_str().unwrap(),
+            "--untar-dest",
+            dest.to_str().unwrap(),
+            "--ping-seconds",
+            "1",
+        ],
+    );
+    let _agent = Agent::start_in(&work, &sim.url, transport, &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let e = sim.wait_for("untar_done", Duration::from_secs(60));
+    assert_eq!(e["ok"], false, "{e}");
+    let err = e["error"].as_str().unwrap();
+    assert!(
+        err.contains("evil.tgz") && err.contains("breaks out of the target directory"),
+        "{err}"
+    );
+    assert!(!work.join("escaped.txt").exists());
+    assert!(!work.join("a/escaped.txt").exists());
+    // The channel stays up and healthy.
+    sim.wait_for("ping_ok", Duration::from_secs(30));
+}
+
+on_both_transports! {
+    unstash_extracts_a_tar_pushed_through_a_greedy_pipe => unstash_greedy,
+    unstash_extracts_a_tar_pulled_with_input_stream_reads => unstash_pulled,
+    unstash_refuses_an_entry_that_leaves_the_directory => unstash_refuses_escapes,
+}
+
+fn unstash_greedy(transport: &[&str]) {
+    unstash(transport, true)
+}
+
+fn unstash_pulled(transport: &[&str]) {
+    unstash(transport, false)
+}
+
+#[test]
+fn a_large_write_into_the_agent_is_windowed_by_its_acks_in_bounded_memory() {
+    let work = scratch("bigwrite");
+    let mut sim = Sim::start(
+        "bigwrite",
+        &["--remote-fs", work.to_str().unwrap(), "--write-mib", "256"],
+    );
+    let agent = Agent::start_in(&work, &sim.url, &["-webSocket"], &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    let e = sim.wait_for("bigwrite_done", Duration::from_secs(300));
+    assert_eq!(e["bytes"], 256u64 << 20);
+    assert!(e["acks_received"].as_u64().unwrap() > 0, "{e}");
+    // Channel$IOSyncer answered after the last chunk, so the file is complete now.
+    let data = std::fs::read(work.join("bigwrite.bin")).unwrap();
+    assert_eq!(data.len(), 256 << 20);
+    let wrong = data
+        .iter()
+        .enumerate()
+        .position(|(i, b)| *b != ((i as u64 % 251) as u8 ^ (i as u64 >> 20) as u8));
+    assert_eq!(wrong, None, "first wrong byte");
+    let peak = peak_rss_kib(agent.0.id());
+    assert!(peak < 32 * 1024, "peak RSS {peak} KiB for a 256 MiB write");
 }

@@ -8,8 +8,11 @@ use super::{value, Remote};
 use crate::javaser::{Block, Builder, Content, Entry, Heap, Registry, Value};
 use crate::remoting::{classes, command, Answer};
 
-/// Chunk payload size for files (the controller writes each chunk synchronously).
-const CHUNK: usize = 64 << 10;
+/// Chunk payload size for files: half the 1 MiB window, as remoting's own writer allows.
+/// The controller's cost is mostly per command, so big chunks carry a file at several times
+/// the rate of agent.jar's 8 KiB ones (see the README), and the window keeps the agent's
+/// memory flat whatever the size.
+const CHUNK: usize = 512 << 10;
 
 /// The oid in a `RemoteOutputStream` object: its `writeObject` data is one int.
 pub fn remote_output_stream_oid(heap: &Heap, v: Value) -> Option<i32> {
@@ -53,7 +56,7 @@ fn find_pipe(heap: &Heap, obj: Value) -> Option<(bool, i32)> {
 }
 
 /// All `writeObject` block data of object `id`, concatenated.
-fn block_data(heap: &Heap, id: crate::javaser::Id) -> Vec<u8> {
+pub(crate) fn block_data(heap: &Heap, id: crate::javaser::Id) -> Vec<u8> {
     let Some(Entry::Object(o)) = heap.get(id) else {
         return Vec::new();
     };
@@ -81,6 +84,7 @@ fn stream_file(path: &str, oid: i32, remote: &dyn Remote, request_id: i32) -> st
         if n == 0 {
             return Ok(());
         }
+        remote.reserve(oid, n).map_err(std::io::Error::other)?;
         let io = remote.next_io_id();
         remote
             .send(command::stream_chunk(io, oid, request_id, &buf[..n]))
@@ -104,6 +108,7 @@ fn close_stream(
         request_id,
         error,
     ));
+    remote.release(oid);
 }
 
 /// `FilePath$CopyTo`: stream `path` into the controller's `RemoteOutputStream`, then EOF it

@@ -6,6 +6,8 @@
 
 pub mod files;
 pub mod host;
+pub mod input;
+pub mod untar;
 
 use crate::javaser::Registry;
 use crate::javaser::{Builder, Heap, Item, Value};
@@ -48,6 +50,19 @@ pub trait Remote: Send + Sync {
     fn send(&self, command: Vec<u8>) -> Result<(), String>;
     /// Exports a local sink; returns its oid for a `RemoteOutputStream`.
     fn export(&self, sink: std::fs::File) -> i32;
+    /// Exports a new pipe the controller writes into and this call reads.
+    fn export_pipe(&self) -> std::sync::Arc<crate::streams::Pipe>;
+    /// Forgets export `oid`.
+    fn unexport(&self, oid: i32);
+    /// Waits for room for `n` more bytes in the window of the controller's stream `oid`
+    /// (PIPE_THROTTLING); fails if the stream died, the call was cancelled or the connection
+    /// closed.
+    fn reserve(&self, oid: i32, n: usize) -> Result<(), String>;
+    /// This call is done writing into the controller's stream `oid`.
+    fn release(&self, oid: i32);
+    /// Reads up to `len` bytes from the controller's InputStream `oid`
+    /// (`ProxyInputStream$Chunk`): `None` at its end.
+    fn read_input(&self, oid: i32, len: i32) -> Result<Option<Vec<u8>>, String>;
 }
 
 /// Runs one callable. Pure apart from `host` and `remote`.
@@ -204,6 +219,7 @@ fn run(
                 "hudson.FilePath$CopyTo" => files::copy_to(&path, heap, inner, remote, req.id),
                 "hudson.FilePath$WritePipe" => files::write_pipe(&path, registry, remote),
                 "hudson.FilePath$Read" => files::read(&path, heap, inner, remote, req.id),
+                "hudson.FilePath$UntarRemote" => untar::untar_remote(&path, heap, inner, remote),
                 other => unknown(other),
             }
         }

@@ -3,7 +3,7 @@
 //! answers back through [`Channel::answer`].
 
 use super::classes;
-use super::command::{self, Answer, Command, UserRequest};
+use super::command::{self, Answer, Command, Reply, UserRequest};
 use super::frame::{self, ChunkReader};
 use crate::javaser::Registry;
 
@@ -20,9 +20,16 @@ pub mod capability {
     pub const CHUNKED_ENCODING: i64 = 1 << 7;
     /// Answers as `NormalResponse` / `ExceptionResponse`.
     pub const PROXY_EXCEPTION_FALLBACK: i64 = 1 << 8;
-    /// What nectr advertises: plain nested streams, no windowing (remoting-protocol.md §4.1,
-    /// the simpler alternative), chunking and the modern answer form.
-    pub const NECTR: i64 = CHUNKED_ENCODING | PROXY_EXCEPTION_FALLBACK;
+    /// `RemoteInputStream`s may arrive as pushed pipes (`Pipe` + `ConnectCommand`).
+    pub const GREEDY_REMOTE_INPUTSTREAM: i64 = 1 << 5;
+    /// Pipe window of each stream when the reader advertised [`PIPE_THROTTLING`]
+    /// (`hudson.remoting.Channel.pipeWindowSize`).
+    pub const PIPE_WINDOW: i64 = 1 << 20;
+    /// What nectr advertises (remoting-protocol.md §4.1): plain nested streams (no class-loader
+    /// annotations), windows with acks in both directions, greedy input streams, chunking and
+    /// the modern answer form.
+    pub const NECTR: i64 =
+        PIPE_THROTTLING | GREEDY_REMOTE_INPUTSTREAM | CHUNKED_ENCODING | PROXY_EXCEPTION_FALLBACK;
 }
 
 /// What happened on the channel.
@@ -32,13 +39,23 @@ pub enum Event {
     Call(Box<UserRequest>),
     /// The controller asks to interrupt request `id`.
     Cancel(i32),
-    /// The controller answered one of the agent's requests ([`Channel::ping`]).
+    /// The controller answered one of the agent's requests ([`Channel::ping`],
+    /// [`Channel::read_input`]).
     Response {
         /// The request.
         id: i32,
-        /// It failed on the controller.
-        failed: bool,
+        /// What came back.
+        reply: Reply,
     },
+    /// The controller consumed `size` bytes of its stream `oid`: the agent may send more.
+    StreamAck {
+        /// The controller's export.
+        oid: i32,
+        /// Bytes.
+        size: i32,
+    },
+    /// The controller's stream `oid` failed: stop writing to it.
+    StreamDead(i32),
     /// Bytes for one of the agent's exported output streams.
     StreamData {
         /// The export.
@@ -54,6 +71,8 @@ pub enum Event {
         oid: i32,
         /// True for EOF.
         close: bool,
+        /// The writer's failure carried by the EOF.
+        error: Option<String>,
     },
     /// The controller closed the channel in order; the agent's own close was queued.
     Closed,
@@ -150,8 +169,14 @@ impl Channel {
                 Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
                 Ok(Command::StreamChunk { oid, data }) => events.push(Event::StreamData { oid, data }),
                 Ok(Command::StreamFlush { oid }) => events.push(Event::StreamFlush(oid)),
-                Ok(Command::StreamEnd { oid, close }) => events.push(Event::StreamEnd { oid, close }),
-                Ok(Command::Unexport { oid }) => events.push(Event::StreamEnd { oid, close: false }),
+                Ok(Command::StreamEnd { oid, close, error }) => {
+                    events.push(Event::StreamEnd { oid, close, error })
+                }
+                Ok(Command::Unexport { oid }) => events.push(Event::StreamEnd {
+                    oid,
+                    close: false,
+                    error: None,
+                }),
                 Ok(Command::Rpc { id, oid, method }) => {
                     let result = command::rpc_result(oid, &method);
                     let r = command::plain_response(&self.registry, id, result.as_ref().err().map(String::as_str));
@@ -168,9 +193,11 @@ impl Channel {
                     }
                     events.push(Event::Closed);
                 }
-                Ok(Command::Response { id, failed }) => {
+                Ok(Command::StreamAck { oid, size }) => events.push(Event::StreamAck { oid, size }),
+                Ok(Command::StreamDead { oid }) => events.push(Event::StreamDead(oid)),
+                Ok(Command::Response { id, reply }) => {
                     if self.pending.remove(&id) {
-                        events.push(Event::Response { id, failed });
+                        events.push(Event::Response { id, reply });
                     } else {
                         events.push(Event::Ignored(format!(
                             "Response to request {id}, which this agent did not send"
@@ -225,6 +252,25 @@ impl Channel {
         let r = command::ping_request(&self.registry, id, oid);
         self.send(&r);
         Some(id)
+    }
+
+    /// Queues `ProxyOutputStream$Ack(oid, size)`: the agent consumed `size` bytes the
+    /// controller wrote into the agent's stream `oid`.
+    pub fn ack(&mut self, oid: i32, size: i32) {
+        let a = command::stream_ack(&self.registry, oid, size);
+        self.send(&a);
+    }
+
+    /// Queues a read of up to `len` bytes from the controller's InputStream `oid`
+    /// (`ProxyInputStream$Chunk`) and returns its request id; the bytes come back as
+    /// [`Event::Response`] with a [`Reply::Buffer`].
+    pub fn read_input(&mut self, oid: i32, len: i32) -> i32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.pending.insert(id);
+        let r = command::input_read(&self.registry, id, oid, len);
+        self.send(&r);
+        id
     }
 
     /// Queues an orderly close (`Channel$CloseCommand`).
@@ -326,7 +372,13 @@ mod tests {
         let reply = command::response(ch.registry(), id, 0, &Answer::null());
         let events = ch.receive(&frame::chunks(&reply).concat());
         assert!(
-            matches!(events.as_slice(), [Event::Response { failed: false, .. }]),
+            matches!(
+                events.as_slice(),
+                [Event::Response {
+                    reply: Reply::Done,
+                    ..
+                }]
+            ),
             "{events:?}"
         );
     }
@@ -381,7 +433,8 @@ mod tests {
                 events.as_slice(),
                 [Event::StreamEnd {
                     oid: 7,
-                    close: false
+                    close: false,
+                    error: None
                 }]
             ),
             "{events:?}"

@@ -41,6 +41,24 @@ pub const USER_RPC_REQUEST: &str = "hudson.remoting.RemoteInvocationHandler$User
 pub const UNEXPORT_COMMAND: &str = "hudson.remoting.UnexportCommand";
 /// `hudson.remoting.Request$Cancel`
 pub const CANCEL: &str = "hudson.remoting.Request$Cancel";
+/// `hudson.remoting.ProxyOutputStream$Ack`: the reader consumed `size` bytes of stream `oid`.
+pub const STREAM_ACK: &str = "hudson.remoting.ProxyOutputStream$Ack";
+/// `hudson.remoting.ProxyOutputStream$NotifyDeadWriter`: the reader's sink failed.
+pub const STREAM_DEAD: &str = "hudson.remoting.ProxyOutputStream$NotifyDeadWriter";
+/// `hudson.remoting.ProxyInputStream$Chunk`: a request to read from an exported InputStream.
+pub const INPUT_CHUNK: &str = "hudson.remoting.ProxyInputStream$Chunk";
+/// `hudson.remoting.ProxyInputStream$Buffer`: what such a read returns.
+pub const INPUT_BUFFER: &str = "hudson.remoting.ProxyInputStream$Buffer";
+/// `hudson.remoting.ProxyInputStream$EOF`: the reader closed an exported InputStream.
+pub const INPUT_EOF: &str = "hudson.remoting.ProxyInputStream$EOF";
+/// `hudson.remoting.RemoteInputStream`
+pub const REMOTE_INPUT_STREAM: &str = "hudson.remoting.RemoteInputStream";
+/// `hudson.remoting.Pipe`
+pub const PIPE: &str = "hudson.remoting.Pipe";
+/// `hudson.remoting.Pipe$ConnectCommand`: the reader of a local-to-remote pipe names its sink.
+pub const PIPE_CONNECT: &str = "hudson.remoting.Pipe$ConnectCommand";
+/// `hudson.remoting.Channel$IOSyncer`
+pub const IO_SYNCER: &str = "hudson.remoting.Channel$IOSyncer";
 
 /// The registry of everything the agent writes: JDK classes plus remoting and Jenkins ones.
 pub fn registry() -> Registry {
@@ -96,6 +114,24 @@ fn specs() -> Vec<ClassSpec> {
             .field("requestId", "I")
             .field("error", "Ljava/lang/Throwable;"),
         ClassSpec::new(REMOTE_OUTPUT_STREAM, 1).write_method(),
+        ClassSpec::new(STREAM_ACK, 1)
+            .extends(COMMAND)
+            .field("oid", "I")
+            .field("size", "I"),
+        ClassSpec::new(STREAM_DEAD, 1)
+            .extends(COMMAND)
+            .field("oid", "I"),
+        ClassSpec::new(INPUT_CHUNK, 1)
+            .extends(REQUEST)
+            .field("len", "I")
+            .field("oid", "I"),
+        ClassSpec::new(INPUT_EOF, 1)
+            .extends(COMMAND)
+            .field("oid", "I"),
+        ClassSpec::new(PIPE_CONNECT, -9128735897846418140)
+            .extends(COMMAND)
+            .field("oidPos", "I")
+            .field("oidRos", "I"),
         ClassSpec::new(UNEXPORT_COMMAND, 1)
             .extends(COMMAND)
             .field("oid", "I"),

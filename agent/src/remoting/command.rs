@@ -17,8 +17,20 @@ pub enum Command {
     Response {
         /// The request id it answers.
         id: i32,
-        /// True if it carries an exception (in `exception` or an `ExceptionResponse`).
-        failed: bool,
+        /// What it carried.
+        reply: Reply,
+    },
+    /// `ProxyOutputStream$Ack`: the controller consumed `size` bytes of its stream `oid`.
+    StreamAck {
+        /// The controller's export the agent writes into.
+        oid: i32,
+        /// Bytes consumed.
+        size: i32,
+    },
+    /// `ProxyOutputStream$NotifyDeadWriter`: the controller's sink `oid` failed; stop writing.
+    StreamDead {
+        /// The controller's export.
+        oid: i32,
     },
     /// `Request$Cancel`: interrupt request `id`. No answer.
     Cancel {
@@ -60,6 +72,8 @@ pub enum Command {
         oid: i32,
         /// True for EOF.
         close: bool,
+        /// The writer's failure that ended the stream (`EOF.error`), as text.
+        error: Option<String>,
     },
     /// Any other command (`UnexportCommand`, `GCCommand`, stream commands …), by class name.
     Other {
@@ -68,6 +82,17 @@ pub enum Command {
         /// `Request.id` if it is a request (it must be answered).
         request_id: Option<i32>,
     },
+}
+
+/// What a `Response` to one of the agent's requests carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A value the agent does not look into (null, a `NormalResponse`).
+    Done,
+    /// `ProxyInputStream$Buffer`: the bytes read, or `None` at the end of the stream.
+    Buffer(Option<Vec<u8>>),
+    /// An exception (in `exception` or an `ExceptionResponse`), as text.
+    Failed(String),
 }
 
 /// A `UserRequest` with its callable decoded.
@@ -191,18 +216,18 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
                 callable_value,
             })
         }
-        RESPONSE => {
-            let holder_failed = heap
-                .field(top, "returnValue")
-                .and_then(|v| v.as_ref())
-                .and_then(|h| heap.class_name(h))
-                .is_some_and(|n| !n.eq_str(NORMAL_RESPONSE));
-            let exception = !matches!(heap.field(top, "exception"), None | Some(Value::Null));
-            Command::Response {
-                id: request_id.ok_or_else(|| fail("Response without id".into()))?,
-                failed: exception || holder_failed,
-            }
-        }
+        RESPONSE => Command::Response {
+            id: request_id.ok_or_else(|| fail("Response without id".into()))?,
+            reply: reply(heap, top),
+        },
+        STREAM_ACK => Command::StreamAck {
+            oid: int(heap, top, "oid").ok_or_else(|| fail("Ack without oid".into()))?,
+            size: int(heap, top, "size").ok_or_else(|| fail("Ack without size".into()))?,
+        },
+        STREAM_DEAD => Command::StreamDead {
+            oid: int(heap, top, "oid")
+                .ok_or_else(|| fail("NotifyDeadWriter without oid".into()))?,
+        },
         CANCEL => Command::Cancel {
             id: request_id.ok_or_else(|| fail("Cancel without id".into()))?,
         },
@@ -244,6 +269,10 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
                 _ => Command::StreamEnd {
                     oid,
                     close: class == STREAM_EOF,
+                    error: heap
+                        .field(top, "error")
+                        .and_then(|v| v.as_ref())
+                        .map(|e| throwable_text(heap, e)),
                 },
             }
         }
@@ -253,6 +282,59 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
             class,
         },
     })
+}
+
+/// `class: detailMessage` of a Throwable object, as Java's `toString` shows it.
+fn throwable_text(heap: &Heap, e: javaser::Id) -> String {
+    let class = heap
+        .class_name(e)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "java.lang.Throwable".into());
+    match heap
+        .field(e, "detailMessage")
+        .and_then(|v| v.as_ref())
+        .and_then(|s| heap.str(s))
+    {
+        Some(m) => format!("{class}: {m}"),
+        None => class,
+    }
+}
+
+/// What `Response` object `top` carries.
+fn reply(heap: &Heap, top: javaser::Id) -> Reply {
+    if let Some(e) = heap.field(top, "exception").and_then(|v| v.as_ref()) {
+        return Reply::Failed(throwable_text(heap, e));
+    }
+    let Some(rv) = heap.field(top, "returnValue").and_then(|v| v.as_ref()) else {
+        return Reply::Done;
+    };
+    let class = heap
+        .class_name(rv)
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    match class.as_str() {
+        INPUT_BUFFER => {
+            let len = int(heap, rv, "len").unwrap_or(-1);
+            if len < 0 {
+                return Reply::Buffer(None);
+            }
+            match heap
+                .field(rv, "buf")
+                .and_then(|v| v.as_ref())
+                .and_then(|a| heap.array(a))
+                .map(|a| &a.data)
+            {
+                Some(ArrayData::Byte(b)) if len as usize <= b.len() => {
+                    Reply::Buffer(Some(b[..len as usize].to_vec()))
+                }
+                _ => Reply::Failed(format!(
+                    "ProxyInputStream$Buffer with len {len} and no byte[] that long"
+                )),
+            }
+        }
+        EXCEPTION_RESPONSE => Reply::Failed("the controller answered with an exception".into()),
+        _ => Reply::Done,
+    }
 }
 
 /// `classLoaderProxy`: a proxy whose handler holds the oid, or a `RemoteIClassLoader`.
@@ -528,6 +610,48 @@ pub fn stream_eof(
     javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("EOF encodes")
 }
 
+/// One command object of `class` with int fields, as a stream (createdAt null).
+fn int_command(reg: &Registry, class: &str, fields: &[(&str, i32)]) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let fields: Vec<(&str, Value)> = fields.iter().map(|(n, v)| (*n, Value::Int(*v))).collect();
+    let c = b
+        .object(class, &fields)
+        .expect("stream commands are declared in classes::registry");
+    javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("a stream command encodes")
+}
+
+/// `ProxyOutputStream$Ack`: the agent consumed `size` bytes the controller wrote into the
+/// agent's stream `oid`; the controller's window for it grows by that much.
+pub fn stream_ack(reg: &Registry, oid: i32, size: i32) -> Vec<u8> {
+    int_command(reg, STREAM_ACK, &[("oid", oid), ("size", size)])
+}
+
+/// `ProxyOutputStream$NotifyDeadWriter`: the agent's stream `oid` can take no more bytes.
+pub fn stream_dead(reg: &Registry, oid: i32) -> Vec<u8> {
+    int_command(reg, STREAM_DEAD, &[("oid", oid)])
+}
+
+/// `ProxyInputStream$Chunk`: request `id` to read up to `len` bytes from the controller's
+/// exported InputStream `oid`; answered by a `ProxyInputStream$Buffer`.
+pub fn input_read(reg: &Registry, id: i32, oid: i32, len: i32) -> Vec<u8> {
+    int_command(reg, INPUT_CHUNK, &[("id", id), ("len", len), ("oid", oid)])
+}
+
+/// `ProxyInputStream$EOF`: the agent is done reading the controller's InputStream `oid`.
+pub fn input_eof(reg: &Registry, oid: i32) -> Vec<u8> {
+    int_command(reg, INPUT_EOF, &[("oid", oid)])
+}
+
+/// `Pipe$ConnectCommand`: the agent reads the local-to-remote pipe the controller announced
+/// as `oid_ros` through its own export `oid_pos`.
+pub fn pipe_connect(reg: &Registry, oid_pos: i32, oid_ros: i32) -> Vec<u8> {
+    int_command(
+        reg,
+        PIPE_CONNECT,
+        &[("oidPos", oid_pos), ("oidRos", oid_ros)],
+    )
+}
+
 /// A `UserRequest` from the agent running `hudson.remoting.PingThread$Ping` on the
 /// controller. The class loader is named by the controller's own oid
 /// (`RemoteClassLoader$RemoteIClassLoader`, remoting-protocol.md §7.2), so no export of the
@@ -659,7 +783,7 @@ mod tests {
         let reg = registry();
         let bytes = response(&reg, 7, 0, &Answer::null());
         match read(&bytes).unwrap() {
-            Command::Response { id, failed } => assert_eq!((id, failed), (7, false)),
+            Command::Response { id, reply } => assert_eq!((id, reply), (7, Reply::Done)),
             other => panic!("{other:?}"),
         }
         let s = javaser::decode(&bytes, &decode_options()).unwrap();

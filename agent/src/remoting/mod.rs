@@ -9,7 +9,7 @@ pub mod command;
 pub mod frame;
 
 pub use channel::{capability, Channel, Event};
-pub use command::{Answer, UserRequest};
+pub use command::{Answer, Reply, UserRequest};
 
 /// Entry point for fuzzers: arbitrary bytes, split at `data[0]`-derived points, through the
 /// framer and command decoder. Must never panic; every event must be one of the defined kinds.

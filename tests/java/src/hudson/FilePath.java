@@ -87,6 +87,38 @@ public final class FilePath implements Serializable {
         private static final long serialVersionUID = 1L;
     }
 
+    /**
+     * `FilePath$TarCompression`: the enum (stream SUID 0) written by name. Jenkins gives each
+     * constant a body, which the stream does not show (constants are written with the
+     * declaring enum's descriptor).
+     */
+    public enum TarCompression {
+        NONE,
+        GZIP
+    }
+
+    /**
+     * `FilePath$UntarRemote` (SUID 1; unstash, FilePath.untar across channels): read a tar
+     * (compressed as {@code compression}) from {@code in} and extract it into the target
+     * directory. {@code name} is the source's file name, for messages. Returns null.
+     */
+    public static final class UntarRemote extends jenkins.MasterToSlaveFileCallable<Void> {
+        private static final long serialVersionUID = 1L;
+        private final TarCompression compression;
+        private final hudson.remoting.RemoteInputStream in;
+        private final String name;
+
+        public UntarRemote(String name, TarCompression compression, hudson.remoting.RemoteInputStream in) {
+            this.compression = compression;
+            this.in = in;
+            this.name = name;
+        }
+
+        public TarCompression getCompression() { return compression; }
+        public hudson.remoting.RemoteInputStream getIn() { return in; }
+        public String getName() { return name; }
+    }
+
     /** FilePath$FileCallable. */
     public interface FileCallable<T> extends Serializable {
     }

@@ -1,6 +1,6 @@
 package hudson.remoting;
 
-/** Holder of the Channel nested commands used on the wire. */
+/** Holder of the Channel nested commands and callables used on the wire. */
 public final class Channel {
     private Channel() {
     }
@@ -11,6 +11,19 @@ public final class Channel {
 
         public CloseCommand(Throwable cause) {
             super(cause);
+        }
+    }
+
+    /**
+     * Channel$IOSyncer (SUID 1, no fields): a callable that answers null once the receiver has
+     * applied every stream command that arrived before it.
+     */
+    public static final class IOSyncer implements Callable<Object, InterruptedException> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public Object call() {
+            throw new UnsupportedOperationException("simulator: callables are never run here");
         }
     }
 }

@@ -71,6 +71,19 @@ final class Controller {
     int pingSeconds = 300;
     int monitorSeconds = 3600;
     String remoteFs = "/tmp";
+    /** Scenario untar: archive on the simulator's disk, destination directory on the agent. */
+    String untarSource;
+    String untarDest;
+    String untarCompression = "GZIP";
+    /** Scenario untar: ask for a greedy RemoteInputStream (the pull form when false or without 0x20). */
+    boolean greedy = true;
+    /** Scenario bigwrite: MiB written into the agent's WritePipe stream. */
+    int writeMib = 64;
+    /** Delay before each Ack the simulator sends (--ack-delay-ms). */
+    int ackDelayMs;
+    static final long UNTAR_ANSWER_TIMEOUT_MS = 120_000;
+    static final long CONNECT_TIMEOUT_MS = 30_000;
+    static final long INPUT_SETTLE_MS = 2_000;
     final ScheduledExecutorService scheduler = Executors.newScheduledThreadPool(16, r -> {
         Thread t = new Thread(r, "sim-scheduler");
         t.setDaemon(true);
@@ -112,6 +125,7 @@ final class Controller {
 
     /** Called once the transport is up and the agent's capability is known. */
     void start(Node n, SimChannel ch, String agentCookie) {
+        ch.ackDelayMs = ackDelayMs;
         boolean reconnect;
         synchronized (this) {
             reconnect = n.connections > 0;
@@ -450,7 +464,8 @@ final class Controller {
                 } else if (ch.exports.containsKey(sinkOid)) {
                     Events.emit("event", "check_failed", "node", n.name, "what", "CopyTo did not close (EOF) its stream");
                 } else {
-                    Events.emit("event", "streams_ok", "node", n.name, "bytes", data.length);
+                    Events.emit("event", "streams_ok", "node", n.name, "bytes", data.length,
+                            "acks_sent", ch.acksSent.get(), "acks_received", ch.acksReceived.get());
                 }
                 break;
             }
@@ -469,7 +484,8 @@ final class Controller {
                 if (!b.ok) {
                     Events.emit("event", "check_failed", "node", n.name, "what", "CopyTo: " + b.errorText());
                 } else {
-                    Events.emit("event", "copied", "node", n.name, "bytes", count[0], "mb_per_s", Math.round(count[0] / 1e6 / secs));
+                    Events.emit("event", "copied", "node", n.name, "bytes", count[0], "mb_per_s", Math.round(count[0] / 1e6 / secs),
+                            "acks_sent", ch.acksSent.get(), "acks_received", ch.acksReceived.get());
                 }
                 break;
             }
@@ -569,8 +585,112 @@ final class Controller {
                         "p99_us", micros[count * 99 / 100]);
                 break;
             }
+            case "untar":
+                untar(n, ch);
+                break;
+            case "bigwrite":
+                bigwrite(n, ch);
+                break;
             default:
                 break;
+        }
+    }
+
+    /**
+     * Scenario untar (unstash): FilePath$UntarRemote of --untar-source into --untar-dest, its
+     * bytes sent through a RemoteInputStream (greedy pipe, or pulls), then untar_done.
+     */
+    private void untar(Node n, SimChannel ch) {
+        java.nio.file.Path src = java.nio.file.Path.of(untarSource);
+        java.io.InputStream in;
+        try {
+            in = java.nio.file.Files.newInputStream(src);
+        } catch (java.io.IOException e) {
+            Events.emit("event", "check_failed", "node", n.name, "what", "untar: cannot open the source " + src + ": " + e);
+            return;
+        }
+        hudson.remoting.RemoteInputStream rin = new hudson.remoting.RemoteInputStream(ch, in, greedy);
+        SimChannel.InputExport ix = ch.inputExport(rin.getOid());
+        String mode = rin.isGreedyForm() ? "greedy" : "pull";
+        FilePath.UntarRemote untar = new FilePath.UntarRemote(src.getFileName().toString(),
+                FilePath.TarCompression.valueOf(untarCompression), rin);
+        long sent = System.nanoTime();
+        SimChannel.PendingCall pc = ch.callAsync(new FilePath.FileCallableWrapper<>(untar, new FilePath(untarDest, false)), false);
+        if (rin.isGreedyForm()) {
+            try {
+                ix.connected.get(CONNECT_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                Events.emit("event", "check_failed", "node", n.name, "what", "untar: no Pipe$ConnectCommand from the agent within "
+                        + CONNECT_TIMEOUT_MS / 1000 + " s for the greedy RemoteInputStream (pipe " + rin.getOid() + ")");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (java.util.concurrent.ExecutionException e) {
+                // channel closed: the answer below reports it
+            }
+        }
+        long left = UNTAR_ANSWER_TIMEOUT_MS - (System.nanoTime() - sent) / 1_000_000;
+        Answer a = ch.await(pc, Math.max(1, left), false);
+        try {
+            ix.finished.get(INPUT_SETTLE_MS, TimeUnit.MILLISECONDS);
+        } catch (Exception e) {
+            // not finished within 2 s: reported as input_closed false
+        }
+        boolean inputClosed = ix.finished.isDone();
+        ch.releaseInput(ix.oid); // remoting auto-unexports the stream when the call returns
+        if (a.ok && a.value != null) {
+            Events.emit("event", "check_failed", "node", n.name, "what", "UntarRemote: expected null, got " + type(a.value) + " " + Answer.render(a.value));
+        }
+        Events.emit("event", "untar_done", "node", n.name, "ok", a.ok, "error", a.ok ? null : a.errorText(), "mode", mode,
+                "bytes_sent", ix.bytes.get(), "pulls", ch.pulls.get(), "acks_received", ch.acksReceived.get(),
+                "input_closed", inputClosed);
+    }
+
+    /**
+     * Scenario bigwrite: FilePath$WritePipe on remote-fs/bigwrite.bin, --write-mib MiB written
+     * into the returned stream in 64 KiB writes (byte at offset i = (i % 251) ^ (i >>> 20)), EOF,
+     * then Channel$IOSyncer; bigwrite_done.
+     */
+    private void bigwrite(Node n, SimChannel ch) {
+        String root = ch.rootPath != null ? ch.rootPath : remoteFs;
+        FilePath fp = new FilePath(root + "/bigwrite.bin", false);
+        Answer a = ch.call(new FilePath.FileCallableWrapper<>(new FilePath.WritePipe(), fp), BRINGUP_TIMEOUT_MS);
+        if (!a.ok || !(a.value instanceof hudson.remoting.RemoteOutputStream)) {
+            Events.emit("event", "check_failed", "node", n.name, "what", "WritePipe: expected a RemoteOutputStream, got " + (a.ok ? type(a.value) : a.errorText()));
+            return;
+        }
+        int agentOid = ((hudson.remoting.RemoteOutputStream) a.value).getOid();
+        long total = (long) writeMib << 20;
+        byte[] buf = new byte[65536];
+        long t0 = System.nanoTime();
+        try {
+            for (long off = 0; off < total; off += buf.length) {
+                int len = (int) Math.min(buf.length, total - off);
+                fillPattern(buf, off, len);
+                ch.writeRemote(agentOid, buf, 0, len);
+            }
+            ch.closeRemote(agentOid);
+        } catch (java.io.IOException e) {
+            Events.emit("event", "check_failed", "node", n.name, "what", "writing to the agent's stream: " + e);
+            return;
+        }
+        Answer s = ch.call(new hudson.remoting.Channel.IOSyncer(), 300_000);
+        double secs = (System.nanoTime() - t0) / 1e9;
+        if (!s.ok || s.value != null) {
+            Events.emit("event", "check_failed", "node", n.name, "what", "Channel$IOSyncer: " + (s.ok ? "expected null, got " + type(s.value) : s.errorText()));
+            return;
+        }
+        Events.emit("event", "bigwrite_done", "node", n.name, "bytes", total, "mb_per_s", Math.round(total / 1e6 / secs),
+                "acks_received", ch.acksReceived.get());
+    }
+
+    /** buf[j] = byte at offset off + j of the bigwrite pattern: (byte) ((i % 251) ^ (i >>> 20)). */
+    static void fillPattern(byte[] buf, long off, int len) {
+        int r = (int) (off % 251);
+        for (int j = 0; j < len; j++) {
+            long i = off + j;
+            buf[j] = (byte) (r ^ (i >>> 20));
+            if (++r == 251) r = 0;
         }
     }
 

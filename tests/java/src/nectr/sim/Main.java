@@ -14,11 +14,31 @@ import java.util.concurrent.Executors;
  * Jenkins controller simulator for the nectr-agent tests.
  *
  * <pre>java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario S] [--ping-seconds N]
- *     [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR]</pre>
+ *     [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]
+ *     [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]
+ *     [--write-mib N] [--ack-delay-ms N]</pre>
+ *
+ * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
+ * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, and
+ * <ul>
+ * <li>{@code untar}: FilePath$UntarRemote (unstash) of {@code --untar-source} (a .tar.gz or .tar
+ *     on the simulator's disk; required) into {@code --untar-dest} (absolute path on the agent;
+ *     required) with {@code --untar-compression} (GZIP by default). The archive travels in a
+ *     RemoteInputStream: greedy (a Pipe; the agent sends Pipe$ConnectCommand and the simulator
+ *     pushes the bytes) when {@code --greedy true} (default) and the agent advertised 0x20,
+ *     otherwise pulled by the agent with ProxyInputStream$Chunk. Reports
+ *     {@code {"event":"untar_done","ok":..,"error":..,"mode":"greedy"|"pull","bytes_sent":N,
+ *     "pulls":N,"acks_received":N,"input_closed":bool}}.</li>
+ * <li>{@code bigwrite}: FilePath$WritePipe on remote-fs/bigwrite.bin, {@code --write-mib} MiB
+ *     (default 64) written into the agent's stream (windowed when the agent advertised 0x4),
+ *     EOF, Channel$IOSyncer; reports {@code {"event":"bigwrite_done","bytes":N,"mb_per_s":M,
+ *     "acks_received":K}}.</li>
+ * </ul>
  */
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
-            "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc");
+            "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc", "untar",
+            "bigwrite");
 
     private Main() {
     }
@@ -26,7 +46,10 @@ public final class Main {
     private static void usage(String why) {
         System.err.println("nectr.sim.Main: " + why);
         System.err.println("usage: java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario "
-                + String.join("|", SCENARIOS) + "] [--ping-seconds N] [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR]");
+                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--monitor-seconds N]"
+                + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
+                + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
+                + " [--write-mib N] [--ack-delay-ms N]");
         System.exit(2);
     }
 
@@ -73,12 +96,46 @@ public final class Main {
                 case "--remote-fs":
                     c.remoteFs = v;
                     break;
+                case "--untar-source":
+                    c.untarSource = v;
+                    break;
+                case "--untar-dest":
+                    c.untarDest = v;
+                    break;
+                case "--untar-compression":
+                    if (!v.equals("GZIP") && !v.equals("NONE")) usage("--untar-compression wants GZIP or NONE");
+                    c.untarCompression = v;
+                    break;
+                case "--greedy":
+                    if (!v.equals("true") && !v.equals("false")) usage("--greedy wants true or false");
+                    c.greedy = Boolean.parseBoolean(v);
+                    break;
+                case "--ack-delay-ms":
+                    try {
+                        c.ackDelayMs = Integer.parseInt(v);
+                    } catch (NumberFormatException e) {
+                        usage("--ack-delay-ms wants a number");
+                    }
+                    if (c.ackDelayMs < 0 || c.ackDelayMs > 10_000) usage("--ack-delay-ms must be between 0 and 10000");
+                    break;
+                case "--write-mib":
+                    try {
+                        c.writeMib = Integer.parseInt(v);
+                    } catch (NumberFormatException e) {
+                        usage("--write-mib wants a number");
+                    }
+                    if (c.writeMib < 0 || c.writeMib > 1 << 20) usage("--write-mib must be between 0 and 1048576");
+                    break;
 
                 default:
                     usage("unknown option " + a);
             }
         }
         if (c.nodes.isEmpty()) usage("at least one --node NAME=SECRET is required");
+        if (c.scenario.equals("untar")) {
+            if (c.untarSource == null || c.untarDest == null) usage("--scenario untar needs --untar-source FILE and --untar-dest DIR");
+            if (!Files.isRegularFile(Path.of(c.untarSource))) usage("--untar-source " + c.untarSource + " is not a readable file");
+        }
         boolean tempState = stateDir == null;
         if (tempState) stateDir = Files.createTempDirectory("nectr-sim-");
         Identity id = Identity.loadOrCreate(stateDir);

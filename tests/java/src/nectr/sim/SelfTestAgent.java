@@ -32,9 +32,20 @@ import javax.net.ssl.X509TrustManager;
 
 /**
  * A tiny Java stand-in for nectr-agent, used only to self-test the simulator: it speaks
- * WebSocket or JNLP4 and answers the bring-up and monitor callables.
+ * WebSocket or JNLP4 and answers the bring-up and monitor callables, plus the stream callables
+ * of the streams / bigwrite / untar scenarios: FilePath$WritePipe (chunks applied and acked
+ * when it advertised 0x4), FilePath$CopyTo (chunks + EOF into the simulator's stream),
+ * Channel$IOSyncer, and FilePath$UntarRemote, whose RemoteInputStream it consumes either as a
+ * greedy Pipe (Pipe$ConnectCommand, pushed chunks acked) or by ProxyInputStream$Chunk pulls and
+ * ProxyInputStream$EOF. It does not extract anything: it counts the bytes and, if the
+ * environment variable NECTR_SELFTEST_UNTAR_BYTES is set, answers with an IOException when the
+ * count differs.
  *
  * <pre>java -cp OUT nectr.sim.SelfTestAgent URL NAME SECRET ws|jnlp4 [capabilityHex] [seconds] [reconnects] [fault]</pre>
+ *
+ * Faults: bad-version, no-annotations, dead-writer (NotifyDeadWriter on the first chunk of each
+ * stream it exported, later chunks dropped), no-acks (never acks), no-connect (answers an
+ * UntarRemote with an exception without sending Pipe$ConnectCommand).
  */
 public final class SelfTestAgent {
     private final String url;
@@ -48,8 +59,20 @@ public final class SelfTestAgent {
     private final Object writeLock = new Object();
     private final SecureRandom random = new SecureRandom();
     private int controllerLoaderOid = -1;
-    /** Fault injection for negative self-tests: "", "bad-version" or "no-annotations". */
+    /** Fault injection for negative self-tests: "", "bad-version", "no-annotations", "dead-writer", "no-acks", "no-connect". */
     private String fault = "";
+    /** OutputStreams this agent exported (WritePipe results, pipe sinks), by oid. */
+    private final java.util.Map<Integer, OutputStream> exports = new java.util.concurrent.ConcurrentHashMap<>();
+    /** Exports declared dead (fault dead-writer). */
+    private final java.util.Set<Integer> dead = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final java.util.concurrent.atomic.AtomicInteger nextOid = new java.util.concurrent.atomic.AtomicInteger(100);
+    private final java.util.concurrent.atomic.AtomicInteger ioIds = new java.util.concurrent.atomic.AtomicInteger(1);
+    /** This agent's own requests (ProxyInputStream$Chunk pulls) waiting for a Response. */
+    private final java.util.Map<Integer, java.util.concurrent.CompletableFuture<Response<?, ?>>> myRequests =
+            new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.concurrent.atomic.AtomicInteger nextRequestId = new java.util.concurrent.atomic.AtomicInteger(2_000_000);
+    /** The id of the UserRequest being answered on the loop thread (requestId of CopyTo chunks). */
+    private int currentRequest;
 
     private SelfTestAgent(String url, String name, String secret, boolean ws, long capability) {
         this.url = url.endsWith("/") ? url : url + "/";
@@ -64,6 +87,8 @@ public final class SelfTestAgent {
         long seconds = args.length > 5 ? Long.parseLong(args[5]) : 10;
         int reconnects = args.length > 6 ? Integer.parseInt(args[6]) : 0;
         SelfTestAgent a = new SelfTestAgent(args[0], args[1], args[2], args[3].equals("ws"), cap);
+        // How a RemoteInputStream reads depends on the reader's own capability (agent-callables §1.3).
+        hudson.remoting.RemoteInputStream.readerAdvertisedGreedy = (cap & SimChannel.GREEDY_REMOTE_INPUTSTREAM) != 0;
         if (args.length > 7) a.fault = args[7];
         long deadline = System.currentTimeMillis() + seconds * 1000;
         Thread timer = new Thread(() -> {
@@ -271,8 +296,28 @@ public final class SelfTestAgent {
             return false;
         }
         if (o instanceof Response) {
-            log("controller answered agent request " + ((Response<?, ?>) o).getId());
+            Response<?, ?> r = (Response<?, ?>) o;
+            java.util.concurrent.CompletableFuture<Response<?, ?>> f = myRequests.remove(r.getId());
+            if (f != null) f.complete(r);
+            else log("controller answered agent request " + r.getId());
             return true;
+        }
+        if (o instanceof hudson.remoting.ProxyOutputStream.Chunk) {
+            onChunk((hudson.remoting.ProxyOutputStream.Chunk) o);
+            return true;
+        }
+        if (o instanceof hudson.remoting.ProxyOutputStream.Flush) {
+            OutputStream os = exports.get(((hudson.remoting.ProxyOutputStream.Flush) o).oid);
+            if (os != null) os.flush();
+            return true;
+        }
+        if (o instanceof hudson.remoting.ProxyOutputStream.EOF) {
+            OutputStream os = exports.remove(((hudson.remoting.ProxyOutputStream.EOF) o).oid);
+            if (os != null) os.close();
+            return true;
+        }
+        if (o instanceof hudson.remoting.ProxyOutputStream.Ack) {
+            return true; // this stand-in never waits for its window
         }
         if (!(o instanceof UserRequest)) {
             log("ignoring " + o.getClass().getName());
@@ -289,13 +334,16 @@ public final class SelfTestAgent {
             try (ObjectInputStream oin = new ObjectInputStream(new ByteArrayInputStream(ur.getRequestBytes()))) {
                 callable = oin.readObject();
             }
+            if (callable instanceof hudson.FilePath.FileCallableWrapper
+                    && field(callable, "callable") instanceof hudson.FilePath.UntarRemote) {
+                startUntar(ur.getId(), (hudson.FilePath.UntarRemote) field(callable, "callable"));
+                return true;
+            }
+            currentRequest = ur.getId();
             Object value = answer(callable);
             rv = new UserRequest.NormalResponse<>(nested(value));
         } catch (Exception e) {
-            IOException io = new IOException(e.getMessage());
-            io.setStackTrace(new StackTraceElement[0]);
-            byte[] b = nested(io);
-            rv = new UserRequest.ExceptionResponse<>(b, b);
+            rv = exceptionResponse(e);
         }
         send(new Response<>(ur.getId(), 0, rv, null));
         if (rv instanceof UserRequest.NormalResponse && ur.getToString() != null
@@ -305,6 +353,133 @@ public final class SelfTestAgent {
                     nested(new hudson.remoting.PingThread.Ping()), "hudson.remoting.PingThread$Ping"));
         }
         return true;
+    }
+
+    private Serializable exceptionResponse(Exception e) throws IOException {
+        IOException io = new IOException(e.getMessage());
+        io.setStackTrace(new StackTraceElement[0]);
+        byte[] b = nested(io);
+        return new UserRequest.ExceptionResponse<>(b, b);
+    }
+
+    /** A ProxyOutputStream$Chunk for one of our exports: write, or die (fault), then Ack (0x4). */
+    private void onChunk(hudson.remoting.ProxyOutputStream.Chunk c) throws IOException {
+        OutputStream os = exports.get(c.oid);
+        try {
+            if (os == null) {
+                log("chunk for unknown stream " + c.oid);
+            } else if (dead.contains(c.oid)) {
+                // dropped
+            } else if (fault.equals("dead-writer")) {
+                dead.add(c.oid);
+                send(new hudson.remoting.ProxyOutputStream.NotifyDeadWriter(c.oid, new IOException("selftest: simulated write failure")));
+            } else {
+                os.write(c.buf);
+            }
+        } finally {
+            if ((capability & SimChannel.PIPE_THROTTLING) != 0 && !fault.equals("no-acks")) {
+                send(new hudson.remoting.ProxyOutputStream.Ack(c.oid, c.buf.length));
+            }
+        }
+    }
+
+    /** Counts what a pipe delivers; completes {@code closed} with the count at EOF. */
+    static final class CountingSink extends OutputStream {
+        final java.util.concurrent.atomic.AtomicLong count = new java.util.concurrent.atomic.AtomicLong();
+        final java.util.concurrent.CompletableFuture<Long> closed = new java.util.concurrent.CompletableFuture<>();
+
+        @Override public void write(int b) { count.incrementAndGet(); }
+        @Override public void write(byte[] b, int off, int len) { count.addAndGet(len); }
+        @Override public void close() { closed.complete(count.get()); }
+    }
+
+    /**
+     * FilePath$UntarRemote: consume the RemoteInputStream (greedy: ConnectCommand now, as a Java
+     * agent does while deserializing the Pipe; pull: Chunk requests) on a worker thread, then
+     * answer null, or an IOException when the count differs from NECTR_SELFTEST_UNTAR_BYTES.
+     */
+    private void startUntar(int requestId, hudson.FilePath.UntarRemote u) throws IOException {
+        if (fault.equals("no-connect")) {
+            send(new Response<>(requestId, 0, exceptionResponse(new IOException("selftest: refusing " + u.getName())), null));
+            return;
+        }
+        hudson.remoting.RemoteInputStream rin = u.getIn();
+        String env = System.getenv("NECTR_SELFTEST_UNTAR_BYTES");
+        long expected = env == null ? -1 : Long.parseLong(env);
+        java.util.concurrent.Callable<Long> consume;
+        if (rin.getPipe() != null) {
+            if (rin.getPipe().isRemoteToLocal()) throw new IOException("greedy RemoteInputStream with a remote-to-local Pipe");
+            int oidPos = nextOid.getAndIncrement();
+            CountingSink sink = new CountingSink();
+            exports.put(oidPos, sink);
+            send(new hudson.remoting.Pipe.ConnectCommand(rin.getPipe().getOid(), oidPos));
+            consume = () -> sink.closed.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        } else {
+            int oid = rin.getOid();
+            consume = () -> {
+                long total = 0;
+                while (true) {
+                    int id = nextRequestId.getAndIncrement();
+                    java.util.concurrent.CompletableFuture<Response<?, ?>> f = new java.util.concurrent.CompletableFuture<>();
+                    myRequests.put(id, f);
+                    send(new hudson.remoting.ProxyInputStream.Chunk(id, oid, 65536));
+                    Response<?, ?> r = f.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                    if (r.getException() != null) throw new IOException("pull failed: " + r.getException());
+                    hudson.remoting.ProxyInputStream.Buffer b = (hudson.remoting.ProxyInputStream.Buffer) r.getReturnValue();
+                    if (b.len < 0) break;
+                    total += b.len;
+                }
+                send(new hudson.remoting.ProxyInputStream.EOF(oid));
+                return total;
+            };
+        }
+        Thread t = new Thread(() -> {
+            Serializable rv;
+            try {
+                long got = consume.call();
+                log("untar " + u.getName() + " (" + u.getCompression() + "): " + got + " bytes");
+                if (expected >= 0 && got != expected) throw new IOException("selftest: received " + got + " bytes, expected " + expected);
+                rv = new UserRequest.NormalResponse<>(nested(null));
+            } catch (Exception e) {
+                try {
+                    rv = exceptionResponse(e);
+                } catch (IOException x) {
+                    return;
+                }
+            }
+            try {
+                send(new Response<>(requestId, 0, rv, null));
+            } catch (IOException e) {
+                log("could not answer UntarRemote: " + e);
+            }
+        }, "selftest-untar");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /** FilePath$WritePipe / $CopyTo on {@code path}. */
+    private Object fileCallable(Object inner, String path) throws Exception {
+        String n = inner.getClass().getName();
+        switch (n) {
+            case "hudson.FilePath$WritePipe": {
+                int oid = nextOid.getAndIncrement();
+                exports.put(oid, new java.io.BufferedOutputStream(new java.io.FileOutputStream(path), 1 << 16));
+                return new hudson.remoting.RemoteOutputStream(oid);
+            }
+            case "hudson.FilePath$CopyTo": {
+                int oid = ((hudson.remoting.RemoteOutputStream) field(inner, "out")).getOid();
+                try (InputStream fin = new java.io.FileInputStream(path)) {
+                    byte[] buf = new byte[65536];
+                    for (int k; (k = fin.readNBytes(buf, 0, buf.length)) > 0;) {
+                        send(new hudson.remoting.ProxyOutputStream.Chunk(ioIds.getAndIncrement(), oid, currentRequest,
+                                java.util.Arrays.copyOf(buf, k)));
+                    }
+                }
+                send(new hudson.remoting.ProxyOutputStream.EOF(ioIds.getAndIncrement(), oid, currentRequest, null));
+                return null;
+            }
+            default: throw new IOException(n + " is not supported by this agent");
+        }
     }
 
     private static Object field(Object o, String name) throws ReflectiveOperationException {
@@ -348,6 +523,9 @@ public final class SelfTestAgent {
             case "hudson.node_monitors.ResponseTimeMonitor$Step2":
                 return new ResponseTimeMonitor.Step3((ResponseTimeMonitor.Data) field(c, "cur"), (Long) field(c, "start"));
             case "hudson.slaves.SlaveComputer$SlaveLogFetcher": return new ArrayList<>();
+            case "hudson.remoting.Channel$IOSyncer": return null; // stream commands are applied in arrival order
+            case "hudson.FilePath$FileCallableWrapper":
+                return fileCallable(field(c, "callable"), ((hudson.FilePath) field(c, "filePath")).getRemote());
             default: throw new IOException(n + " is not supported by this agent");
         }
     }
@@ -371,7 +549,11 @@ public final class SelfTestAgent {
         return bos.toByteArray();
     }
 
+    /** Sends one command; its frames are never interleaved with another thread's. */
     private void send(Object command) throws IOException {
-        for (byte[] f : SimChannel.frames(SimChannel.serialize(command))) sendFrame(f);
+        byte[] payload = SimChannel.serialize(command);
+        synchronized (writeLock) {
+            for (byte[] f : SimChannel.frames(payload)) sendFrame(f);
+        }
     }
 }

@@ -14,6 +14,7 @@ import hudson.remoting.UserResponse;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
 import java.io.Serializable;
@@ -27,13 +28,17 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The controller side of one remoting channel: chunk framing (§4.2), one serialization stream
- * per command (§4.3), UserRequest / Response matching (§5.2).
+ * per command (§4.3), UserRequest / Response matching (§5.2), streams, windows and pipes
+ * (§5.6, §5.7). Public only so that the RemoteInputStream wire twin can export through it.
  */
-final class SimChannel {
+public final class SimChannel {
     static final long MULTI_CLASSLOADER = 0x2;
+    static final long PIPE_THROTTLING = 0x4;
+    static final long GREEDY_REMOTE_INPUTSTREAM = 0x20;
     static final long PROXY_EXCEPTION_FALLBACK = 0x100;
     static final long CONTROLLER_CAPABILITY = 0x1FE;
     static final int FRAME_SIZE = 8192;
@@ -74,6 +79,16 @@ final class SimChannel {
 
     boolean agentMulti() {
         return (agentCapability & MULTI_CLASSLOADER) != 0;
+    }
+
+    /** The agent advertised PIPE_THROTTLING: it acks our chunks and we ack its chunks. */
+    boolean agentThrottles() {
+        return (agentCapability & PIPE_THROTTLING) != 0;
+    }
+
+    /** The agent advertised GREEDY_REMOTE_INPUTSTREAM: RemoteInputStream carries a leading boolean. */
+    public boolean agentSupportsGreedyInput() {
+        return (agentCapability & GREEDY_REMOTE_INPUTSTREAM) != 0;
     }
 
     boolean isOpen() {
@@ -122,15 +137,154 @@ final class SimChannel {
         return oid;
     }
 
-    /** Writes into an OutputStream the agent exported (ProxyOutputStream$Chunk). */
+    // ------------------------------------------------------------------ windows (§5.6, PIPE_THROTTLING)
+
+    /** remoting's hudson.remoting.Channel.pipeWindowSize default. */
+    static final int PIPE_WINDOW = 1 << 20;
+    /** A writer waits until at least this much (or what it has left) fits. */
+    static final int MIN_WINDOW_WAIT = PIPE_WINDOW / 10;
+    /** Largest chunk sent at once. */
+    static final int MAX_CHUNK = PIPE_WINDOW / 2;
+    static final long ACK_TIMEOUT_MS = 30_000;
+
+    /** Send window of one stream the agent exported (keyed by the agent's oid). */
+    static final class Window {
+        /** Bytes that may still be sent without an Ack (guarded by this). */
+        long available = PIPE_WINDOW;
+        boolean dead;
+        Throwable deadCause;
+        long lastAckNanos = System.nanoTime();
+    }
+
+    private final Map<Integer, Window> windows = new ConcurrentHashMap<>();
+    /** Acks the simulator sent for the agent's chunks / received for its own chunks. */
+    final AtomicLong acksSent = new AtomicLong();
+    final AtomicLong acksReceived = new AtomicLong();
+
+    private Window window(int oid) {
+        return windows.computeIfAbsent(oid, k -> new Window());
+    }
+
+    /**
+     * Writes into an OutputStream the agent exported (ProxyOutputStream$Chunk). When the agent
+     * advertised PIPE_THROTTLING the stream's window applies: wait until min(remaining, 10% of
+     * the window) fits, send min(available, remaining, half the window), repeat. Fails with
+     * "Pipe is already closed" once the agent sent NotifyDeadWriter for {@code oid}, and after
+     * 30 s without an Ack while waiting (check_failed).
+     */
     void writeRemote(int oid, byte[] data, int off, int len) throws IOException {
-        sendCommand(new hudson.remoting.ProxyOutputStream.Chunk(ioIds.getAndIncrement(), oid, 0,
-                java.util.Arrays.copyOfRange(data, off, off + len)));
+        if (!agentThrottles()) {
+            Window w = windows.get(oid);
+            if (w != null && w.dead) throw deadPipe(w);
+            byte[] b = java.util.Arrays.copyOfRange(data, off, off + len);
+            sendIo(io -> new hudson.remoting.ProxyOutputStream.Chunk(io, oid, 0, b));
+            return;
+        }
+        Window w = window(oid);
+        while (len > 0) {
+            int n;
+            synchronized (w) {
+                int need = Math.min(len, MIN_WINDOW_WAIT);
+                long waitStart = System.nanoTime();
+                while (!w.dead && w.available < need) {
+                    if (!isOpen()) throw new IOException("channel to " + node + " is closed");
+                    long idleMs = (System.nanoTime() - Math.max(waitStart, w.lastAckNanos)) / 1_000_000;
+                    if (idleMs >= ACK_TIMEOUT_MS) {
+                        Events.emit("event", "check_failed", "node", node, "what",
+                                "no Ack from the agent for stream " + oid + " for 30 s");
+                        throw new IOException("no Ack from the agent for stream " + oid + " for 30 s (window "
+                                + w.available + " bytes)");
+                    }
+                    try {
+                        w.wait(Math.max(1, Math.min(1000, ACK_TIMEOUT_MS - idleMs)));
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new java.io.InterruptedIOException("interrupted while waiting for an Ack on stream " + oid);
+                    }
+                }
+                if (w.dead) throw deadPipe(w);
+                n = (int) Math.min(Math.min(w.available, len), MAX_CHUNK);
+                w.available -= n;
+            }
+            byte[] b = java.util.Arrays.copyOfRange(data, off, off + n);
+            sendIo(io -> new hudson.remoting.ProxyOutputStream.Chunk(io, oid, 0, b));
+            off += n;
+            len -= n;
+        }
+    }
+
+    /** Sends a stream command with the next I/O id; ids go out in increasing order. */
+    private void sendIo(java.util.function.IntFunction<Command> make) throws IOException {
+        synchronized (writeLock) {
+            sendCommand(make.apply(ioIds.getAndIncrement()));
+        }
+    }
+
+    /**
+     * Sends {@code c} from the acker thread, in call order. Like remoting's pipe writer, this
+     * keeps the reader thread reading while a send blocks (no deadlock when both sides stream).
+     */
+    private void sendLater(Command c) {
+        sendLater(c, null);
+    }
+
+    /**
+     * Bytes of each agent stream received, and acked with an Ack about to be or already written
+     * to the transport (so possibly seen by the agent): the agent may never have more than its window
+     * unacked, which the simulator checks on every chunk.
+     */
+    private final Map<Integer, long[]> received = new ConcurrentHashMap<>();
+    /** Delay before each Ack (--ack-delay-ms): slow acks make a window overrun visible. */
+    volatile long ackDelayMs;
+
+    private void sendLater(Command c, Runnable beforeSend) {
+        java.util.concurrent.ExecutorService ex;
+        synchronized (this) {
+            if (acker == null) {
+                acker = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                    Thread t = new Thread(r, "sim-acker-" + node);
+                    t.setDaemon(true);
+                    return t;
+                });
+            }
+            ex = acker;
+        }
+        try {
+            ex.execute(() -> {
+                try {
+                    if (beforeSend != null && ackDelayMs > 0) Thread.sleep(ackDelayMs);
+                    // Counted before the write: once written, the agent may act on it before
+                    // this thread runs again.
+                    if (beforeSend != null) beforeSend.run();
+                    sendCommand(c);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (IOException e) {
+                    if (isOpen()) Events.emit("event", "note", "node", node, "what", "could not send " + c.getClass().getName() + ": " + e);
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // channel terminated
+        }
+    }
+
+    private java.util.concurrent.ExecutorService acker;
+
+    private static IOException deadPipe(Window w) {
+        return new IOException("Pipe is already closed", w.deadCause);
     }
 
     /** Closes an OutputStream the agent exported (ProxyOutputStream$EOF). */
     void closeRemote(int oid) throws IOException {
-        sendCommand(new hudson.remoting.ProxyOutputStream.EOF(ioIds.getAndIncrement(), oid, 0, null));
+        closeRemote(oid, null);
+    }
+
+    /** Closes an OutputStream the agent exported, passing {@code error} on (ProxyOutputStream$EOF.error). */
+    void closeRemote(int oid, Throwable error) throws IOException {
+        Window w = windows.get(oid);
+        if (w != null && w.dead) throw deadPipe(w);
+        sendIo(io -> new hudson.remoting.ProxyOutputStream.EOF(io, oid, 0, error));
+        windows.remove(oid);
     }
 
     private void streamCommand(Object o) throws IOException {
@@ -139,8 +293,37 @@ final class SimChannel {
             java.io.OutputStream os = exports.get(c.oid);
             if (os == null) {
                 Events.emit("event", "check_failed", "node", node, "what", "Chunk for unknown or closed stream " + c.oid);
-            } else {
+                return;
+            }
+            if (agentThrottles()) {
+                long[] acct = received.computeIfAbsent(c.oid, k -> new long[2]);
+                long unacked;
+                synchronized (acct) {
+                    acct[0] += c.buf.length;
+                    unacked = acct[0] - acct[1];
+                }
+                if (unacked > PIPE_WINDOW) {
+                    Events.emit("event", "check_failed", "node", node, "what", "the agent has " + unacked
+                            + " bytes of stream " + c.oid + " unacked, more than its " + PIPE_WINDOW + "-byte window");
+                }
+            }
+            try {
                 os.write(c.buf);
+            } catch (IOException e) {
+                // As remoting: tell the writer its stream is dead (the Ack still follows).
+                Events.emit("event", "note", "node", node, "what", "writing a chunk of stream " + c.oid + " failed: " + e);
+                sendLater(new hudson.remoting.ProxyOutputStream.NotifyDeadWriter(c.oid, e));
+            } finally {
+                if (agentThrottles()) {
+                    long[] acct = received.get(c.oid);
+                    int size = c.buf.length;
+                    sendLater(new hudson.remoting.ProxyOutputStream.Ack(c.oid, size), () -> {
+                        synchronized (acct) {
+                            acct[1] += size;
+                        }
+                    });
+                    acksSent.incrementAndGet();
+                }
             }
         } else if (o instanceof hudson.remoting.ProxyOutputStream.Flush) {
             java.io.OutputStream os = exports.get(((hudson.remoting.ProxyOutputStream.Flush) o).oid);
@@ -154,6 +337,204 @@ final class SimChannel {
             if (os != null) os.close();
         } else if (o instanceof hudson.remoting.ProxyOutputStream.Unexport) {
             exports.remove(((hudson.remoting.ProxyOutputStream.Unexport) o).oid);
+        } else if (o instanceof hudson.remoting.ProxyOutputStream.Ack) {
+            hudson.remoting.ProxyOutputStream.Ack ack = (hudson.remoting.ProxyOutputStream.Ack) o;
+            acksReceived.incrementAndGet();
+            if (!agentThrottles()) return; // no windows without PIPE_THROTTLING: counted, otherwise ignored
+            Window w = window(ack.oid);
+            synchronized (w) {
+                w.available += ack.size;
+                w.lastAckNanos = System.nanoTime();
+                w.notifyAll();
+            }
+        } else if (o instanceof hudson.remoting.ProxyOutputStream.NotifyDeadWriter) {
+            hudson.remoting.ProxyOutputStream.NotifyDeadWriter d = (hudson.remoting.ProxyOutputStream.NotifyDeadWriter) o;
+            Events.emit("event", "dead_writer", "node", node, "oid", d.oid);
+            if (d.getCause() != null) {
+                Events.emit("event", "note", "node", node, "what", "stream " + d.oid + " died on the agent: " + d.getCause());
+            }
+            Window w = window(d.oid);
+            synchronized (w) {
+                w.dead = true;
+                w.deadCause = d.getCause();
+                w.notifyAll();
+            }
+        } else {
+            Events.emit("event", "check_failed", "node", node, "what", "unexpected command from agent: " + o.getClass().getName());
+        }
+    }
+
+    // ------------------------------------------------------------------ input streams (§5.3, §5.7)
+
+    /** Largest ProxyInputStream$Chunk length the simulator serves. */
+    static final int MAX_PULL = 16 << 20;
+    /** Read size of the greedy pump. */
+    static final int PUMP_READ = 64 << 10;
+
+    /** An InputStream the simulator exported inside a RemoteInputStream (either form). */
+    static final class InputExport {
+        final int oid;
+        final InputStream in;
+        final boolean greedy;
+        /** Bytes handed to the agent (pulled, or pushed by the pump). */
+        final AtomicLong bytes = new AtomicLong();
+        /** Greedy form: completes with oidPos when the agent's Pipe$ConnectCommand arrives. */
+        final CompletableFuture<Integer> connected = new CompletableFuture<>();
+        /** The input side finished: the pump ended (greedy) or the agent sent ProxyInputStream$EOF (pull). */
+        final CompletableFuture<String> finished = new CompletableFuture<>();
+
+        InputExport(int oid, InputStream in, boolean greedy) {
+            this.oid = oid;
+            this.in = in;
+            this.greedy = greedy;
+        }
+
+        void closeQuietly() {
+            try {
+                in.close();
+            } catch (IOException e) {
+                // ignore
+            }
+        }
+    }
+
+    /** Pull-form exports, by oid (removed by ProxyInputStream$EOF or releaseInput). */
+    private final Map<Integer, InputExport> inputs = new ConcurrentHashMap<>();
+    /** Greedy pipes waiting for Pipe$ConnectCommand, by oidRos. */
+    private final Map<Integer, InputExport> pendingPipes = new ConcurrentHashMap<>();
+    /** Every input export made on this channel, for reports. */
+    private final Map<Integer, InputExport> allInputs = new ConcurrentHashMap<>();
+    /** ProxyInputStream$Chunk requests served. */
+    final AtomicLong pulls = new AtomicLong();
+    /** Runs the agent's pulls and input EOFs in arrival order, off the reader thread. */
+    private volatile java.util.concurrent.ExecutorService inputExecutor;
+
+    /** Exports {@code in} for ProxyInputStream$Chunk pulls; returns its oid. */
+    public int exportInput(InputStream in) {
+        InputExport ix = new InputExport(nextExport.getAndIncrement(), in, false);
+        allInputs.put(ix.oid, ix);
+        inputs.put(ix.oid, ix);
+        return ix.oid;
+    }
+
+    /** Registers {@code in} as the pending writer of a local-to-remote Pipe; returns its oidRos. */
+    public int exportGreedyInput(InputStream in) {
+        InputExport ix = new InputExport(nextExport.getAndIncrement(), in, true);
+        allInputs.put(ix.oid, ix);
+        pendingPipes.put(ix.oid, ix);
+        return ix.oid;
+    }
+
+    InputExport inputExport(int oid) {
+        return allInputs.get(oid);
+    }
+
+    /** Drops an input export that is no longer needed (remoting's auto-unexport after the call) and closes it. */
+    void releaseInput(int oid) {
+        InputExport ix = allInputs.get(oid);
+        if (ix == null) return;
+        boolean wasPending = inputs.remove(oid) != null | pendingPipes.remove(oid) != null;
+        if (wasPending) ix.closeQuietly();
+        ix.connected.completeExceptionally(new IOException("released"));
+    }
+
+    private synchronized java.util.concurrent.ExecutorService inputExecutor() {
+        if (inputExecutor == null) {
+            inputExecutor = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "sim-input-" + node);
+                t.setDaemon(true);
+                return t;
+            });
+        }
+        return inputExecutor;
+    }
+
+    /** ProxyInputStream$Chunk: one read of at most len bytes, answered with a Buffer (len -1 at EOF). */
+    private void pull(hudson.remoting.ProxyInputStream.Chunk c) {
+        pulls.incrementAndGet();
+        hudson.remoting.ProxyInputStream.Buffer buf = null;
+        IOException ex = null;
+        InputExport ix = inputs.get(c.oid);
+        if (c.len < 0 || c.len > MAX_PULL) {
+            ex = new IOException("ProxyInputStream$Chunk length " + c.len + " is out of range (0.." + MAX_PULL + ")");
+            Events.emit("event", "note", "node", node, "what", "refused a pull: " + ex.getMessage());
+        } else if (ix == null) {
+            ex = new IOException("Invalid object ID " + c.oid + ": no InputStream exported under that oid");
+            Events.emit("event", "check_failed", "node", node, "what", "ProxyInputStream$Chunk for unknown or closed input " + c.oid);
+        } else {
+            byte[] b = new byte[c.len];
+            try {
+                int n = ix.in.read(b, 0, b.length);
+                if (n > 0) ix.bytes.addAndGet(n);
+                buf = new hudson.remoting.ProxyInputStream.Buffer(n, b);
+            } catch (IOException e) {
+                ex = e;
+            }
+        }
+        try {
+            sendCommand(new Response<>(c.getId(), 0, buf, ex));
+        } catch (IOException e) {
+            if (isOpen()) Events.emit("event", "note", "node", node, "what", "could not answer a pull: " + e);
+        }
+    }
+
+    /** ProxyInputStream$EOF: the agent closed its reader; unexport and close ours. */
+    private void inputEof(hudson.remoting.ProxyInputStream.EOF eof) {
+        InputExport ix = inputs.remove(eof.oid);
+        if (ix == null) {
+            Events.emit("event", "note", "node", node, "what", "ProxyInputStream$EOF for unknown or released input " + eof.oid);
+            return;
+        }
+        ix.closeQuietly();
+        ix.finished.complete("closed by the agent");
+        Events.emit("event", "input_closed", "node", node, "oid", eof.oid);
+    }
+
+    /** Pipe$ConnectCommand: the agent exported oidPos for our pending writer oidRos; start pushing. */
+    private void connectPipe(hudson.remoting.Pipe.ConnectCommand cc) {
+        InputExport ix = pendingPipes.remove(cc.oidRos);
+        if (ix == null) {
+            Events.emit("event", "check_failed", "node", node, "what",
+                    "Pipe$ConnectCommand for unknown pipe " + cc.oidRos + " (oidPos " + cc.oidPos + ")");
+            return;
+        }
+        ix.connected.complete(cc.oidPos);
+        Thread t = new Thread(() -> pump(ix, cc.oidPos), "sim-pump-" + node + "-" + cc.oidRos);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /** Greedy RemoteInputStream: read {@code ix} in 64 KiB reads and write it to the agent's oidPos, then EOF. */
+    private void pump(InputExport ix, int oidPos) {
+        byte[] buf = new byte[PUMP_READ];
+        try {
+            while (true) {
+                int n;
+                try {
+                    n = ix.in.read(buf);
+                } catch (IOException e) {
+                    Events.emit("event", "note", "node", node, "what", "reading the input of pipe " + ix.oid + " failed: " + e);
+                    closeRemote(oidPos, e);
+                    ix.finished.complete("read error");
+                    return;
+                }
+                if (n < 0) break;
+                if (n == 0) continue;
+                writeRemote(oidPos, buf, 0, n);
+                ix.bytes.addAndGet(n);
+            }
+            closeRemote(oidPos);
+            ix.finished.complete("eof");
+        } catch (IOException e) {
+            // dead writer, closed channel, or no Ack (already reported): stop quietly
+            Events.emit("event", "note", "node", node, "what", "pump of pipe " + ix.oid + " to agent stream " + oidPos
+                    + " stopped after " + ix.bytes.get() + " bytes: " + e.getMessage());
+            ix.finished.complete("stopped");
+        } catch (RuntimeException e) {
+            Events.emit("event", "check_failed", "node", node, "what", "pump of pipe " + ix.oid + ": " + e);
+            ix.finished.complete("failed");
+        } finally {
+            ix.closeQuietly();
         }
     }
 
@@ -317,6 +698,14 @@ final class SimChannel {
             Events.emit("event", "note", "node", node, "what", "agent sent Request$Cancel id " + ((Request.Cancel) o).getId());
         } else if (o.getClass().getEnclosingClass() == hudson.remoting.ProxyOutputStream.class) {
             streamCommand(o);
+        } else if (o instanceof hudson.remoting.ProxyInputStream.Chunk) {
+            hudson.remoting.ProxyInputStream.Chunk c = (hudson.remoting.ProxyInputStream.Chunk) o;
+            inputExecutor().execute(() -> pull(c));
+        } else if (o instanceof hudson.remoting.ProxyInputStream.EOF) {
+            hudson.remoting.ProxyInputStream.EOF eof = (hudson.remoting.ProxyInputStream.EOF) o;
+            inputExecutor().execute(() -> inputEof(eof));
+        } else if (o instanceof hudson.remoting.Pipe.ConnectCommand) {
+            connectPipe((hudson.remoting.Pipe.ConnectCommand) o);
         } else {
             Events.emit("event", "check_failed", "node", node, "what", "unexpected command from agent: " + o.getClass().getName());
         }
@@ -459,6 +848,22 @@ final class SimChannel {
             pc.future.complete(Answer.failure(pc.id, pc.callable, "channel closed: " + reason));
         }
         pending.clear();
+        for (Window w : windows.values()) {
+            synchronized (w) {
+                w.notifyAll();
+            }
+        }
+        for (InputExport ix : allInputs.values()) {
+            ix.connected.completeExceptionally(new IOException("channel closed"));
+            if (inputs.remove(ix.oid) != null | pendingPipes.remove(ix.oid) != null) {
+                ix.closeQuietly();
+            }
+        }
+        java.util.concurrent.ExecutorService ex = inputExecutor;
+        if (ex != null) ex.shutdown();
+        synchronized (this) {
+            if (acker != null) acker.shutdown();
+        }
         Events.emit("event", "disconnected", "node", node, "reason", reason);
         termination.complete(reason);
         Runnable r = onTerminate;

@@ -140,7 +140,7 @@ final class WebSocketTransport implements Transport {
                 readFully(mask, 4);
                 byte[] payload = new byte[(int) len];
                 readFully(payload, (int) len);
-                for (int i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3];
+                unmask(payload, mask);
                 if (opcode >= 0x8) {
                     if (!fin || len > 125) {
                         protocolError("fragmented or oversized control frame");
@@ -240,5 +240,17 @@ final class WebSocketTransport implements Transport {
         } catch (IOException e) {
             // ignore
         }
+    }
+
+    private static final java.lang.invoke.VarHandle LONGS =
+            java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.BIG_ENDIAN);
+
+    /** XORs {@code p} with the 4-byte {@code mask}, eight bytes at a time (as Jetty does word-wise). */
+    static void unmask(byte[] p, byte[] mask) {
+        long m4 = ((mask[0] & 0xFFL) << 24) | ((mask[1] & 0xFFL) << 16) | ((mask[2] & 0xFFL) << 8) | (mask[3] & 0xFFL);
+        long m = (m4 << 32) | m4;
+        int i = 0;
+        for (; i + 8 <= p.length; i += 8) LONGS.set(p, i, (long) LONGS.get(p, i) ^ m);
+        for (; i < p.length; i++) p[i] ^= mask[i & 3];
     }
 }

@@ -14,4 +14,5 @@ pub mod javaser;
 pub mod logring;
 pub mod remoting;
 pub mod streams;
+pub mod tar;
 pub mod transport;

@@ -223,12 +223,13 @@ async fn serve(
     let mut channel = Channel::new();
     // Bounded: a handler streaming a large file waits here instead of filling memory.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
-    let streams = Arc::new(Streams::default());
-    // The controller's own window logic runs when it advertised PIPE_THROTTLING (real ones
-    // always do): then the agent acks every chunk it consumes.
+    // The controller advertised PIPE_THROTTLING (real ones always do; unknown counts as
+    // yes): its writers wait for the agent's acks, and it acks the agent's chunks, so the
+    // agent's writers keep a window (remoting-protocol.md §5.6).
     let ack_chunks = conn
         .peer_capability()
         .is_none_or(|c| c & capability::PIPE_THROTTLING != 0);
+    let streams = Arc::new(Streams::new(ack_chunks));
     // Reads in flight on controller InputStreams: request id → the waiting handler.
     let mut reads: HashMap<i32, std::sync::mpsc::SyncSender<Reply>> = HashMap::new();
     // Calls in progress, with the flag a `Request$Cancel` raises for the handler to see.

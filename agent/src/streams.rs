@@ -57,8 +57,9 @@ struct Window {
 }
 
 /// The stream state of one connection.
-#[derive(Default)]
 pub struct Streams {
+    /// Writers wait for acks (the controller advertised PIPE_THROTTLING, so it acks).
+    windowed: bool,
     io_id: AtomicI32,
     next_oid: AtomicI32,
     exports: Mutex<HashMap<i32, Export>>,
@@ -67,7 +68,27 @@ pub struct Streams {
     closed: AtomicBool,
 }
 
+impl Default for Streams {
+    fn default() -> Self {
+        Streams::new(true)
+    }
+}
+
 impl Streams {
+    /// Stream state for a connection; `windowed` when the controller advertised
+    /// PIPE_THROTTLING. As in remoting, a writer keeps a window only if its reader acks.
+    pub fn new(windowed: bool) -> Self {
+        Streams {
+            windowed,
+            io_id: AtomicI32::new(0),
+            next_oid: AtomicI32::new(0),
+            exports: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
+            window_changed: Condvar::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
     /// The next I/O id (`ProxyOutputStream` commands are applied in this order).
     pub fn next_io_id(&self) -> i32 {
         self.io_id.fetch_add(1, Ordering::SeqCst) + 1
@@ -181,6 +202,9 @@ impl Streams {
                 return Err(format!(
                     "the controller's stream {oid} is closed (its writer was told it is dead)"
                 ));
+            }
+            if !self.windowed {
+                return Ok(());
             }
             if w.available >= n {
                 w.available -= n;
@@ -357,6 +381,16 @@ mod tests {
         );
         s.ack(7, 65536);
         assert_eq!(t.join().unwrap(), Ok(()));
+    }
+
+    #[test]
+    fn without_pipe_throttling_a_writer_never_waits_but_still_sees_a_dead_stream() {
+        let s = Streams::new(false);
+        for _ in 0..64 {
+            s.reserve(7, 1 << 20, &never).unwrap();
+        }
+        s.dead(7);
+        assert!(s.reserve(7, 1, &never).is_err());
     }
 
     #[test]

@@ -207,42 +207,33 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             }
             let stored = number(&block[148..156], at, "checksum")?;
-            let unsigned: u64 = block
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        *b as u64
-                    }
-                })
-                .sum();
-            let signed: i64 = block
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        *b as i8 as i64
-                    }
-                })
-                .sum();
+            // The checksum field counts as spaces; old writers summed signed bytes.
+            let (unsigned, signed) =
+                block
+                    .iter()
+                    .enumerate()
+                    .fold((0u64, 0i64), |(u, s), (i, b)| {
+                        let (bu, bs) = if (148..156).contains(&i) {
+                            (32, 32)
+                        } else {
+                            (*b as u64, *b as i8 as i64)
+                        };
+                        (u + bu, s + bs)
+                    });
             if stored != unsigned && stored as i64 != signed {
                 return Err(bad(at, "header checksum mismatch"));
             }
             let size = number(&block[124..136], at, "size")?;
             let kind_byte = block[156];
             match kind_byte {
-                b'L' => {
-                    let name = self.read_meta(size, MAX_NAME, "GNU long name")?;
-                    pending.path = Some(cstr(&name).to_vec());
-                    continue;
-                }
-                b'K' => {
-                    let name = self.read_meta(size, MAX_NAME, "GNU long link")?;
-                    pending.link = Some(cstr(&name).to_vec());
+                b'L' | b'K' => {
+                    let (what, slot) = if kind_byte == b'L' {
+                        ("GNU long name", &mut pending.path)
+                    } else {
+                        ("GNU long link", &mut pending.link)
+                    };
+                    let name = self.read_meta(size, MAX_NAME, what)?;
+                    *slot = Some(cstr(&name).to_vec());
                     continue;
                 }
                 b'x' => {
@@ -374,6 +365,27 @@ impl<R: Read> Read for TarReader<R> {
     }
 }
 
+/// A raw ustar header block for `name` (mode 0644, a fixed mtime): no checks at all, so
+/// tests can write the archives tar tools refuse to make (`../x`, bad links).
+#[doc(hidden)]
+pub fn ustar_header(name: &[u8], kind: u8, size: u64, link: &[u8]) -> Vec<u8> {
+    let mut h = vec![0u8; BLOCK];
+    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{:011o}\0", size & 0o77777777777).as_bytes());
+    h[136..148].copy_from_slice(b"14000000000\0");
+    h[156] = kind;
+    h[157..157 + link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
 /// Reads every entry and all its data from `bytes`; what the fuzz target runs. Returns the
 /// entries' headers or the first error.
 pub fn scan(bytes: &[u8]) -> io::Result<Vec<Header>> {
@@ -390,27 +402,8 @@ pub fn scan(bytes: &[u8]) -> io::Result<Vec<Header>> {
 mod tests {
     use super::*;
 
-    /// A ustar header block (tests need names tar tools refuse to write).
-    pub fn header(name: &[u8], kind: u8, size: u64, link: &[u8]) -> Vec<u8> {
-        let mut h = vec![0u8; 512];
-        h[..name.len()].copy_from_slice(name);
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-        h[136..148].copy_from_slice(b"14000000000\0");
-        h[156] = kind;
-        h[157..157 + link.len()].copy_from_slice(link);
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|b| *b as u32).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        h
-    }
-
     fn entry(out: &mut Vec<u8>, name: &[u8], kind: u8, data: &[u8], link: &[u8]) {
-        out.extend(header(name, kind, data.len() as u64, link));
+        out.extend(ustar_header(name, kind, data.len() as u64, link));
         out.extend_from_slice(data);
         out.resize(out.len().div_ceil(512) * 512, 0);
     }
@@ -467,21 +460,21 @@ mod tests {
 
     #[test]
     fn refuses_oversized_meta_entries_before_allocating() {
-        let mut t = header(b"././@LongLink", b'L', MAX_NAME + 1, b"");
+        let mut t = ustar_header(b"././@LongLink", b'L', MAX_NAME + 1, b"");
         t.resize(4096, 0);
         let e = scan(&t).unwrap_err();
         assert!(e.to_string().contains("GNU long name"), "{e}");
-        let mut t = header(b"PaxHeader", b'x', MAX_PAX + 1, b"");
+        let mut t = ustar_header(b"PaxHeader", b'x', MAX_PAX + 1, b"");
         t.resize(4096, 0);
         assert!(scan(&t).unwrap_err().to_string().contains("PAX header"));
     }
 
     #[test]
     fn bad_checksums_numbers_and_truncations_are_errors() {
-        let mut t = header(b"a", b'0', 3, b"");
+        let mut t = ustar_header(b"a", b'0', 3, b"");
         t[0] = b'b';
         assert!(scan(&t).unwrap_err().to_string().contains("checksum"));
-        let t = header(b"a", b'0', 3, b"");
+        let t = ustar_header(b"a", b'0', 3, b"");
         assert!(scan(&t).unwrap_err().to_string().contains("ends inside"));
         assert!(scan(&t[..100])
             .unwrap_err()

@@ -616,19 +616,7 @@ fn unstash(transport: &[&str], greedy: bool) {
 /// A gzipped tar with one entry `name`, written by hand: tar tools refuse to make bad ones.
 fn evil_tgz(name: &str) -> Vec<u8> {
     use std::io::Write;
-    let mut h = vec![0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(b"00000000004\0");
-    h[136..148].copy_from_slice(b"14000000000\0");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| *b as u32).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut h = nectr_agent::tar::ustar_header(name.as_bytes(), b'0', 4, b"");
     h.extend_from_slice(b"evil");
     h.resize(512 * 4, 0);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

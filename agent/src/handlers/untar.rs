@@ -225,29 +225,15 @@ fn remove_non_dir(p: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A ustar header block for `name` (no checks on the name: tests need bad ones).
-    fn header(name: &str, kind: u8, size: usize, link: &str) -> Vec<u8> {
-        let mut h = vec![0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-        h[136..148].copy_from_slice(b"14000000000\0");
-        h[156] = kind;
-        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|b| *b as u32).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        h
-    }
-
     fn tar(entries: &[(&str, u8, &[u8], &str)]) -> Vec<u8> {
         let mut out = Vec::new();
         for (name, kind, data, link) in entries {
-            out.extend(header(name, *kind, data.len(), link));
+            out.extend(crate::tar::ustar_header(
+                name.as_bytes(),
+                *kind,
+                data.len() as u64,
+                link.as_bytes(),
+            ));
             out.extend_from_slice(data);
             out.resize(out.len().div_ceil(512) * 512, 0);
         }

@@ -255,6 +255,15 @@ async fn serve(
                                     );
                                     pinger = Some(p);
                                 }
+                                if handlers::is_instant(&req.callable_class) {
+                                    let remote = handlers::NoStreams(registry);
+                                    let answer = handlers::dispatch(&req, registry, host.as_ref(), protocol, &remote);
+                                    if let Answer::Exception { message, .. } = &answer {
+                                        warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
+                                    }
+                                    channel.answer(req.id, 0, &answer);
+                                    continue;
+                                }
                                 let cancelled = Arc::new(AtomicBool::new(false));
                                 running.insert(req.id, cancelled.clone());
                                 let remote = CallRemote {

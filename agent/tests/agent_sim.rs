@@ -692,3 +692,53 @@ fn a_large_write_into_the_agent_is_windowed_by_its_acks_in_bounded_memory() {
     let peak = peak_rss_kib(agent.0.id());
     assert!(peak < 32 * 1024, "peak RSS {peak} KiB for a 256 MiB write");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// A bounded stand-in for "stays connected for days": 20 s of concurrent pings, stream round
+/// trips and monitor rounds. The agent's memory after warm-up must stay flat (a leak per call
+/// or per stream would show as growth over the thousands of them).
+fn soak(transport: &[&str]) {
+    let work = scratch("soak");
+    let mut sim = Sim::start(
+        "soak",
+        &[
+            "--soak-seconds",
+            "20",
+            "--remote-fs",
+            work.to_str().unwrap(),
+            "--ping-seconds",
+            "1",
+        ],
+    );
+    let agent = Agent::start_in(&work, &sim.url, transport, &[], &[]);
+    sim.wait_for("online", Duration::from_secs(30));
+    // Warm-up: thread pools, allocator arenas and buffers reach their working size.
+    loop {
+        let p = sim.wait_for("soak_progress", Duration::from_secs(60));
+        if p["rounds"].as_u64().unwrap() >= 200 {
+            break;
+        }
+    }
+    let warm = rss_kib(agent.0.id());
+    let done = sim.wait_for("soak_done", Duration::from_secs(60));
+    let end = rss_kib(agent.0.id());
+    eprintln!("soak: agent RSS {warm} KiB after warm-up, {end} KiB at the end; {done}");
+    assert!(done["calls"].as_u64().unwrap() > 5_000, "{done}");
+    assert!(done["copies"].as_u64().unwrap() > 20, "{done}");
+    assert!(
+        end <= warm + 3072,
+        "agent RSS grew from {warm} KiB to {end} KiB during the soak ({done})"
+    );
+}
+
+on_both_transports! {
+    a_soak_of_calls_streams_and_monitors_keeps_memory_flat => soak,
+}

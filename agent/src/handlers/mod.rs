@@ -65,6 +65,63 @@ pub trait Remote: Send + Sync {
     fn read_input(&self, oid: i32, len: i32) -> Result<Option<Vec<u8>>, String>;
 }
 
+/// Callables answered at once from memory or a clock read: no streams, no file system, no
+/// waiting. The driver runs them on the connection task instead of a blocking thread, so a
+/// burst of pings costs no threads.
+pub fn is_instant(class: &str) -> bool {
+    matches!(
+        class,
+        "hudson.remoting.PingThread$Ping"
+            | "hudson.remoting.Channel$IOSyncer"
+            | "hudson.slaves.SlaveComputer$SlaveInitializer"
+            | "hudson.slaves.ChannelPinger$SetUpRemotePing"
+            | "hudson.logging.LogRecorder$SetLevel"
+            | "jenkins.util.SystemProperties$AgentCopier$CopySystemProperties"
+            | "jenkins.slaves.restarter.JnlpSlaveRestarterInstaller$FindEffectiveRestarters"
+            | "hudson.slaves.SlaveComputer$SlaveVersion"
+            | "hudson.slaves.SlaveComputer$CommunicationProtocol"
+            | "hudson.slaves.SlaveComputer$DetectOS"
+            | "hudson.slaves.SlaveComputer$DetectDefaultCharset"
+            | "jenkins.slaves.StandardOutputSwapper$ChannelSwapper"
+            | "hudson.node_monitors.ArchitectureMonitor$GetArchTask"
+            | "hudson.model.Slave$GetClockDifference1"
+            | "hudson.model.Slave$GetClockDifference2"
+            | "hudson.node_monitors.ResponseTimeMonitor$Step2"
+    )
+}
+
+/// The [`Remote`] of an instant callable: it has no streams, and any use is an error.
+pub struct NoStreams<'a>(pub &'a Registry);
+
+impl Remote for NoStreams<'_> {
+    fn registry(&self) -> &Registry {
+        self.0
+    }
+    fn next_io_id(&self) -> i32 {
+        0
+    }
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+    fn send(&self, _: Vec<u8>) -> Result<(), String> {
+        Err("an instant callable has no streams".into())
+    }
+    fn export(&self, _: std::fs::File) -> i32 {
+        0
+    }
+    fn export_pipe(&self) -> std::sync::Arc<crate::streams::Pipe> {
+        crate::streams::Streams::new(false).export_pipe()
+    }
+    fn unexport(&self, _: i32) {}
+    fn reserve(&self, _: i32, _: usize) -> Result<(), String> {
+        Err("an instant callable has no streams".into())
+    }
+    fn release(&self, _: i32) {}
+    fn read_input(&self, _: i32, _: i32) -> Result<Option<Vec<u8>>, String> {
+        Err("an instant callable has no streams".into())
+    }
+}
+
 /// Runs one callable. Pure apart from `host` and `remote`.
 pub fn dispatch(
     req: &UserRequest,

@@ -81,6 +81,8 @@ final class Controller {
     int writeMib = 64;
     /** Runs of the bigstream copy (--repeat). */
     int repeat = 1;
+    /** Length of the soak scenario (--soak-seconds). */
+    int soakSeconds = 20;
     /** Delay before each Ack the simulator sends (--ack-delay-ms). */
     int ackDelayMs;
     static final long UNTAR_ANSWER_TIMEOUT_MS = 120_000;
@@ -595,12 +597,72 @@ final class Controller {
             case "untar":
                 untar(n, ch);
                 break;
+            case "soak":
+                soak(n, ch);
+                break;
             case "bigwrite":
                 bigwrite(n, ch);
                 break;
             default:
                 break;
         }
+    }
+
+    /**
+     * Scenario soak: for --soak-seconds, rounds of 50 concurrent pings; every 5th round a
+     * 256 KiB WritePipe + CopyTo round trip (bytes compared), every 10th a monitor round.
+     * Progress every 50 rounds ({"event":"soak_progress","rounds":R,"calls":C}), then
+     * {"event":"soak_done","rounds":R,"calls":C,"copies":K}. The test samples the agent's
+     * memory between the two to catch leaks.
+     */
+    private void soak(Node n, SimChannel ch) {
+        long deadline = System.nanoTime() + soakSeconds * 1_000_000_000L;
+        byte[] data = new byte[256 << 10];
+        new java.util.Random(7).nextBytes(data);
+        FilePath fp = new FilePath(remoteFs + "/nectr-soak.bin", false);
+        int rounds = 0;
+        long calls = 0;
+        int copies = 0;
+        while (System.nanoTime() < deadline && ch.isOpen()) {
+            rounds++;
+            List<SimChannel.PendingCall> pcs = new ArrayList<>();
+            for (int i = 0; i < 50; i++) pcs.add(ch.callAsync(new PingThread.Ping(), true));
+            for (SimChannel.PendingCall pc : pcs) {
+                Answer a = ch.await(pc, PING_TIMEOUT_MS, true);
+                if (!a.ok || a.value != null) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "soak ping: " + (a.ok ? "expected null" : a.errorText()));
+                    return;
+                }
+                calls++;
+            }
+            if (rounds % 5 == 0) {
+                Answer w = ch.call(new FilePath.FileCallableWrapper<>(new FilePath.WritePipe(), fp), BRINGUP_TIMEOUT_MS);
+                if (!w.ok || !(w.value instanceof hudson.remoting.RemoteOutputStream)) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "soak WritePipe: " + (w.ok ? type(w.value) : w.errorText()));
+                    return;
+                }
+                int agentOid = ((hudson.remoting.RemoteOutputStream) w.value).getOid();
+                java.io.ByteArrayOutputStream sink = new java.io.ByteArrayOutputStream();
+                try {
+                    ch.writeRemote(agentOid, data, 0, data.length);
+                    ch.closeRemote(agentOid);
+                } catch (java.io.IOException e) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "soak write: " + e);
+                    return;
+                }
+                int sinkOid = ch.export(sink);
+                Answer c = ch.call(new FilePath.FileCallableWrapper<>(new FilePath.CopyTo(new hudson.remoting.RemoteOutputStream(sinkOid)), fp), BRINGUP_TIMEOUT_MS);
+                if (!c.ok || !Arrays.equals(sink.toByteArray(), data)) {
+                    Events.emit("event", "check_failed", "node", n.name, "what", "soak CopyTo: " + (c.ok ? sink.size() + " bytes that differ" : c.errorText()));
+                    return;
+                }
+                calls += 2;
+                copies++;
+            }
+            if (rounds % 10 == 0) monitorRound(n, ch, rounds);
+            if (rounds % 50 == 0) Events.emit("event", "soak_progress", "node", n.name, "rounds", rounds, "calls", calls);
+        }
+        Events.emit("event", "soak_done", "node", n.name, "rounds", rounds, "calls", calls, "copies", copies);
     }
 
     /**

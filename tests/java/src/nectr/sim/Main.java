@@ -16,7 +16,7 @@ import java.util.concurrent.Executors;
  * <pre>java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario S] [--ping-seconds N]
  *     [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]
  *     [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]
- *     [--write-mib N] [--ack-delay-ms N] [--repeat N]</pre>
+ *     [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]</pre>
  *
  * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
  * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, and
@@ -37,7 +37,7 @@ import java.util.concurrent.Executors;
  */
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
-            "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc", "untar",
+            "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc", "untar", "soak",
             "bigwrite");
 
     private Main() {
@@ -49,7 +49,7 @@ public final class Main {
                 + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--monitor-seconds N]"
                 + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
                 + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
-                + " [--write-mib N] [--ack-delay-ms N] [--repeat N]");
+                + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]");
         System.exit(2);
     }
 
@@ -109,6 +109,14 @@ public final class Main {
                 case "--greedy":
                     if (!v.equals("true") && !v.equals("false")) usage("--greedy wants true or false");
                     c.greedy = Boolean.parseBoolean(v);
+                    break;
+                case "--soak-seconds":
+                    try {
+                        c.soakSeconds = Integer.parseInt(v);
+                    } catch (NumberFormatException e) {
+                        usage("--soak-seconds wants a number");
+                    }
+                    if (c.soakSeconds < 1 || c.soakSeconds > 3600) usage("--soak-seconds must be between 1 and 3600");
                     break;
                 case "--repeat":
                     try {

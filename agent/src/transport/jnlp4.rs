@@ -380,9 +380,23 @@ impl Jnlp4Connection {
 
     /// Sends frames.
     pub async fn send(&mut self, frames: Vec<Vec<u8>>) -> Result<(), String> {
+        // Frames are 8 KiB at most; handing rustls 64 KiB at a time gives full 16 KiB TLS
+        // records and one socket write per batch instead of one per frame.
+        const BATCH: usize = 64 << 10;
+        let mut batch = Vec::with_capacity(BATCH.min(frames.iter().map(Vec::len).sum()));
         for f in &frames {
+            batch.extend_from_slice(f);
+            if batch.len() >= BATCH {
+                self.tls
+                    .write_all(&batch)
+                    .await
+                    .map_err(|e| format!("send failed: {e}"))?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
             self.tls
-                .write_all(f)
+                .write_all(&batch)
                 .await
                 .map_err(|e| format!("send failed: {e}"))?;
         }

@@ -1,9 +1,10 @@
 //! `nectr-fleet run|plan|check --config FILE`
 
-use nectr_fleet::cloud::ec2::{load_credentials, Ec2Provider};
+use nectr_fleet::cloud::credentials::{credential_source, imds_endpoint, SharedCredentials};
+use nectr_fleet::cloud::ec2::Ec2Provider;
 use nectr_fleet::cloud::s3::S3Object;
 use nectr_fleet::cloud::CloudProvider;
-use nectr_fleet::config::{self, Config};
+use nectr_fleet::config::{self, Config, CredentialsMode};
 use nectr_fleet::lease::Lease;
 use nectr_fleet::reconcile::Reconciler;
 use nectr_fleet::scaler::Plan;
@@ -85,13 +86,29 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn cloud_for(cfg: &Config) -> Result<Arc<dyn CloudProvider>, String> {
-    let creds = load_credentials(&cfg.aws)?;
+fn cloud_for(cfg: &Config, creds: SharedCredentials) -> Result<Arc<dyn CloudProvider>, String> {
     Ok(Arc::new(Ec2Provider::new(&cfg.aws, creds)?))
 }
 
-fn lease_for(cfg: &Config, l: &nectr_fleet::config::LeaseConfig) -> Result<Lease, String> {
-    let creds = load_credentials(&cfg.aws)?;
+/// One line on where the AWS keys will come from. Contacts nothing (no IMDS, no AWS).
+fn describe_credentials(cfg: &Config) -> Result<String, String> {
+    match cfg.aws.credentials {
+        CredentialsMode::Static => Ok(match &cfg.aws.credentials_file {
+            Some(p) => format!("aws credentials: static, from {}", p.display()),
+            None => "aws credentials: static, from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN optional)".into(),
+        }),
+        CredentialsMode::InstanceRole => Ok(format!(
+            "aws credentials: instance role, from the instance metadata service at {} (not contacted by check)",
+            imds_endpoint(&cfg.aws)?
+        )),
+    }
+}
+
+fn lease_for(
+    cfg: &Config,
+    l: &nectr_fleet::config::LeaseConfig,
+    creds: SharedCredentials,
+) -> Result<Lease, String> {
     let obj = S3Object::new(
         cfg.aws.endpoint.as_deref(),
         &cfg.aws.region,
@@ -205,6 +222,13 @@ fn main() -> ExitCode {
                 eprintln!("{}: {e}", args.config.display());
                 return ExitCode::from(2);
             }
+            let creds_line = match describe_credentials(&cfg) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{}: {e}", args.config.display());
+                    return ExitCode::from(2);
+                }
+            };
             println!(
                 "{}: OK: fleet {}, {} pool(s): {}",
                 args.config.display(),
@@ -219,10 +243,20 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            println!("{creds_line}");
             ExitCode::SUCCESS
         }
         "plan" | "run" => {
-            let cloud = match cloud_for(&cfg) {
+            // One source for EC2 and the lease's S3 object: instance-role keys are fetched
+            // and refreshed once for both.
+            let creds = match credential_source(&cfg.aws) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let cloud = match cloud_for(&cfg, creds.clone()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -232,7 +266,7 @@ fn main() -> ExitCode {
             let shared = Arc::new(Shared::default());
             let listen = cfg.listen;
             let lease = match (&cfg.lease, args.cmd.as_str()) {
-                (Some(l), "run") => match lease_for(&cfg, l) {
+                (Some(l), "run") => match lease_for(&cfg, l, creds.clone()) {
                     Ok(x) => Some(x),
                     Err(e) => {
                         eprintln!("{e}");

@@ -2,6 +2,7 @@
 //! signed with SigV4. Chosen over the AWS SDK crates to keep the cold build small (see
 //! fleet/README.md, "Why not the AWS SDK").
 
+use super::credentials::SharedCredentials;
 use super::sigv4::{authorization, Credentials};
 use super::{
     CloudError, CloudErrorKind, CloudProvider, ImageRef, Instance, InstanceState, LaunchSpec,
@@ -20,7 +21,7 @@ pub struct Ec2Provider {
     url: String,
     host: String,
     region: String,
-    creds: Credentials,
+    creds: SharedCredentials,
     agent: ureq::Agent,
 }
 
@@ -321,7 +322,10 @@ pub fn run_instances_params(spec: &LaunchSpec) -> Vec<(String, String)> {
 }
 
 impl Ec2Provider {
-    pub fn new(cfg: &AwsConfig, creds: Credentials) -> Result<Self, String> {
+    /// `creds`: static [`Credentials`] or a shared source (see
+    /// [`credential_source`](super::credentials::credential_source)); asked for the current
+    /// keys before every request.
+    pub fn new(cfg: &AwsConfig, creds: impl Into<SharedCredentials>) -> Result<Self, String> {
         let url = cfg
             .endpoint
             .clone()
@@ -337,7 +341,7 @@ impl Ec2Provider {
             url,
             host,
             region: cfg.region.clone(),
-            creds,
+            creds: creds.into(),
             agent,
         })
     }
@@ -345,6 +349,10 @@ impl Ec2Provider {
     /// Any EC2 Query API action, signed; returns the XML answer. Used by `CloudProvider`
     /// methods, and by tests and tools to prepare fixtures (images, templates).
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, CloudError> {
+        let creds = self.creds.current().map_err(|e| CloudError {
+            message: format!("{action}: {}", e.message),
+            ..e
+        })?;
         let mut all = vec![
             ("Action".to_string(), action.to_string()),
             ("Version".to_string(), API_VERSION.to_string()),
@@ -358,7 +366,7 @@ impl Ec2Provider {
             ("host".to_string(), self.host.clone()),
             ("x-amz-date".to_string(), amz_date.clone()),
         ];
-        if let Some(t) = &self.creds.session_token {
+        if let Some(t) = &creds.session_token {
             headers.push(("x-amz-security-token".to_string(), t.expose().to_string()));
         }
         let auth = authorization(
@@ -369,7 +377,7 @@ impl Ec2Provider {
             body.as_bytes(),
             &self.region,
             "ec2",
-            &self.creds,
+            &creds,
             &amz_date,
         );
         let mut req = self
@@ -378,7 +386,7 @@ impl Ec2Provider {
             .set("Content-Type", content_type)
             .set("X-Amz-Date", &amz_date)
             .set("Authorization", &auth);
-        if let Some(t) = &self.creds.session_token {
+        if let Some(t) = &creds.session_token {
             req = req.set("X-Amz-Security-Token", t.expose());
         }
         match req.send_string(&body) {

@@ -1,6 +1,7 @@
 //! The cloud provider boundary. [`CloudProvider`] is what the reconcile loop uses; [`ec2`]
 //! implements it over the EC2 Query API. No AWS type or XML leaves this module.
 
+pub mod credentials;
 pub mod ec2;
 pub mod s3;
 pub mod sigv4;

@@ -1,7 +1,8 @@
 //! A minimal S3 object client (path-style GET/PUT with conditional writes), signed with
 //! SigV4. It stores the leader lease; nothing else in the fleet uses S3.
 
-use super::sigv4::{authorization, sha256_hex, Credentials};
+use super::credentials::SharedCredentials;
+use super::sigv4::{authorization, sha256_hex};
 use super::{CloudError, CloudErrorKind};
 use crate::util::{format_amz_date, now_ms, pct_encode};
 
@@ -28,7 +29,7 @@ pub struct S3Object {
     host: String,
     path: String,
     region: String,
-    creds: Credentials,
+    creds: SharedCredentials,
     agent: ureq::Agent,
 }
 
@@ -45,13 +46,14 @@ fn encode_path(s: &str) -> String {
 }
 
 impl S3Object {
-    /// `endpoint` None means `https://s3.REGION.amazonaws.com/`.
+    /// `endpoint` None means `https://s3.REGION.amazonaws.com/`. `creds` is asked for the
+    /// current keys before every request.
     pub fn new(
         endpoint: Option<&str>,
         region: &str,
         bucket: &str,
         key: &str,
-        creds: Credentials,
+        creds: impl Into<SharedCredentials>,
         timeout_ms: u64,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Self, String> {
@@ -74,13 +76,17 @@ impl S3Object {
             host,
             path: format!("/{}/{}", encode_path(bucket), encode_path(key)),
             region: region.to_string(),
-            creds,
+            creds: creds.into(),
             agent: crate::tls::agent(timeout_ms, ca_file)
                 .map_err(|e| format!("aws.ca_file: {e}"))?,
         })
     }
 
-    fn signed(&self, method: &str, path: &str, body: &[u8]) -> ureq::Request {
+    fn signed(&self, method: &str, path: &str, body: &[u8]) -> Result<ureq::Request, CloudError> {
+        let creds = self.creds.current().map_err(|e| CloudError {
+            message: format!("S3 {method} {path}: {}", e.message),
+            ..e
+        })?;
         let amz_date = format_amz_date(now_ms());
         let payload_hash = sha256_hex(body);
         let mut headers = vec![
@@ -88,7 +94,7 @@ impl S3Object {
             ("x-amz-content-sha256".to_string(), payload_hash.clone()),
             ("x-amz-date".to_string(), amz_date.clone()),
         ];
-        if let Some(t) = &self.creds.session_token {
+        if let Some(t) = &creds.session_token {
             headers.push(("x-amz-security-token".to_string(), t.expose().to_string()));
         }
         let auth = authorization(
@@ -99,7 +105,7 @@ impl S3Object {
             body,
             &self.region,
             "s3",
-            &self.creds,
+            &creds,
             &amz_date,
         );
         let mut req = self
@@ -108,10 +114,10 @@ impl S3Object {
             .set("x-amz-content-sha256", &payload_hash)
             .set("x-amz-date", &amz_date)
             .set("Authorization", &auth);
-        if let Some(t) = &self.creds.session_token {
+        if let Some(t) = &creds.session_token {
             req = req.set("x-amz-security-token", t.expose());
         }
-        req
+        Ok(req)
     }
 
     fn error(&self, what: &str, e: ureq::Error) -> CloudError {
@@ -150,7 +156,7 @@ impl S3Object {
 
     /// The object and its ETag, or `None` if it does not exist.
     pub fn get(&self) -> Result<Option<(Vec<u8>, String)>, CloudError> {
-        match self.signed("GET", &self.path, b"").call() {
+        match self.signed("GET", &self.path, b"")?.call() {
             Ok(resp) => {
                 let etag = resp.header("ETag").unwrap_or("").to_string();
                 let mut buf = Vec::new();
@@ -172,7 +178,7 @@ impl S3Object {
 
     pub fn put(&self, body: &[u8], cond: &PutCondition) -> Result<PutOutcome, CloudError> {
         let mut req = self
-            .signed("PUT", &self.path, body)
+            .signed("PUT", &self.path, body)?
             .set("Content-Type", "application/json");
         req = match cond {
             PutCondition::Absent => req.set("If-None-Match", "*"),
@@ -199,7 +205,7 @@ impl S3Object {
                 .next()
                 .unwrap_or("")
         );
-        match self.signed("PUT", &bucket_path, b"").send_bytes(b"") {
+        match self.signed("PUT", &bucket_path, b"")?.send_bytes(b"") {
             Ok(_) => Ok(()),
             Err(e) => Err(self.error("create bucket", e)),
         }

@@ -81,9 +81,35 @@ pub struct AwsConfig {
     /// the session token). Without it, the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
     /// `AWS_SESSION_TOKEN` environment variables.
     pub credentials_file: Option<PathBuf>,
+    /// `aws.credentials`: static keys (file or environment) or the EC2 instance role.
+    pub credentials: CredentialsMode,
+    /// `aws.imds_endpoint`, normalized to `http://host[:port]` (no trailing `/`). Used only
+    /// with [`CredentialsMode::InstanceRole`]; `None` means `$AWS_EC2_METADATA_SERVICE_ENDPOINT`
+    /// or `http://169.254.169.254`, decided when the credential source is built.
+    pub imds_endpoint: Option<String>,
     pub timeout_ms: u64,
     /// Extra CA certificates (PEM) to trust for the AWS endpoints.
     pub ca_file: Option<PathBuf>,
+}
+
+/// Where the AWS keys come from (`aws.credentials`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CredentialsMode {
+    /// `"static"`: `aws.credentials_file`, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
+    /// `AWS_SESSION_TOKEN`, read once at start.
+    #[default]
+    Static,
+    /// `"instance-role"`: the instance role's keys from IMDSv2, refreshed before they expire.
+    InstanceRole,
+}
+
+impl CredentialsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialsMode::Static => "static",
+            CredentialsMode::InstanceRole => "instance-role",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -370,7 +396,8 @@ fn show_opt<T: fmt::Debug>(v: &Option<T>) -> String {
 }
 
 /// What changed from `old` to `new`. Pools are matched by name. Keys that identify the fleet
-/// (fleet id, Jenkins URL, AWS region and endpoint, listen address) need a restart; everything
+/// (fleet id, Jenkins URL, AWS region and endpoint, listen address) and the AWS credential
+/// keys (`credentials_file`, `credentials`, `imds_endpoint`) need a restart; everything
 /// else applies at the next poll, to new launches only (existing instances are drained, never
 /// killed because of an edit).
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
@@ -409,6 +436,18 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         "aws.credentials_file",
         show_opt(&old.aws.credentials_file),
         show_opt(&new.aws.credentials_file),
+        true,
+    );
+    push(
+        "aws.credentials",
+        old.aws.credentials.as_str().into(),
+        new.aws.credentials.as_str().into(),
+        true,
+    );
+    push(
+        "aws.imds_endpoint",
+        show_opt(&old.aws.imds_endpoint),
+        show_opt(&new.aws.imds_endpoint),
         true,
     );
     push(

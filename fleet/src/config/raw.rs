@@ -1,8 +1,9 @@
 //! The file as serde sees it, and the validation that turns it into a [`Config`].
 
 use super::{
-    duration_field, locate, AwsConfig, Config, ConfigError, ImageSource, InstanceType,
-    JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA, USER_DATA_PLACEHOLDERS,
+    duration_field, locate, AwsConfig, Config, ConfigError, CredentialsMode, ImageSource,
+    InstanceType, JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA,
+    USER_DATA_PLACEHOLDERS,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +58,8 @@ pub struct RawAws {
     pub region: String,
     pub endpoint: Option<String>,
     pub credentials_file: Option<String>,
+    pub credentials: Option<String>,
+    pub imds_endpoint: Option<String>,
     pub timeout: Option<RawDuration>,
     pub ca_file: Option<String>,
 }
@@ -432,6 +435,50 @@ pub(super) fn validate(
         500,
         300_000,
     );
+    let credentials = match raw.aws.credentials.as_deref().map(str::trim) {
+        None | Some("static") => CredentialsMode::Static,
+        Some("instance-role") => CredentialsMode::InstanceRole,
+        Some(o) => {
+            c.err(
+                "aws",
+                None,
+                "credentials",
+                None,
+                format!("`{o}` is not a credential source: use \"static\" (aws.credentials_file or the AWS_* environment variables) or \"instance-role\" (the EC2 instance role, from the instance metadata service)"),
+            );
+            CredentialsMode::Static
+        }
+    };
+    if credentials == CredentialsMode::InstanceRole && raw.aws.credentials_file.is_some() {
+        c.err(
+            "aws",
+            None,
+            "credentials",
+            None,
+            "\"instance-role\" and aws.credentials_file are both set: the instance role's keys come from the metadata service, so remove credentials_file, or set credentials = \"static\" to use the file".into(),
+        );
+    }
+    let imds_endpoint = match &raw.aws.imds_endpoint {
+        None => None,
+        Some(e) => match crate::cloud::credentials::normalize_imds_endpoint(e.trim()) {
+            Ok(u) => {
+                if credentials != CredentialsMode::InstanceRole {
+                    c.err(
+                        "aws",
+                        None,
+                        "imds_endpoint",
+                        None,
+                        "is set, but aws.credentials is not \"instance-role\": the metadata service is only contacted for instance-role credentials; set credentials = \"instance-role\" or remove imds_endpoint".into(),
+                    );
+                }
+                Some(u)
+            }
+            Err(m) => {
+                c.err("aws", None, "imds_endpoint", None, m);
+                None
+            }
+        },
+    };
     let aws = AwsConfig {
         region: raw.aws.region.clone(),
         endpoint,
@@ -440,6 +487,8 @@ pub(super) fn validate(
             .credentials_file
             .as_deref()
             .map(|p| resolve(base, p)),
+        credentials,
+        imds_endpoint,
         timeout_ms: aws_timeout,
         ca_file: ca_file(&mut c, "aws", raw.aws.ca_file.as_deref(), base),
     };

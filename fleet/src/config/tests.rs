@@ -211,3 +211,99 @@ fn lease_section() {
     let d = diff(&a, &c);
     assert!(d.iter().any(|x| x.key == "lease" && x.needs_restart));
 }
+
+#[test]
+fn aws_credentials_source() {
+    let with = |lines: &str| EXAMPLE.replace("[aws]\n", &format!("[aws]\n{lines}\n"));
+    let c = load(EXAMPLE).unwrap();
+    assert_eq!(c.aws.credentials, CredentialsMode::Static, "default");
+    assert_eq!(c.aws.imds_endpoint, None);
+
+    let c = load(&with("credentials = \"instance-role\"")).unwrap();
+    assert_eq!(c.aws.credentials, CredentialsMode::InstanceRole);
+    assert_eq!(c.aws.imds_endpoint, None);
+    let c = load(&with(
+        "credentials = \"instance-role\"\nimds_endpoint = \"http://127.0.0.1:8111/\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.aws.imds_endpoint.as_deref(),
+        Some("http://127.0.0.1:8111")
+    );
+    let c = load(&with(
+        "credentials = \"static\"\ncredentials_file = \"aws-keys\"",
+    ))
+    .unwrap();
+    assert_eq!(c.aws.credentials, CredentialsMode::Static);
+    assert_eq!(
+        c.aws.credentials_file,
+        Some(PathBuf::from("/etc/nectr/aws-keys"))
+    );
+}
+
+#[test]
+fn instance_role_with_credentials_file_names_both_keys() {
+    let text = EXAMPLE.replace(
+        "[aws]\n",
+        "[aws]\ncredentials_file = \"/etc/nectr/aws\"\ncredentials = \"instance-role\"\n",
+    );
+    let errs = load(&text).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key, "aws.credentials");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("credentials = "))
+        .unwrap()
+        + 1;
+    assert_eq!(errs[0].line, Some(line));
+    assert!(
+        errs[0].message.contains("credentials_file") && errs[0].message.contains("instance-role"),
+        "{}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn unknown_credentials_value_and_bad_imds_endpoint() {
+    let with = |lines: &str| EXAMPLE.replace("[aws]\n", &format!("[aws]\n{lines}\n"));
+    let errs = errors_of(&with("credentials = \"iam\""));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("aws.credentials: `iam` is not a credential source: use \"static\""),
+        "{errs:?}"
+    );
+    let errs = errors_of(&with(
+        "credentials = \"instance-role\"\nimds_endpoint = \"169.254.169.254\"",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("aws.imds_endpoint"), "{errs:?}");
+    let errs = errors_of(&with(
+        "credentials = \"instance-role\"\nimds_endpoint = \"http://169.254.169.254/latest\"",
+    ));
+    assert!(errs[0].contains("no path"), "{errs:?}");
+    // The endpoint without the instance role would be silently unused: an error.
+    let errs = errors_of(&with("imds_endpoint = \"http://127.0.0.1:8111\""));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("aws.imds_endpoint: is set, but aws.credentials is not \"instance-role\""),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn credential_keys_need_a_restart() {
+    let a = load(EXAMPLE).unwrap();
+    let b = load(&EXAMPLE.replace(
+        "[aws]\n",
+        "[aws]\ncredentials = \"instance-role\"\nimds_endpoint = \"http://127.0.0.1:8111\"\n",
+    ))
+    .unwrap();
+    let d = diff(&a, &b);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(
+        (d[0].key.as_str(), d[0].old.as_str(), d[0].new.as_str()),
+        ("aws.credentials", "static", "instance-role")
+    );
+    assert_eq!(d[1].key, "aws.imds_endpoint");
+    assert!(d.iter().all(|c| c.needs_restart));
+}

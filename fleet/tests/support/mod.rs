@@ -1,7 +1,9 @@
-//! Test peers for fleet integration tests: a scripted fake Jenkins (in-process HTTP server on
-//! 127.0.0.1) and moto (`moto_server`, installed by scripts/fleet-test-peers).
+//! Test peers for fleet integration tests: a scripted fake Jenkins and a fake instance
+//! metadata service (in-process HTTP servers on 127.0.0.1), and moto (`moto_server`, installed
+//! by scripts/fleet-test-peers).
 #![allow(dead_code)]
 
+pub mod fake_imds;
 pub mod fake_jenkins;
 pub mod faulty_cloud;
 pub mod moto;

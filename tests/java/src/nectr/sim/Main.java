@@ -53,6 +53,18 @@ public final class Main {
         System.exit(2);
     }
 
+    /** The integer value {@code v} of option {@code name}, in [min, max]; usage error otherwise. */
+    private static int intOption(String name, String v, int min, int max) {
+        int n = 0;
+        try {
+            n = Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            usage(name + " wants a number");
+        }
+        if (n < min || n > max) usage(name + " must be between " + min + " and " + max);
+        return n;
+    }
+
     public static void main(String[] args) throws Exception {
         Controller c = new Controller();
         Path stateDir = null;
@@ -111,36 +123,16 @@ public final class Main {
                     c.greedy = Boolean.parseBoolean(v);
                     break;
                 case "--soak-seconds":
-                    try {
-                        c.soakSeconds = Integer.parseInt(v);
-                    } catch (NumberFormatException e) {
-                        usage("--soak-seconds wants a number");
-                    }
-                    if (c.soakSeconds < 1 || c.soakSeconds > 3600) usage("--soak-seconds must be between 1 and 3600");
+                    c.soakSeconds = intOption(a, v, 1, 3600);
                     break;
                 case "--repeat":
-                    try {
-                        c.repeat = Integer.parseInt(v);
-                    } catch (NumberFormatException e) {
-                        usage("--repeat wants a number");
-                    }
-                    if (c.repeat < 1 || c.repeat > 100) usage("--repeat must be between 1 and 100");
+                    c.repeat = intOption(a, v, 1, 100);
                     break;
                 case "--ack-delay-ms":
-                    try {
-                        c.ackDelayMs = Integer.parseInt(v);
-                    } catch (NumberFormatException e) {
-                        usage("--ack-delay-ms wants a number");
-                    }
-                    if (c.ackDelayMs < 0 || c.ackDelayMs > 10_000) usage("--ack-delay-ms must be between 0 and 10000");
+                    c.ackDelayMs = intOption(a, v, 0, 10_000);
                     break;
                 case "--write-mib":
-                    try {
-                        c.writeMib = Integer.parseInt(v);
-                    } catch (NumberFormatException e) {
-                        usage("--write-mib wants a number");
-                    }
-                    if (c.writeMib < 0 || c.writeMib > 1 << 20) usage("--write-mib must be between 0 and 1048576");
+                    c.writeMib = intOption(a, v, 0, 1 << 20);
                     break;
 
                 default:

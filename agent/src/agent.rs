@@ -258,9 +258,6 @@ async fn serve(
                                 if handlers::is_instant(&req.callable_class) {
                                     let remote = handlers::NoStreams(registry);
                                     let answer = handlers::dispatch(&req, registry, host.as_ref(), protocol, &remote);
-                                    if let Answer::Exception { message, .. } = &answer {
-                                        warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
-                                    }
                                     channel.answer(req.id, 0, &answer);
                                     continue;
                                 }
@@ -276,9 +273,6 @@ async fn serve(
                                 let host = host.clone();
                                 tokio::task::spawn_blocking(move || {
                                     let answer = handlers::dispatch(&req, &remote.registry, host.as_ref(), protocol, &remote);
-                                    if let Answer::Exception { message, .. } = &answer {
-                                        warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
-                                    }
                                     let last_io_id = remote.last_io_id.load(Ordering::SeqCst);
                                     let _ = remote.tx.blocking_send(Outgoing::Answer { id: req.id, last_io_id, answer });
                                 });

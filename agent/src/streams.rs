@@ -281,6 +281,13 @@ impl Pipe {
         }
     }
 
+    /// A pipe that is not exported and already ended with `reason`: reading it fails.
+    pub fn failed(reason: &str) -> Arc<Pipe> {
+        let p = Pipe::new(0);
+        p.finish(Err(reason.into()));
+        Arc::new(p)
+    }
+
     /// The export id the controller writes into (`Pipe$ConnectCommand.oidPos`).
     pub fn oid(&self) -> i32 {
         self.oid

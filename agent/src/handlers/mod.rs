@@ -110,7 +110,7 @@ impl Remote for NoStreams<'_> {
         0
     }
     fn export_pipe(&self) -> std::sync::Arc<crate::streams::Pipe> {
-        crate::streams::Streams::new(false).export_pipe()
+        crate::streams::Pipe::failed("an instant callable has no streams")
     }
     fn unexport(&self, _: i32) {}
     fn reserve(&self, _: i32, _: usize) -> Result<(), String> {
@@ -130,10 +130,14 @@ pub fn dispatch(
     protocol: Protocol,
     remote: &dyn Remote,
 ) -> Answer {
-    match run(req, registry, host, protocol, remote) {
+    let answer = match run(req, registry, host, protocol, remote) {
         Ok(a) => a,
         Err(e) => Answer::io_error(format!("{}: {e}", req.callable_class)),
+    };
+    if let Answer::Exception { message, .. } = &answer {
+        tracing::warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
     }
+    answer
 }
 
 type R = Result<Answer, String>;

@@ -94,7 +94,7 @@ pub fn extract(input: impl Read, gzip: bool, base: &Path) -> io::Result<usize> {
             return Err(refused(&raw_name, "names the target directory itself"));
         }
         let target = base.join(&rel);
-        make_parents(base, &rel, &raw_name)?;
+        check_parents(base, &rel, &raw_name, true)?;
         let mode = h.mode & 0o777;
         match h.kind {
             Kind::Dir => {
@@ -122,7 +122,7 @@ pub fn extract(input: impl Read, gzip: bool, base: &Path) -> io::Result<usize> {
                 if source_rel.as_os_str().is_empty() {
                     return Err(refused(&raw_name, "is a hard link to the target directory"));
                 }
-                no_symlink_on_the_way(base, &source_rel, &link)?;
+                check_parents(base, &source_rel, &link, false)?;
                 remove_non_dir(&target)?;
                 fs::hard_link(base.join(&source_rel), &target)?;
             }
@@ -177,33 +177,30 @@ fn inside(name: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-/// Creates the directories above `rel` (inside `base`), refusing to pass through a symlink.
-fn make_parents(base: &Path, rel: &Path, name: &Path) -> io::Result<()> {
+/// Walks the directories above `rel` (inside `base`), refusing to pass through a symlink or
+/// a non-directory. With `create`, missing ones are made (an entry's parents); without, the
+/// walk stops at the first missing one (a hard link's source, which must already exist).
+fn check_parents(base: &Path, rel: &Path, name: &Path, create: bool) -> io::Result<()> {
     let mut cur = base.to_path_buf();
     let parents: Vec<_> = rel.components().collect();
     for c in parents.iter().take(parents.len().saturating_sub(1)) {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(refused(name, "would be written through a symlink"))
+                return Err(refused(
+                    name,
+                    if create {
+                        "would be written through a symlink"
+                    } else {
+                        "links through a symlink"
+                    },
+                ))
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(refused(name, "has a parent that is not a directory")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&cur)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::create_dir(&cur)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a path inside `base` with a symlink among its parents.
-fn no_symlink_on_the_way(base: &Path, rel: &Path, name: &Path) -> io::Result<()> {
-    let mut cur = base.to_path_buf();
-    let parts: Vec<_> = rel.components().collect();
-    for c in parts.iter().take(parts.len().saturating_sub(1)) {
-        cur.push(c);
-        if fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(refused(name, "links through a symlink"));
         }
     }
     Ok(())

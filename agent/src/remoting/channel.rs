@@ -246,9 +246,7 @@ impl Channel {
     /// the controller's class-loader oid is known (from its first call).
     pub fn ping(&mut self) -> Option<i32> {
         let oid = self.loader_oid?;
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.pending.insert(id);
+        let id = self.new_request();
         let r = command::ping_request(&self.registry, id, oid);
         self.send(&r);
         Some(id)
@@ -265,11 +263,17 @@ impl Channel {
     /// (`ProxyInputStream$Chunk`) and returns its request id; the bytes come back as
     /// [`Event::Response`] with a [`Reply::Buffer`].
     pub fn read_input(&mut self, oid: i32, len: i32) -> i32 {
+        let id = self.new_request();
+        let r = command::input_read(&self.registry, id, oid, len);
+        self.send(&r);
+        id
+    }
+
+    /// The id of a new request of the agent's, awaiting its `Response`.
+    fn new_request(&mut self) -> i32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.pending.insert(id);
-        let r = command::input_read(&self.registry, id, oid, len);
-        self.send(&r);
         id
     }
 

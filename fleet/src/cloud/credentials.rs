@@ -328,34 +328,19 @@ impl InstanceRoleCredentials {
 
     /// Role name and keys, straight from IMDS.
     fn fetch(&self, cache: &mut Cache) -> Result<CachedKeys, CloudError> {
-        let role = match self.get(cache, ROLES_PATH, "list the instance role")? {
-            Got::Body(b) => b
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    self.no_role(format!(
-                        "IMDS at {} lists no IAM role under {ROLES_PATH}",
-                        self.endpoint
-                    ))
-                })?,
-            Got::Status(404) => {
-                return Err(self.no_role(format!(
-                    "IMDS at {} has no {ROLES_PATH} (HTTP 404)",
+        let listing = self.get(cache, ROLES_PATH, "list the instance role")?;
+        let listing = self.body(listing, ROLES_PATH, &format!("no {ROLES_PATH}"))?;
+        let role = listing
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                self.no_role(format!(
+                    "IMDS at {} lists no IAM role under {ROLES_PATH}",
                     self.endpoint
-                )))
-            }
-            Got::Status(s) => {
-                return Err(imds_error(
-                    "ImdsError",
-                    format!(
-                    "instance-role credentials: IMDS at {} answered HTTP {s} to GET {ROLES_PATH}",
-                    self.endpoint
-                ),
                 ))
-            }
-        };
+            })?;
         if role.contains(['/', '?', '#', '%']) || role.len() > 128 {
             return Err(imds_error(
                 "ImdsBadAnswer",
@@ -366,25 +351,28 @@ impl InstanceRoleCredentials {
             ));
         }
         let path = format!("{ROLES_PATH}{role}");
-        let body = match self.get(cache, &path, "read the role's credentials")? {
-            Got::Body(b) => b,
-            Got::Status(404) => {
-                return Err(self.no_role(format!(
-                    "IMDS at {} has no credentials for role `{role}` (HTTP 404)",
-                    self.endpoint
-                )))
-            }
-            Got::Status(s) => {
-                return Err(imds_error(
-                    "ImdsError",
-                    format!(
-                        "instance-role credentials: IMDS at {} answered HTTP {s} to GET {path}",
-                        self.endpoint
-                    ),
-                ))
-            }
-        };
+        let got = self.get(cache, &path, "read the role's credentials")?;
+        let body = self.body(got, &path, &format!("no credentials for role `{role}`"))?;
         self.parse_keys(&role, &body)
+    }
+
+    /// The body of an answer to `GET path`: a 404 means no role (`missing` says what is
+    /// missing), any other status is an error.
+    fn body(&self, got: Got, path: &str, missing: &str) -> Result<String, CloudError> {
+        match got {
+            Got::Body(b) => Ok(b),
+            Got::Status(404) => Err(self.no_role(format!(
+                "IMDS at {} has {missing} (HTTP 404)",
+                self.endpoint
+            ))),
+            Got::Status(s) => Err(imds_error(
+                "ImdsError",
+                format!(
+                    "instance-role credentials: IMDS at {} answered HTTP {s} to GET {path}",
+                    self.endpoint
+                ),
+            )),
+        }
     }
 
     fn parse_keys(&self, role: &str, body: &str) -> Result<CachedKeys, CloudError> {

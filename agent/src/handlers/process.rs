@@ -209,7 +209,9 @@ fn launch(cx: &Ctx, o: Obj) -> R {
             let line = command_line(&l.cmd, l.masks.as_deref(), l.work_dir.as_deref());
             let mut sink = Sink::live(cx.remote, oid, cx.request_id);
             let _ = sink.write_all(format!("{line}\n").as_bytes());
-            let _ = sink.release();
+            // The listener is often the stdout listener too: one stream object, one
+            // reference, released once (by the output pump or the call's clean-up).
+            let _ = sink.leave_open();
         }
     }
     let mut env = agent_environment(cx);

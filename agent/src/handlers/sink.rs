@@ -185,6 +185,15 @@ impl<'r> Sink<'r> {
         flushed
     }
 
+    /// Sends what is buffered and leaves the stream to someone else: the same stream object
+    /// may be used again in this call (a listener that is also the process's stdout), and the
+    /// call's clean-up releases it once.
+    pub fn leave_open(mut self) -> io::Result<()> {
+        let flushed = self.drain();
+        self.state = End::Done;
+        flushed
+    }
+
     fn finish_release(&mut self) {
         self.state = End::Done;
         let io = self.remote.next_io_id();

@@ -1,0 +1,178 @@
+//! nectr-agent against the real Jenkins 2.460 in `../shared/jenkins/` (one Jenkins for this
+//! test binary): freestyle "Execute shell" jobs, aborts, scripted Pipelines with `sh` and the
+//! file, stash and archive steps, over WebSocket and JNLP4-connect. What a Jenkins user sees
+//! is what is checked: build results, console text, archived artifacts, processes left.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::jenkins::{Jenkins, NodeAgent};
+
+const BUILD: Duration = Duration::from_secs(180);
+
+/// A node of its own for one test, with nectr-agent connected over one transport.
+struct Node {
+    name: String,
+    label: String,
+    root: PathBuf,
+    agent: NodeAgent,
+}
+
+fn node(tag: &str, websocket: bool) -> Node {
+    let j = Jenkins::shared();
+    let name = format!("{tag}-{}", if websocket { "ws" } else { "jnlp4" });
+    let root = support::scratch(&name);
+    let secret = j.create_node(&name, &name, 2, &root);
+    let agent = NodeAgent::start(j, &name, &secret, &root, websocket, &[]);
+    j.wait_online(&name, Duration::from_secs(60));
+    Node {
+        label: name.clone(),
+        name,
+        root,
+        agent,
+    }
+}
+
+impl Node {
+    fn workspace(&self, job: &str) -> PathBuf {
+        self.root.join("workspace").join(job)
+    }
+}
+
+fn run_freestyle(n: &Node, job: &str, script: &str, unstable: Option<i32>) -> (String, String) {
+    let j = Jenkins::shared();
+    j.create_job(job, &Jenkins::freestyle_xml(&n.label, script, unstable));
+    j.run(job, BUILD)
+}
+
+fn freestyle_runs_a_shell_step(websocket: bool) {
+    let n = node("fs", websocket);
+    let job = format!("fs-basic-{}", n.name);
+    let (result, console) = run_freestyle(
+        &n,
+        &job,
+        "echo hello from nectr\necho \"job=$JOB_NAME build=$BUILD_NUMBER\"\npwd\n\
+         echo content > out.txt\necho \"PATH+ is merged: $PATH\" | head -c 40; echo",
+        None,
+    );
+    assert_eq!(
+        result,
+        "SUCCESS",
+        "{console}\nagent log:\n{}",
+        n.agent.log_text()
+    );
+    assert!(
+        console.contains(&format!("[{job}] $ /bin/sh -xe /tmp/")),
+        "{console}"
+    );
+    assert!(console.contains("hello from nectr"), "{console}");
+    assert!(console.contains(&format!("job={job} build=1")), "{console}");
+    let ws = n.workspace(&job);
+    assert!(console.contains(&ws.display().to_string()), "{console}");
+    // The controller reads the workspace file back through the agent.
+    let text = Jenkins::shared().script(&format!(
+        "print(jenkins.model.Jenkins.get().getItemByFullName('{job}').getLastBuild().getWorkspace().child('out.txt').readToString())"
+    ));
+    assert_eq!(text.trim(), "content");
+    // The script went to the agent's temporary directory and was deleted.
+    assert!(!console.contains("No such file"), "{console}");
+}
+
+fn freestyle_results_follow_exit_codes(websocket: bool) {
+    let n = node("fsx", websocket);
+    let job = format!("fs-fail-{}", n.name);
+    let (result, console) = run_freestyle(&n, &job, "echo failing; exit 3", None);
+    assert_eq!(result, "FAILURE", "{console}");
+    assert!(
+        console.contains("Build step 'Execute shell' marked build as failure"),
+        "{console}"
+    );
+    let job = format!("fs-unstable-{}", n.name);
+    let (result, console) = run_freestyle(&n, &job, "exit 42", Some(42));
+    assert_eq!(result, "UNSTABLE", "{console}");
+}
+
+/// Processes whose environment carries `var=value`.
+fn processes_with(var: &str, value: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            let needle = format!("{var}={value}");
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                // Zombies are gone for our purposes.
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                if !stat
+                    .rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A three-generation tree (one grandchild in its own session, one re-parented to init);
+/// aborting the build must end every process carrying the build's cookie.
+fn abort_ends_the_whole_process_tree(websocket: bool) {
+    let n = node("abort", websocket);
+    let j = Jenkins::shared();
+    let job = format!("fs-abort-{}", n.name);
+    let marker = format!("nectr-abort-{}", n.name);
+    let script = format!(
+        "export MARK={marker}\n\
+         sh -c 'sleep 300 & setsid sleep 301 & sleep 302' &\n\
+         (sleep 303 &) \n\
+         echo started\n\
+         sleep 304\n"
+    );
+    j.create_job(&job, &Jenkins::freestyle_xml(&n.label, &script, None));
+    let b = j.build(&job, BUILD);
+    wait_until("the tree to start", Duration::from_secs(60), || {
+        processes_with("MARK", &marker).len() >= 6
+    });
+    let (s, _, _) = j.post(&format!("job/{job}/{b}/stop"), "text/plain", b"");
+    assert!(s == 302 || s == 200, "stop: {s}");
+    let result = j.wait_result(&job, b, BUILD);
+    assert_eq!(result, "ABORTED");
+    wait_until(
+        "every process of the build to end",
+        Duration::from_secs(30),
+        || processes_with("MARK", &marker).is_empty(),
+    );
+}
+
+macro_rules! both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn websocket() {
+                super::$name(true);
+            }
+            #[test]
+            fn jnlp4() {
+                super::$name(false);
+            }
+        }
+    )*};
+}
+
+both_transports!(
+    freestyle_runs_a_shell_step,
+    freestyle_results_follow_exit_codes,
+    abort_ends_the_whole_process_tree,
+);

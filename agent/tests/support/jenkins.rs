@@ -87,17 +87,22 @@ impl Jenkins {
                         Ok(())
                     });
                 }
-                let child: Result<Child, _> = cmd.spawn();
-                let ok = child.is_ok();
-                let _ = tx.send(child.map_err(|e| e.to_string()));
-                if ok {
-                    loop {
-                        std::thread::park();
+                match cmd.spawn() {
+                    Ok(mut child) => {
+                        let _ = tx.send(Ok(child.id()));
+                        // Reaped if Jenkins dies; otherwise it dies with this thread.
+                        let _ = child.wait();
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
                     }
                 }
             })
             .expect("spawn the jenkins keeper");
-        let child = rx.recv().expect("keeper answers").unwrap_or_else(|e| {
+        let pid: u32 = rx.recv().expect("keeper answers").unwrap_or_else(|e| {
             panic!("cannot start the real Jenkins ({e}); it needs java (run scripts/test)")
         });
         let url = format!("http://127.0.0.1:{port}/");
@@ -113,8 +118,7 @@ impl Jenkins {
                 };
                 if j.get("api/json").0 == 200 {
                     eprintln!(
-                        "jenkins: up at {url} (pid {}) after {:.1}s",
-                        child.id(),
+                        "jenkins: up at {url} (pid {pid}) after {:.1}s",
                         START_TIMEOUT.as_secs_f64() - (deadline - Instant::now()).as_secs_f64()
                     );
                     return j;

@@ -237,6 +237,8 @@ async fn serve(
     // Calls in progress, with the flag a `Request$Cancel` raises for the handler to see.
     let mut running: HashMap<i32, Arc<AtomicBool>> = HashMap::new();
     let protocol = conn.protocol();
+    // A developer's record of the channel's bytes (NECTR_CAPTURE_DIR), for `debug javaser`.
+    let mut capture = Capture::from_env();
     // Pings to the controller, once it asked for them (`ChannelPinger$SetUpRemotePing`).
     let mut pinger: Option<Pinger> = None;
     loop {
@@ -244,6 +246,9 @@ async fn serve(
         let ended = tokio::select! {
             incoming = conn.recv() => match incoming {
                 Incoming::Data(bytes) => {
+                    if let Some(c) = capture.as_mut() {
+                        c.record(true, &bytes);
+                    }
                     let mut ended = None;
                     for event in channel.receive(&bytes) {
                         match event {
@@ -405,6 +410,11 @@ async fn serve(
             }
         };
         let frames = channel.take_frames();
+        if let Some(c) = capture.as_mut() {
+            for f in &frames {
+                c.record(false, f);
+            }
+        }
         if !frames.is_empty() {
             if let Err(e) = conn.send(frames).await {
                 streams.close();
@@ -416,6 +426,52 @@ async fn serve(
             conn.close().await;
             return e;
         }
+    }
+}
+
+/// Appends every chunk frame received from (`in.bin`) and sent to (`out.bin`) the controller
+/// to files in `$NECTR_CAPTURE_DIR`, one pair per connection: `nectr-agent debug javaser`
+/// reads them. A tool for developers writing the simulator from what real controllers send;
+/// the frames carry whatever the build carries, so keep the directory private.
+struct Capture {
+    inbound: std::fs::File,
+    outbound: std::fs::File,
+}
+
+impl Capture {
+    fn from_env() -> Option<Capture> {
+        let dir = std::path::PathBuf::from(std::env::var_os("NECTR_CAPTURE_DIR")?);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let open = |side: &str| {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{stamp}-{side}.bin")))
+        };
+        match (open("in"), open("out")) {
+            (Ok(inbound), Ok(outbound)) => {
+                info!(dir = %dir.display(), "capturing the channel's frames");
+                Some(Capture { inbound, outbound })
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!("NECTR_CAPTURE_DIR {}: {e}; not capturing", dir.display());
+                None
+            }
+        }
+    }
+
+    fn record(&mut self, inbound: bool, bytes: &[u8]) {
+        use std::io::Write;
+        let f = if inbound {
+            &mut self.inbound
+        } else {
+            &mut self.outbound
+        };
+        let _ = f.write_all(bytes);
     }
 }
 

@@ -156,6 +156,124 @@ fn abort_ends_the_whole_process_tree(websocket: bool) {
     );
 }
 
+fn run_pipeline(job: &str, script: &str) -> (String, String, u32) {
+    let j = Jenkins::shared();
+    j.create_job(job, &Jenkins::pipeline_xml(script));
+    let n = j.build(job, BUILD);
+    let r = j.wait_result(job, n, BUILD);
+    (r, j.final_console(job, n), n)
+}
+
+/// A scripted Pipeline with the everyday steps; the archived artifact is downloaded from the
+/// controller and compared.
+fn pipeline_runs_sh_and_file_steps(websocket: bool) {
+    let n = node("pipe", websocket);
+    let job = format!("pipe-{}", n.name);
+    let script = format!(
+        r#"node('{label}') {{
+  sh 'echo "hello from sh on $NODE_NAME"; test -n "$JENKINS_NODE_COOKIE"'
+  def st = sh(script: 'echo to status; exit 3', returnStatus: true)
+  echo "status=${{st}}"
+  def out = sh(script: 'printf "captured\\nline2"', returnStdout: true)
+  echo "out=[${{out}}]"
+  writeFile file: 'a/b.txt', text: 'written ünïcode'
+  writeFile file: 'a/bin.dat', text: 'AAEC/w==', encoding: 'Base64'
+  echo "read=${{readFile('a/b.txt')}}"
+  echo "exists=${{fileExists('a/b.txt')}} missing=${{fileExists('nope')}}"
+  dir('sub dir') {{ sh 'pwd; echo y > y.txt; ln -s y.txt link.txt' }}
+  stash name: 's1', includes: 'a/**,sub dir/**'
+  deleteDir()
+  echo "after deleteDir exists=${{fileExists('a/b.txt')}}"
+  unstash 's1'
+  sh 'cat a/b.txt; echo; readlink "sub dir/link.txt"; od -An -tx1 a/bin.dat'
+  archiveArtifacts artifacts: 'a/*.txt, sub dir/*.txt'
+}}
+"#,
+        label = n.label
+    );
+    let (result, console, b) = run_pipeline(&job, &script);
+    assert_eq!(
+        result,
+        "SUCCESS",
+        "{console}\nagent log:\n{}",
+        n.agent.log_text()
+    );
+    for want in [
+        &format!("hello from sh on {}", n.name),
+        "status=3",
+        "out=[captured\nline2]",
+        "read=written ünïcode",
+        "exists=true missing=false",
+        "after deleteDir exists=false",
+        "Stashed 4 file(s)",
+        "written ünïcode",
+        "y.txt",
+        " 00 01 02 ff",
+        "Archiving artifacts",
+    ] {
+        assert!(console.contains(want), "missing {want:?} in:\n{console}");
+    }
+    assert!(
+        console.contains(&format!("{}/sub dir", n.workspace(&job).display())),
+        "{console}"
+    );
+    let j = Jenkins::shared();
+    let (s, body) = j.get_bytes(&format!("job/{job}/{b}/artifact/a/b.txt"));
+    assert_eq!(s, 200);
+    assert_eq!(body, "written ünïcode".as_bytes());
+    let (s, body) = j.get_bytes(&format!("job/{job}/{b}/artifact/sub%20dir/y.txt"));
+    assert_eq!((s, body), (200, b"y\n".to_vec()));
+}
+
+/// The build log shows a step's output while the step still runs.
+fn pipeline_log_is_live(websocket: bool) {
+    let n = node("live", websocket);
+    let j = Jenkins::shared();
+    let job = format!("live-{}", n.name);
+    let flag = n.root.join("release");
+    let script = format!(
+        "node('{}') {{ sh 'echo first-line; while [ ! -e \"{}\" ]; do sleep 0.2; done; echo second-line' }}",
+        n.label,
+        flag.display()
+    );
+    j.create_job(&job, &Jenkins::pipeline_xml(&script));
+    let b = j.build(&job, BUILD);
+    // The step cannot end before the flag exists: seeing its first line now proves the log
+    // is live.
+    wait_until("the first line in the live log", BUILD, || {
+        j.console(&job, b).contains("first-line")
+    });
+    assert!(!j.console(&job, b).contains("second-line"));
+    std::fs::write(&flag, "go").unwrap();
+    assert_eq!(j.wait_result(&job, b, BUILD), "SUCCESS");
+    assert!(j.final_console(&job, b).contains("second-line"));
+}
+
+/// Aborting a Pipeline `sh` ends its whole tree, including a process in its own session.
+fn pipeline_abort_ends_the_step(websocket: bool) {
+    let n = node("pabort", websocket);
+    let j = Jenkins::shared();
+    let job = format!("pabort-{}", n.name);
+    let marker = format!("nectr-pabort-{}", n.name);
+    let script = format!(
+        "node('{}') {{ withEnv(['MARK={marker}']) {{ sh 'sh -c \"sleep 310 & setsid sleep 311 & sleep 312\" & echo started; sleep 313' }} }}",
+        n.label
+    );
+    j.create_job(&job, &Jenkins::pipeline_xml(&script));
+    let b = j.build(&job, BUILD);
+    wait_until("the step's processes", Duration::from_secs(60), || {
+        processes_with("MARK", &marker).len() >= 4
+    });
+    let (s, _, _) = j.post(&format!("job/{job}/{b}/stop"), "text/plain", b"");
+    assert!(s == 302 || s == 200, "stop: {s}");
+    assert_eq!(j.wait_result(&job, b, BUILD), "ABORTED");
+    wait_until(
+        "every process of the step to end",
+        Duration::from_secs(30),
+        || processes_with("MARK", &marker).is_empty(),
+    );
+}
+
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -175,4 +293,7 @@ both_transports!(
     freestyle_runs_a_shell_step,
     freestyle_results_follow_exit_codes,
     abort_ends_the_whole_process_tree,
+    pipeline_runs_sh_and_file_steps,
+    pipeline_log_is_live,
+    pipeline_abort_ends_the_step,
 );

@@ -281,7 +281,7 @@ impl Jenkins {
         format!(
             "<?xml version='1.1' encoding='UTF-8'?><flow-definition plugin=\"workflow-job\">\
              <definition class=\"org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition\" plugin=\"workflow-cps\">\
-             <script>{}</script><sandbox>false</sandbox></definition></flow-definition>",
+             <script>{}</script><sandbox>true</sandbox></definition></flow-definition>",
             xml_escape(script)
         )
     }

@@ -274,6 +274,60 @@ fn pipeline_abort_ends_the_step(websocket: bool) {
     );
 }
 
+/// A step longer than several heartbeat checks (the shared Jenkins checks every 4 s): the
+/// controller reads the log's modification time through the agent; a wrong answer ends the
+/// step with "process apparently never started" or "wrapper script does not seem to be
+/// touching the log file".
+fn pipeline_step_outlives_the_heartbeat(websocket: bool) {
+    let n = node("beat", websocket);
+    let job = format!("beat-{}", n.name);
+    let script = format!(
+        "node('{}') {{ sh 'for i in 1 2 3 4 5 6 7; do echo tick $i; sleep 2; done' }}",
+        n.label
+    );
+    let (result, console, _) = run_pipeline(&job, &script);
+    assert_eq!(result, "SUCCESS", "{console}");
+    assert!(console.contains("tick 7"), "{console}");
+    assert!(!console.contains("touching the log file"), "{console}");
+}
+
+/// A `sh` step running while the controller restarts: the wrapper keeps running, the agent
+/// reconnects, the resumed Pipeline collects the rest of the log and the exit code. Its own
+/// Jenkins, as it restarts it.
+fn a_step_survives_a_controller_restart(websocket: bool) {
+    let mut j = Jenkins::start();
+    let name = format!("restart-{}", if websocket { "ws" } else { "jnlp4" });
+    let root = support::scratch(&name);
+    let secret = j.create_node(&name, &name, 1, &root);
+    let agent = NodeAgent::start(&j, &name, &secret, &root, websocket, &[]);
+    j.wait_online(&name, Duration::from_secs(60));
+    let flag = root.join("release");
+    let job = "survivor";
+    let script = format!(
+        "node('{name}') {{\n def st = sh(returnStatus: true, script: 'echo before-restart; while [ ! -e \"{}\" ]; do sleep 0.2; done; echo after-restart; exit 7')\n echo \"status=${{st}}\"\n}}",
+        flag.display()
+    );
+    j.create_job(job, &Jenkins::pipeline_xml(&script));
+    let b = j.build(job, BUILD);
+    wait_until("the step to start", BUILD, || {
+        j.console(job, b).contains("before-restart")
+    });
+    j.restart();
+    j.wait_online(&name, Duration::from_secs(120));
+    std::fs::write(&flag, "go").unwrap();
+    let result = j.wait_result(job, b, BUILD);
+    let console = j.final_console(job, b);
+    assert_eq!(
+        result,
+        "SUCCESS",
+        "{console}\nagent log:\n{}",
+        agent.log_text()
+    );
+    assert!(console.contains("after-restart"), "{console}");
+    assert!(console.contains("status=7"), "{console}");
+    assert!(console.contains("Resuming build"), "{console}");
+}
+
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -296,4 +350,6 @@ both_transports!(
     pipeline_runs_sh_and_file_steps,
     pipeline_log_is_live,
     pipeline_abort_ends_the_step,
+    pipeline_step_outlives_the_heartbeat,
+    a_step_survives_a_controller_restart,
 );

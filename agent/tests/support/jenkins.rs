@@ -23,6 +23,10 @@ pub struct Jenkins {
     token: String,
     /// `JENKINS_HOME`.
     pub home: PathBuf,
+    /// The HTTP port.
+    port: u16,
+    /// The Jenkins process.
+    pid: std::sync::atomic::AtomicU32,
 }
 
 /// Where the shared Jenkins lives: `$NECTR_JENKINS_DIR`, else `../shared/jenkins` beside the
@@ -51,7 +55,48 @@ impl Jenkins {
         J.get_or_init(Jenkins::start)
     }
 
-    fn start() -> Jenkins {
+    /// A Jenkins of the caller's own (for tests that restart it).
+    pub fn start() -> Jenkins {
+        let home = scratch("jenkins-home");
+        let _ = std::fs::remove_dir_all(&home);
+        let mut j = Jenkins {
+            url: String::new(),
+            agent_port: free_port(),
+            token: String::new(),
+            home,
+            port: free_port(),
+            pid: std::sync::atomic::AtomicU32::new(0),
+        };
+        j.url = format!("http://127.0.0.1:{}/", j.port);
+        j.launch();
+        j
+    }
+
+    /// Stops Jenkins in order (SIGTERM: running Pipelines are saved) and starts it again on
+    /// the same home and ports.
+    pub fn restart(&mut self) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst) as i32;
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "Jenkins did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The start script sets the home up again (same admin, a new token).
+        let _ = std::fs::remove_file(self.home.join("nectr-admin.token"));
+        self.launch();
+    }
+
+    fn launch(&mut self) {
         let dir = jenkins_dir();
         let start = dir.join("start");
         assert!(
@@ -60,13 +105,14 @@ impl Jenkins {
              need it; set NECTR_JENKINS_DIR to where it is",
             dir.display()
         );
-        let home = scratch("jenkins-home");
-        let _ = std::fs::remove_dir_all(&home);
-        let port = free_port();
-        let agent_port = free_port();
-        let log = std::fs::File::create(home.with_extension("log")).expect("jenkins log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.with_extension("log"))
+            .expect("jenkins log");
         let (tx, rx) = std::sync::mpsc::channel();
-        let h = home.clone();
+        let h = self.home.clone();
+        let (port, agent_port) = (self.port, self.agent_port);
         // The Jenkins process dies with this thread (PR_SET_PDEATHSIG), and the thread lives
         // as long as the test process: no Jenkins outlives its tests.
         std::thread::Builder::new()
@@ -90,7 +136,7 @@ impl Jenkins {
                 match cmd.spawn() {
                     Ok(mut child) => {
                         let _ = tx.send(Ok(child.id()));
-                        // Reaped if Jenkins dies; otherwise it dies with this thread.
+                        // Reaped when Jenkins stops; otherwise it dies with this thread.
                         let _ = child.wait();
                         loop {
                             std::thread::park();
@@ -105,30 +151,39 @@ impl Jenkins {
         let pid: u32 = rx.recv().expect("keeper answers").unwrap_or_else(|e| {
             panic!("cannot start the real Jenkins ({e}); it needs java (run scripts/test)")
         });
-        let url = format!("http://127.0.0.1:{port}/");
-        let deadline = Instant::now() + START_TIMEOUT;
-        let token_file = home.join("nectr-admin.token");
+        self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
+        let began = Instant::now();
+        let deadline = began + START_TIMEOUT;
+        let token_file = self.home.join("nectr-admin.token");
         loop {
             if let Ok(token) = std::fs::read_to_string(&token_file) {
-                let j = Jenkins {
-                    url: url.clone(),
-                    agent_port,
-                    token: token.trim().to_string(),
-                    home: home.clone(),
-                };
-                if j.get("api/json").0 == 200 {
-                    eprintln!(
-                        "jenkins: up at {url} (pid {pid}) after {:.1}s",
-                        START_TIMEOUT.as_secs_f64() - (deadline - Instant::now()).as_secs_f64()
+                self.token = token.trim().to_string();
+                if !self.token.is_empty() && self.get("api/json").0 == 200 {
+                    // durable-task's heartbeat (`FilePath$LastModified` of the step's log)
+                    // every 4 s instead of every 300 s, so every Pipeline step longer than
+                    // that exercises it.
+                    let out = self.script(
+                        "def c = jenkins.model.Jenkins.get().pluginManager.uberClassLoader\
+                         .loadClass('org.jenkinsci.plugins.durabletask.BourneShellScript')\n\
+                         def f = c.getDeclaredField('HEARTBEAT_CHECK_INTERVAL')\n\
+                         f.setAccessible(true)\n\
+                         f.setInt(null, 4)\n\
+                         print(f.getInt(null))",
                     );
-                    return j;
+                    assert_eq!(out.trim(), "4", "setting the heartbeat interval: {out}");
+                    eprintln!(
+                        "jenkins: up at {} (pid {pid}) after {:.1}s",
+                        self.url,
+                        began.elapsed().as_secs_f64()
+                    );
+                    return;
                 }
             }
             assert!(
                 Instant::now() < deadline,
                 "Jenkins did not answer within {}s; see {}",
                 START_TIMEOUT.as_secs(),
-                home.with_extension("log").display()
+                self.home.with_extension("log").display()
             );
             std::thread::sleep(Duration::from_millis(250));
         }

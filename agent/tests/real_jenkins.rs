@@ -328,6 +328,70 @@ fn a_step_survives_a_controller_restart(websocket: bool) {
     assert!(console.contains("Resuming build"), "{console}");
 }
 
+/// What a Jenkins admin opens: the workspace browser (listing, a file, a pattern, the zip of
+/// everything) and the node's pages (system information, thread dump, log, script console).
+fn workspace_and_node_pages(websocket: bool) {
+    let n = node("pages", websocket);
+    let j = Jenkins::shared();
+    let job = format!("pages-{}", n.name);
+    let (result, console) = run_freestyle(
+        &n,
+        &job,
+        "mkdir -p deep/er && echo nested > deep/er/n.txt && echo top > 'top file.txt'",
+        None,
+    );
+    assert_eq!(result, "SUCCESS", "{console}");
+    let (s, page) = j.get(&format!("job/{job}/ws/"));
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        page.contains("href=\"top%20file.txt\""),
+        "listing lacks the file"
+    );
+    assert!(
+        page.contains("href=\"deep/er\""),
+        "listing lacks the collapsed directory"
+    );
+    let (s, body) = j.get(&format!("job/{job}/ws/top%20file.txt"));
+    assert_eq!((s, body.as_str()), (200, "top\n"));
+    let (s, page) = j.get(&format!("job/{job}/ws/**/*.txt"));
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("deep/er/n.txt"),
+        "pattern view lacks the file"
+    );
+    let (s, zip) = j.get_bytes(&format!("job/{job}/ws/*zip*/{job}.zip"));
+    assert_eq!(s, 200);
+    let listing = support::unzip_names(&zip);
+    assert!(
+        listing.contains(&format!("{job}/deep/er/n.txt"))
+            && listing.contains(&format!("{job}/top file.txt")),
+        "{listing:?}"
+    );
+    let (s, page) = j.get(&format!("computer/{}/systemInfo", n.name));
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("os.name") && page.contains("Linux"),
+        "system properties"
+    );
+    assert!(page.contains("PATH"), "environment variables");
+    let (s, page) = j.get(&format!("computer/{}/threadDump", n.name));
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("nectr"),
+        "thread dump lists the agent's threads"
+    );
+    let (s, _) = j.get(&format!("computer/{}/log", n.name));
+    assert_eq!(s, 200);
+    let body = format!("script={}", support::jenkins::urlencode("println 'hi'"));
+    let (s, out, _) = j.post(
+        &format!("computer/{}/scriptText", n.name),
+        "application/x-www-form-urlencoded",
+        body.as_bytes(),
+    );
+    assert_eq!(s, 200, "{out}");
+    assert!(out.contains("--jvm"), "{out}");
+}
+
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -352,4 +416,5 @@ both_transports!(
     pipeline_abort_ends_the_step,
     pipeline_step_outlives_the_heartbeat,
     a_step_survives_a_controller_restart,
+    workspace_and_node_pages,
 );

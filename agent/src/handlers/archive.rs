@@ -20,7 +20,7 @@ use super::sink::{pipe_of, remote_output_stream_oid, Sink};
 use super::view::{string_map, Obj};
 use super::{integer, value, Ctx, Failure, Kind, Native, Run, R};
 use crate::antglob::FileSet;
-use crate::javaser::{Block, Content, Value};
+use crate::javaser::Value;
 use crate::remoting::Answer;
 
 /// Archive callables.
@@ -264,6 +264,95 @@ fn write_tar(found: &Found, gz: bool, sink: &mut Sink) -> io::Result<usize> {
     Ok(count)
 }
 
+/// What `FilePath$Archive` writes.
+enum Format {
+    Tar { gzip: bool },
+    Zip { prefix: String },
+}
+
+/// Writes `found` as a zip (Jenkins' `ZipArchiver`: deflated entries under `prefix/`, modes,
+/// mtimes, directories with a trailing `/`, zip64 as needed) into `sink`. The zip writer needs
+/// to seek, so the archive is built in a temporary file first (removed afterwards).
+fn write_zip(found: &Found, prefix: &str, sink: &mut Sink) -> io::Result<usize> {
+    let tmp = std::env::temp_dir().join(format!(
+        "nectr-zip-{}-{}",
+        std::process::id(),
+        super::files::random_u64()
+    ));
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    let result = build_zip(found, prefix, file).and_then(|(count, mut f)| {
+        use std::io::Seek;
+        f.seek(io::SeekFrom::Start(0))?;
+        io::copy(&mut f, &mut *sink)?;
+        Ok(count)
+    });
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+fn build_zip(found: &Found, prefix: &str, file: fs::File) -> io::Result<(usize, fs::File)> {
+    let prefix = if prefix.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{}/", prefix.trim_end_matches('/'))
+    };
+    let mut zip = zip::ZipWriter::new(file);
+    let mut count = 0;
+    for (name, path) in found {
+        let meta = fs::metadata(path)?;
+        let mtime = meta.modified().ok().map(zip_time).unwrap_or_default();
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(meta.mode() & 0o777)
+            .last_modified_time(mtime)
+            .large_file(meta.len() >= u32::MAX as u64);
+        if meta.is_dir() {
+            zip.add_directory(format!("{prefix}{name}/"), options)
+                .map_err(io::Error::other)?;
+        } else {
+            zip.start_file(format!("{prefix}{name}"), options)
+                .map_err(io::Error::other)?;
+            let mut f = fs::File::open(path)?;
+            io::copy(&mut f, &mut zip)?;
+        }
+        count += 1;
+    }
+    let f = zip.finish().map_err(io::Error::other)?;
+    Ok((count, f))
+}
+
+/// A zip timestamp (local DOS time, as Java writes it; UTC here).
+fn zip_time(t: SystemTime) -> zip::DateTime {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
+    zip::DateTime::from_date_and_time(
+        year.clamp(1980, 2107),
+        month,
+        day,
+        (rem / 3600) as u8,
+        (rem % 3600 / 60) as u8,
+        (rem % 60) as u8,
+    )
+    .unwrap_or_default()
+}
+
 /// The files a `DirScanner` names under `base`.
 fn scanned(base: &Path, scanner: Obj) -> Result<Found, Failure> {
     let class = scanner.class();
@@ -327,11 +416,16 @@ fn no_follow_links(o: Obj, v: Value) -> bool {
 /// it; returns the entry count.
 fn archive(cx: &Ctx, path: &str, o: Obj) -> R {
     let factory = o.obj("factory")?;
-    let gz = match factory.class().as_str() {
-        "hudson.util.io.ArchiverFactory$TarArchiverFactory" => gzip(factory, "method")?,
+    let format = match factory.class().as_str() {
+        "hudson.util.io.ArchiverFactory$TarArchiverFactory" => Format::Tar {
+            gzip: gzip(factory, "method")?,
+        },
+        "hudson.util.io.ArchiverFactory$ZipArchiverFactory" => Format::Zip {
+            prefix: factory.opt_str("prefix")?.unwrap_or_default(),
+        },
         other => {
             return Err(Failure::abort(format!(
-                "nectr-agent writes tar archives only; {other} needs --jvm auto"
+                "the archive format {other} is plugin code nectr-agent does not run natively; start nectr-agent with --jvm auto"
             )))
         }
     };
@@ -343,7 +437,11 @@ fn archive(cx: &Ctx, path: &str, o: Obj) -> R {
     let mut sink = Sink::buffered(cx.remote, oid, cx.request_id);
     let found = scanned(Path::new(path), scanner);
     let written = found.and_then(|f| {
-        write_tar(&f, gz, &mut sink).map_err(|e| Failure::io(format!("cannot archive {path}: {e}")))
+        match format {
+            Format::Tar { gzip } => write_tar(&f, gzip, &mut sink),
+            Format::Zip { prefix } => write_zip(&f, &prefix, &mut sink),
+        }
+        .map_err(|e| Failure::io(format!("cannot archive {path}: {e}")))
     });
     // As Java's try-with-resources: the stream is closed whatever happened.
     let closed = sink.close(None);
@@ -440,12 +538,6 @@ fn validate_mask(cx: &Ctx, path: &str, o: Obj) -> R {
         }
     }
     Ok(Answer::null())
-}
-
-/// A `java.lang.Integer`-free helper for tests: the block data of an int.
-#[allow(dead_code)]
-fn int_block(n: i32) -> Content {
-    Content::Block(Block::new(n.to_be_bytes().to_vec()))
 }
 
 #[cfg(test)]

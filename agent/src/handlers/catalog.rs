@@ -16,6 +16,7 @@ pub fn all() -> impl Iterator<Item = &'static Native> {
         durable::CALLABLES,
         archive::CALLABLES,
         ui::CALLABLES,
+        ui::WORKSPACE,
     ]
     .into_iter()
     .flatten()

@@ -48,6 +48,9 @@ fn specs() -> Vec<ClassSpec> {
             -1242599979055084673,
         )
         .extends("java.lang.RuntimeException"),
+        ClassSpec::new("java.net.URI", -6052424284110960213)
+            .write_method()
+            .field("string", "Ljava/lang/String;"),
         // Collections and maps (§1.10).
         ClassSpec::new("java.util.TreeMap", 919286545866124006)
             .write_method()
@@ -121,6 +124,21 @@ fn specs() -> Vec<ClassSpec> {
             .write_method()
             .field("autoUnexport", "Z")
             .field("greedy", "Z"),
+        // The workspace browser (§D.7).
+        ClassSpec::new("hudson.model.DirectoryBrowserSupport$Path", 1)
+            .field("isFolder", "Z")
+            .field("isReadable", "Z")
+            .field("lastModified", "J")
+            .field("size", "J")
+            .field("href", "Ljava/lang/String;")
+            .field("title", "Ljava/lang/String;"),
+        ClassSpec::new(
+            "hudson.model.DirectoryBrowserSupport$BuildChildPathsResult",
+            1,
+        )
+        .field("containsSymLink", "Z")
+        .field("containsTmpDir", "Z")
+        .field("glob", "Ljava/util/List;"),
         // durable-task (§D.2).
         ClassSpec::enumeration("org.jenkinsci.plugins.durabletask.AgentInfo$OsType"),
         ClassSpec::new(

@@ -70,6 +70,7 @@ pub const CALLABLES: &[Native] = &[
     ),
     file("hudson.FilePath$Digest", Kind::Blocking, digest),
     file("hudson.FilePath$Absolutize", Kind::Blocking, absolutize),
+    file("hudson.FilePath$ToURI", Kind::Blocking, to_uri),
     file("hudson.FilePath$ReadLink", Kind::Blocking, read_link),
     file("hudson.FilePath$SymlinkTo", Kind::Blocking, symlink_to),
     file(
@@ -477,6 +478,39 @@ fn digest(cx: &Ctx, path: &str, _: Obj) -> R {
 
 fn absolutize(cx: &Ctx, path: &str, _: Obj) -> R {
     string(cx, &absolute(Path::new(path)).to_string_lossy())
+}
+
+/// `File.toURI()`: `file:` + the absolute path, a directory with a trailing `/`, characters
+/// not allowed in a URI path quoted (non-ASCII kept, as `java.net.URI` does).
+pub fn file_uri(path: &Path) -> String {
+    let abs = absolute(path);
+    let mut p = abs.to_string_lossy().into_owned();
+    if abs.is_dir() && !p.ends_with('/') {
+        p.push('/');
+    }
+    let mut out = String::from("file:");
+    for c in p.chars() {
+        let allowed = c.is_ascii_alphanumeric()
+            || "-_.!~*'()/;:@&=+$,".contains(c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace());
+        if allowed {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// `FilePath$ToURI`: a `java.net.URI` (its one serialized field is the string form).
+fn to_uri(cx: &Ctx, path: &str, _: Obj) -> R {
+    let mut b = cx.builder();
+    let s = b.string(&file_uri(Path::new(path)));
+    let uri = b.object("java.net.URI", &[("string", s)])?;
+    Ok(value(b, uri))
 }
 
 /// `Util.resolveSymlink`: the link's target, or null when `path` is not a link.

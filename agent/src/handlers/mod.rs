@@ -564,12 +564,24 @@ pub fn void() -> R {
     Ok(Answer::null())
 }
 
-/// The answer for a callable nectr does not implement natively.
+/// The answer for a callable nectr does not implement natively, when no JVM helper takes it:
+/// an exception naming the class and the way forward, so the build fails readably and the
+/// channel stays up. The node's script console gets its explanation as the script's output.
 pub fn unknown(class: &str) -> Answer {
+    const HOW: &str =
+        "Start nectr-agent with --jvm auto (uses a Java 17+ found on the machine) or \
+                       --jvm /path/to/java to hand such calls to the controller's agent.jar";
+    if class == "hudson.util.RemotingDiagnostics$Script" {
+        let registry = classes::registry();
+        let mut b = Builder::new(&registry);
+        let v = b.string(&format!(
+            "This node runs nectr-agent, a native agent with no JVM, and its JVM helper is off: \
+             Groovy scripts cannot run here. {HOW}.\n"
+        ));
+        return value(b, v);
+    }
     Answer::io_error(format!(
-        "nectr-agent does not run {class} natively and its JVM helper is off: this is plugin code \
-         that needs a JVM. Start nectr-agent with --jvm auto (uses a Java 17+ found on the \
-         machine) or --jvm /path/to/java to hand such calls to the controller's agent.jar"
+        "nectr-agent does not run {class} natively: it is code only a JVM can run. {HOW}"
     ))
 }
 

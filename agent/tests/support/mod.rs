@@ -178,3 +178,23 @@ pub fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
+
+/// The entry names of a zip archive (read with `unzip -Z1`, the system's unzip).
+pub fn unzip_names(zip: &[u8]) -> Vec<String> {
+    let f = scratch("unzip").join("a.zip");
+    std::fs::write(&f, zip).expect("write zip");
+    let out = std::process::Command::new("unzip")
+        .arg("-Z1")
+        .arg(&f)
+        .output()
+        .expect("unzip is needed (apt-get install unzip; scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "unzip: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

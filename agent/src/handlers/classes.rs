@@ -105,7 +105,8 @@ fn specs() -> Vec<ClassSpec> {
         // Paths handed back to the controller (§1.6).
         ClassSpec::new(FILE_PATH, 1)
             .write_method()
-            .field("remote", "Ljava/lang/String;"),
+            .field("remote", "Ljava/lang/String;")
+            .field("urlFactory", "Lhudson/FilePath$UrlFactory;"),
         // Exported objects and the streams of a process (§1.8, §C).
         ClassSpec::new(INVOCATION_HANDLER, 1)
             .write_method()

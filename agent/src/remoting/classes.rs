@@ -69,6 +69,11 @@ pub fn registry() -> Registry {
     r
 }
 
+/// Every class remoting writes, by name (for the check against the real jars).
+pub fn declared() -> Vec<String> {
+    specs().into_iter().map(|s| s.name).collect()
+}
+
 fn specs() -> Vec<ClassSpec> {
     vec![
         ClassSpec::new(CAPABILITY, 1).field("mask", "J"),

@@ -56,9 +56,15 @@ public final class Main {
                     long bytes = Big.write(Path.of(args[1]), Integer.parseInt(args[2]));
                     System.out.println("wrote " + bytes + " bytes to " + args[1]);
                     break;
+                case "describe":
+                    if (args.length < 3) {
+                        throw new IllegalArgumentException("usage: describe JARDIR CLASS...");
+                    }
+                    Describe.run(args[1], java.util.Arrays.asList(args).subList(2, args.length));
+                    break;
                 default:
                     throw new IllegalArgumentException(
-                            "usage: gen DIR | check DIR | suid DIR | bench FILE SECONDS | big FILE MB");
+                            "usage: gen DIR | check DIR | suid DIR | bench FILE SECONDS | big FILE MB | describe JARDIR CLASS...");
             }
             return 0;
         } catch (Throwable t) {

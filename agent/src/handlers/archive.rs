@@ -243,6 +243,16 @@ const GZIP_LEVEL: u32 = 6;
 
 /// Writes `found` as a tar (gzipped if asked) into `sink`; returns the entry count.
 fn write_tar(found: &Found, gz: bool, sink: &mut Sink) -> io::Result<usize> {
+    let count = write_tree(found, gz, &mut *sink)?;
+    sink.flush()?;
+    Ok(count)
+}
+
+/// Writes `found` as a tar, gzipped if `gz`, into `out`; returns the entry count. What stash
+/// and archiveArtifacts send, and what `benches/builds.rs` times against `tar czf`.
+pub fn write_tree(found: &Found, gz: bool, out: impl Write) -> io::Result<usize> {
+    let mut out = out;
+    let sink = &mut out;
     let count = if gz {
         let enc = flate2::write::GzEncoder::new(&mut *sink, flate2::Compression::new(GZIP_LEVEL));
         let mut t = TarOut::new(io::BufWriter::with_capacity(256 << 10, enc));
@@ -260,7 +270,7 @@ fn write_tar(found: &Found, gz: bool, sink: &mut Sink) -> io::Result<usize> {
         }
         t.finish()?.0
     };
-    sink.flush()?;
+    out.flush()?;
     Ok(count)
 }
 

@@ -24,6 +24,8 @@ pub mod host;
 pub mod input;
 pub mod process;
 pub mod sink;
+#[cfg(test)]
+pub mod testing;
 pub mod ui;
 pub mod untar;
 pub mod view;

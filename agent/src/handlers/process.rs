@@ -703,6 +703,150 @@ fn kill_task(_: &Ctx, o: Obj) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::testing::FakeRemote;
+    use crate::handlers::{dispatch, host::RealHost, Protocol, Target};
+    use crate::javaser::{ArrayData, ClassSpec, Registry};
+
+    const LAUNCH: &str = "hudson.Launcher$RemoteLaunchCallable";
+
+    /// The class form (before 2.485) or the record form (2.485 and later).
+    fn launch_registry(record: bool) -> Registry {
+        let mut r = crate::handlers::classes::registry();
+        r.declare(ClassSpec::new("jenkins.security.MasterToSlaveCallable", 1));
+        let spec = if record {
+            ClassSpec::new(LAUNCH, 0)
+        } else {
+            ClassSpec::new(LAUNCH, 7_766_542_137_650_103_251)
+                .extends("jenkins.security.MasterToSlaveCallable")
+        };
+        r.declare(
+            spec.field("quiet", "Z")
+                .field("reverseStderr", "Z")
+                .field("reverseStdin", "Z")
+                .field("reverseStdout", "Z")
+                .field("cmd", "Ljava/util/List;")
+                .field("env", "[Ljava/lang/String;")
+                .field(
+                    "envVarsFilterRuleWrapper",
+                    "Ljenkins/tasks/filters/EnvVarsFilterRuleWrapper;",
+                )
+                .field("err", "Ljava/io/OutputStream;")
+                .field("in", "Ljava/io/InputStream;")
+                .field("listener", "Lhudson/model/TaskListener;")
+                .field("masks", "[Z")
+                .field("out", "Ljava/io/OutputStream;")
+                .field("stdoutListener", "Lhudson/model/TaskListener;")
+                .field("workDir", "Ljava/lang/String;"),
+        );
+        r.declare(ClassSpec::new("hudson.model.StreamBuildListener", 1).write_method());
+        r.declare(ClassSpec::array("[Z"));
+        r
+    }
+
+    fn launch_callable(reg: &Registry, script: &str, dir: &str) -> crate::javaser::Stream {
+        let mut b = Builder::new(reg);
+        let args: Vec<Value> = ["sh", "-c", script].iter().map(|a| b.string(a)).collect();
+        let cmd = b.array_list(&args).unwrap();
+        let envs: Vec<Value> = ["FOO=bar$$", "GONE=", "PATH+X=/opt/x"]
+            .iter()
+            .map(|a| b.string(a))
+            .collect();
+        let env = b
+            .array("[Ljava.lang.String;", ArrayData::Object(envs))
+            .unwrap();
+        let out = remote_output_stream(&mut b, 77).unwrap();
+        let log = remote_output_stream(&mut b, 78).unwrap();
+        let listener = b.object("hudson.model.StreamBuildListener", &[]).unwrap();
+        b.set_data(
+            listener,
+            "hudson.model.StreamBuildListener",
+            vec![Content::Value(log), Content::Value(Value::Null)],
+        )
+        .unwrap();
+        let wd = b.string(dir);
+        let v = b
+            .object(
+                LAUNCH,
+                &[
+                    ("cmd", cmd),
+                    ("env", env),
+                    ("out", out),
+                    ("listener", listener),
+                    ("workDir", wd),
+                ],
+            )
+            .unwrap();
+        b.into_stream(vec![crate::javaser::Item::Value(v)])
+    }
+
+    fn launches_and_joins(record: bool) {
+        let reg = launch_registry(record);
+        let dir = std::env::temp_dir();
+        std::env::set_var("GONE", "present");
+        let stream = launch_callable(
+            &reg,
+            "echo out; echo err >&2; echo \"$FOO $GONE\"; echo \"$PATH\" | cut -d: -f1; exit 3",
+            &dir.to_string_lossy(),
+        );
+        let crate::javaser::Item::Value(v) = stream.items[0] else {
+            unreachable!()
+        };
+        let obj = Obj::of(&stream.heap, v).unwrap();
+        let fake = FakeRemote::default();
+        let host = RealHost {
+            work_dir: dir.clone(),
+            log: None,
+        };
+        let cx = Ctx::new(&reg, &host, Protocol::WebSocket, &fake, 5);
+        let entry = crate::handlers::catalog::lookup(LAUNCH).unwrap();
+        let answer = dispatch(
+            &Target::Native {
+                entry,
+                obj,
+                path: None,
+            },
+            &cx,
+        );
+        assert!(
+            matches!(answer, crate::remoting::Answer::Value(_)),
+            "{answer:?}"
+        );
+        let (oid, process) = fake.log.lock().unwrap().objects[0].clone();
+        assert!(oid > 1);
+        assert_eq!(process.interface(), REMOTE_PROCESS);
+        let joined = process.call(&cx, "join", &[], &stream.heap).unwrap();
+        let crate::remoting::Answer::Value(s) = joined else {
+            panic!("join failed")
+        };
+        let crate::javaser::Item::Value(Value::Ref(id)) = s.items[0] else {
+            panic!()
+        };
+        assert_eq!(s.heap.field(id, "value"), Some(&Value::Int(3)));
+        // Output (stdout and stderr merged, as err was null) went live into `out`; the
+        // command line into the listener; `$$` became `$`, an empty value removed the
+        // variable, PATH+X was prepended.
+        let out = String::from_utf8(fake.chunks_to(77)).unwrap();
+        assert_eq!(out, "out\nerr\nbar$ \n/opt/x\n");
+        let log = String::from_utf8(fake.chunks_to(78)).unwrap();
+        assert!(log.starts_with("[") && log.contains("] $ sh -c "), "{log}");
+        // Both controller streams were released: the listener's by the call, `out` by the
+        // output pump when the process ended.
+        let released = fake.log.lock().unwrap().released.clone();
+        assert!(
+            released.contains(&77) && released.contains(&78),
+            "{released:?}"
+        );
+    }
+
+    #[test]
+    fn a_launch_in_the_class_form_runs_with_jenkins_environment_semantics() {
+        launches_and_joins(false);
+    }
+
+    #[test]
+    fn a_launch_in_the_record_form_of_2_485_runs_the_same() {
+        launches_and_joins(true);
+    }
 
     #[test]
     fn command_lines_print_as_jenkins_prints_them() {

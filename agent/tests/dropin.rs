@@ -821,3 +821,38 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         assert!(unit.lines().any(|l| l == line), "missing {line:?}");
     }
 }
+
+/// Processes whose environment carries `mark`.
+fn marked_processes(mark: &str) -> Vec<String> {
+    let needle = format!("NECTR_TEST_MARK={mark}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            found.push(String::from_utf8_lossy(&cmd).replace('\0', " "));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_demo_leaves_nothing_running() {
+    let mark = format!("demo-{}", std::process::id());
+    let o = std::process::Command::new(repo_root().join("scripts/demo"))
+        .env("NECTR_TEST_MARK", &mark)
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "scripts/demo failed:\n{out}");
+    assert!(out.contains("demo done"), "{out}");
+    // Every process the demo started carries the mark in its environment; none may outlive it.
+    let left = marked_processes(&mark);
+    assert!(left.is_empty(), "left running after the demo: {left:#?}");
+}

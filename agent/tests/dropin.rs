@@ -856,3 +856,197 @@ fn the_demo_leaves_nothing_running() {
     let left = marked_processes(&mark);
     assert!(left.is_empty(), "left running after the demo: {left:#?}");
 }
+
+/// An HTTP server that records each request head and answers `reply`.
+fn recorder(reply: &'static str) -> (u16, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let port = fake_server(move |mut s| {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            if s.read(&mut b).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+        let _ = tx
+            .lock()
+            .unwrap()
+            .send(String::from_utf8_lossy(&head).into_owned());
+        let _ = s.write_all(reply.as_bytes());
+    });
+    (port, rx)
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = scratch("dropin-run");
+    let mut cmd = agent_command();
+    cmd.args(["-name", "n1", "-noReconnect", "--connect-timeout", "5"])
+        .args(args)
+        .envs(env.iter().copied());
+    AgentProc::spawn(cmd, &dir).wait_exit(LONG)
+}
+
+#[test]
+fn discovery_tries_each_url_and_sends_the_name_and_credentials() {
+    let (port, heads) = recorder("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+    let closed = closed_port();
+    let (code, err) = run_to_exit(
+        &[
+            "-url",
+            &format!("http://127.0.0.1:{closed}/"),
+            "-url",
+            &format!("http://127.0.0.1:{port}/jenkins"),
+            "-secret",
+            "s",
+            "-credentials",
+            "builder:pa55word",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no controller URL answered: http://127.0.0.1:{closed}/: cannot connect"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("-credentials USER:PASSWORD"),
+        "a 401 says what to do: {err}"
+    );
+    assert!(!err.contains("pa55word"), "{err}");
+    let head = heads.recv_timeout(LONG).unwrap();
+    assert!(
+        head.starts_with("GET /jenkins/tcpSlaveAgentListener/ HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nNode-Name: n1\r\n"), "{head}");
+    let basic = B64.encode("builder:pa55word");
+    assert!(
+        head.contains(&format!("\r\nAuthorization: Basic {basic}\r\n")),
+        "{head}"
+    );
+}
+
+#[test]
+fn proxy_credentials_go_to_the_proxy_only() {
+    let reply = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n";
+    let (port, heads) = recorder(reply);
+    let proxy = format!("http://127.0.0.1:{port}");
+    let (code, err) = run_to_exit(
+        &["-url", "https://127.0.0.1:9/", "-webSocket", "-secret", "s"],
+        &[("https_proxy", &proxy)],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("-proxyCredentials"),
+        "a 407 says what to do: {err}"
+    );
+    let head = heads.recv_timeout(LONG).unwrap();
+    assert!(
+        head.starts_with("CONNECT 127.0.0.1:9 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("Proxy-Authorization"), "{head}");
+    // From -proxyCredentials, and from user:password@ in the variable.
+    for (env_proxy, extra, user) in [
+        (
+            proxy.clone(),
+            vec!["-proxyCredentials", "ci:s3cret"],
+            "ci:s3cret",
+        ),
+        (
+            format!("http://ci%40corp:s3cret@127.0.0.1:{port}"),
+            vec![],
+            "ci@corp:s3cret",
+        ),
+    ] {
+        let mut args = vec!["-url", "https://127.0.0.1:9/", "-webSocket", "-secret", "s"];
+        args.extend(extra);
+        let (code, err) = run_to_exit(&args, &[("https_proxy", &env_proxy)]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let head = heads.recv_timeout(LONG).unwrap();
+        let basic = B64.encode(user);
+        assert!(
+            head.contains(&format!("\r\nProxy-Authorization: Basic {basic}\r\n")),
+            "{head}"
+        );
+    }
+}
+
+#[test]
+fn websocket_headers_are_sent_on_the_upgrade() {
+    let (port, heads) = recorder("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    let (code, err) = run_to_exit(
+        &[
+            "-url",
+            &format!("http://127.0.0.1:{port}/"),
+            "-webSocket",
+            "-secret",
+            "s",
+        ],
+        &[(
+            "REMOTING_OPTS",
+            "-webSocketHeader 'X-Farm=build farm 1' -webSocketHeader X-Other=2",
+        )],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    // Header names are case-insensitive (the WebSocket client sends them in lower case).
+    let head = heads.recv_timeout(LONG).unwrap().to_ascii_lowercase();
+    assert!(head.contains("\r\nx-farm: build farm 1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-other: 2\r\n"), "{head}");
+}
+
+/// The `tr` (timer) field of the agent's TCP connection to `port` in /proc/net/tcp: 2 is
+/// the keep-alive timer, 0 none.
+fn agent_socket_timer(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let remote_port = u16::from_str_radix(f[2].rsplit(':').next()?, 16).ok()?;
+        let established = f[3] == "01";
+        (remote_port == port && established)
+            .then(|| u32::from_str_radix(f[5].split(':').next()?, 16).ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn tcp_keep_alive_is_on_unless_no_keep_alive() {
+    let key = fake_identity(&scratch("dropin-keepalive")).1;
+    for (extra, want) in [(None, 2), (Some("-noKeepAlive"), 0)] {
+        let port = silent_server();
+        let dir = scratch("dropin-keepalive-run");
+        let mut cmd = agent_command();
+        cmd.args([
+            "-direct",
+            &format!("127.0.0.1:{port}"),
+            "-instanceIdentity",
+            &key,
+        ])
+        .args(["-name", "n1", "-secret", "s", "--connect-timeout", "60"])
+        .args(extra);
+        let agent = AgentProc::spawn(cmd, &dir);
+        // The agent sent its preamble and waits for the ACK on an idle connection.
+        let deadline = std::time::Instant::now() + LONG;
+        let timer = loop {
+            if let Some(t) = agent_socket_timer(port).filter(|t| *t != 1) {
+                break t;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", agent.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(timer, want, "{extra:?}");
+    }
+}

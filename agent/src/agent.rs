@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,7 +14,7 @@ use crate::cli::AgentOptions;
 use crate::cli::{Jnlp4Route, TransportChoice};
 use crate::handlers::{self, Host, Protocol};
 use crate::javaser::Registry;
-use crate::remoting::{capability, classes, command, Answer, Channel, Event, Reply};
+use crate::remoting::{capability, command, Answer, Channel, Event, Reply};
 use crate::streams::{Streams, Written};
 use crate::transport::jnlp4::{self, Jnlp4Connection};
 use crate::transport::net::{Net, ProxyConfig};
@@ -193,7 +193,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     tokio::pin!(shutdown);
-    let registry = Arc::new(classes::registry());
+    let registry = Arc::new(handlers::classes::registry());
     let proxy = ProxyConfig::from_env(&|k| std::env::var(k).ok())
         .with_credentials(opts.proxy_credentials.as_ref());
     let mut net = Net::new(proxy, opts.extra_ca_pem.as_deref())?;
@@ -294,7 +294,7 @@ async fn serve(
     let started = tokio::time::Instant::now();
     let mut last_heard = started;
     let mut commanded = false;
-    let mut channel = Channel::new();
+    let mut channel = Channel::with_registry(registry.as_ref().clone());
     // Bounded: a handler streaming a large file waits here instead of filling memory.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
     // The controller advertised PIPE_THROTTLING (real ones always do; unknown counts as
@@ -304,11 +304,15 @@ async fn serve(
         .peer_capability()
         .is_none_or(|c| c & capability::PIPE_THROTTLING != 0);
     let streams = Arc::new(Streams::new(ack_chunks));
+    // Objects handlers exported (a launched process), by oid; oids come from `streams`.
+    let objects: Objects = Arc::new(Mutex::new(HashMap::new()));
     // Reads in flight on controller InputStreams: request id → the waiting handler.
     let mut reads: HashMap<i32, std::sync::mpsc::SyncSender<Reply>> = HashMap::new();
     // Calls in progress, with the flag a `Request$Cancel` raises for the handler to see.
     let mut running: HashMap<i32, Arc<AtomicBool>> = HashMap::new();
     let protocol = conn.protocol();
+    // A developer's record of the channel's bytes (NECTR_CAPTURE_DIR), for `debug javaser`.
+    let mut capture = Capture::from_env();
     // Pings to the controller, once it asked for them (`ChannelPinger$SetUpRemotePing`).
     let mut pinger: Option<Pinger> = None;
     loop {
@@ -323,6 +327,9 @@ async fn serve(
                 Incoming::Data(bytes) => {
                     last_heard = tokio::time::Instant::now();
                     commanded = true;
+                    if let Some(c) = capture.as_mut() {
+                        c.record(true, &bytes);
+                    }
                     let mut ended = None;
                     for event in channel.receive(&bytes) {
                         match event {
@@ -336,9 +343,12 @@ async fn serve(
                                     );
                                     pinger = Some(p);
                                 }
-                                if handlers::is_instant(&req.callable_class) {
-                                    let remote = handlers::NoStreams(registry);
-                                    let answer = handlers::dispatch(&req, registry, host.as_ref(), protocol, &remote);
+                                let kind = handlers::target(&req).kind();
+                                if kind == handlers::Kind::Instant {
+                                    let remote = handlers::NoStreams(registry.clone());
+                                    let target = handlers::target(&req);
+                                    let cx = handlers::Ctx::new(registry, host.as_ref(), protocol, &remote, req.id);
+                                    let answer = handlers::dispatch(&target, &cx);
                                     channel.answer(req.id, 0, &answer);
                                     continue;
                                 }
@@ -349,11 +359,15 @@ async fn serve(
                                     tx: tx.clone(),
                                     registry: registry.clone(),
                                     streams: streams.clone(),
+                                    objects: objects.clone(),
                                     last_io_id: AtomicI32::new(0),
+                                    released: Mutex::new(Vec::new()),
                                 };
                                 let host = host.clone();
                                 tokio::task::spawn_blocking(move || {
-                                    let answer = handlers::dispatch(&req, &remote.registry, host.as_ref(), protocol, &remote);
+                                    let target = handlers::target(&req);
+                                    let cx = handlers::Ctx::new(&remote.registry, host.as_ref(), protocol, &remote, req.id);
+                                    let answer = handlers::dispatch(&target, &cx);
                                     let last_io_id = remote.last_io_id.load(Ordering::SeqCst);
                                     let _ = remote.tx.blocking_send(Outgoing::Answer { id: req.id, last_io_id, answer });
                                 });
@@ -406,7 +420,20 @@ async fn serve(
                                     warn!(oid, "flushing exported stream: {e}");
                                 }
                             }
+                            Event::InputRead { id, oid, len } => {
+                                let streams = streams.clone();
+                                let tx = tx.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    let result = streams.read_export(oid, len);
+                                    let _ = tx.blocking_send(Outgoing::ReadAnswer { id, result });
+                                });
+                            }
+                            Event::InputClose(oid) => streams.unexport(oid),
                             Event::StreamEnd { oid, close, error } => {
+                                if lock(&objects).remove(&oid).is_some() {
+                                    debug!(oid, "the controller released an exported object");
+                                    continue;
+                                }
                                 if let Some(e) = &error {
                                     warn!(oid, "the controller closed a stream with an error: {e}");
                                 }
@@ -455,6 +482,9 @@ async fn serve(
                         }
                     }
                     Outgoing::Command(c) => channel.send_command(&c),
+                    Outgoing::ReadAnswer { id, result } => {
+                        channel.answer_read(id, result.as_ref().map(|o| o.as_deref()).map_err(|e| e.as_str()));
+                    }
                     Outgoing::Read { oid, len, reply } => {
                         let id = channel.read_input(oid, len);
                         reads.insert(id, reply);
@@ -475,6 +505,11 @@ async fn serve(
             }
         };
         let frames = channel.take_frames();
+        if let Some(c) = capture.as_mut() {
+            for f in &frames {
+                c.record(false, f);
+            }
+        }
         if !frames.is_empty() {
             // A controller that stopped reading must not hold the agent here for ever.
             let stall = pinger.as_ref().map_or(limits.idle, |p| p.timeout);
@@ -498,6 +533,52 @@ async fn serve(
     }
 }
 
+/// Appends every chunk frame received from (`in.bin`) and sent to (`out.bin`) the controller
+/// to files in `$NECTR_CAPTURE_DIR`, one pair per connection: `nectr-agent debug javaser`
+/// reads them. A tool for developers writing the simulator from what real controllers send;
+/// the frames carry whatever the build carries, so keep the directory private.
+struct Capture {
+    inbound: std::fs::File,
+    outbound: std::fs::File,
+}
+
+impl Capture {
+    fn from_env() -> Option<Capture> {
+        let dir = std::path::PathBuf::from(std::env::var_os("NECTR_CAPTURE_DIR")?);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let open = |side: &str| {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{stamp}-{side}.bin")))
+        };
+        match (open("in"), open("out")) {
+            (Ok(inbound), Ok(outbound)) => {
+                info!(dir = %dir.display(), "capturing the channel's frames");
+                Some(Capture { inbound, outbound })
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!("NECTR_CAPTURE_DIR {}: {e}; not capturing", dir.display());
+                None
+            }
+        }
+    }
+
+    fn record(&mut self, inbound: bool, bytes: &[u8]) {
+        use std::io::Write;
+        let f = if inbound {
+            &mut self.inbound
+        } else {
+            &mut self.outbound
+        };
+        let _ = f.write_all(bytes);
+    }
+}
+
 /// What handler threads hand to the connection, in order.
 enum Outgoing {
     /// The answer to a call, after every stream command it sent.
@@ -508,6 +589,11 @@ enum Outgoing {
     },
     /// A stream command (`ProxyOutputStream$Chunk`, `$EOF`, `$Ack` …).
     Command(Vec<u8>),
+    /// The answer to the controller's read of an agent InputStream.
+    ReadAnswer {
+        id: i32,
+        result: Result<Option<Vec<u8>>, String>,
+    },
     /// Read up to `len` bytes from the controller's InputStream `oid`; the reply goes back to
     /// the handler waiting on `reply`.
     Read {
@@ -517,13 +603,22 @@ enum Outgoing {
     },
 }
 
+/// The objects handlers exported on one connection.
+type Objects = Arc<Mutex<HashMap<i32, Arc<dyn handlers::Exported>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A call's view of the connection (see [`handlers::Remote`]).
 struct CallRemote {
     cancelled: Arc<AtomicBool>,
     tx: mpsc::Sender<Outgoing>,
     registry: Arc<Registry>,
     streams: Arc<Streams>,
+    objects: Objects,
     last_io_id: AtomicI32,
+    released: Mutex<Vec<i32>>,
 }
 
 impl handlers::Remote for CallRemote {
@@ -533,8 +628,42 @@ impl handlers::Remote for CallRemote {
 
     fn next_io_id(&self) -> i32 {
         let id = self.streams.next_io_id();
-        self.last_io_id.store(id, Ordering::SeqCst);
+        self.last_io_id.fetch_max(id, Ordering::SeqCst);
         id
+    }
+
+    fn note_io(&self, io_id: i32) {
+        self.last_io_id.fetch_max(io_id, Ordering::SeqCst);
+    }
+
+    fn export_input(&self, source: Box<dyn std::io::Read + Send>) -> i32 {
+        self.streams.export_input(source)
+    }
+
+    fn export_object(&self, object: Arc<dyn handlers::Exported>) -> i32 {
+        let oid = self.streams.new_oid();
+        lock(&self.objects).insert(oid, object);
+        oid
+    }
+
+    fn object(&self, oid: i32) -> Option<Arc<dyn handlers::Exported>> {
+        lock(&self.objects).get(&oid).cloned()
+    }
+
+    fn is_released(&self, oid: i32) -> bool {
+        lock(&self.released).contains(&oid)
+    }
+
+    fn detach(&self) -> Arc<dyn handlers::Remote> {
+        Arc::new(CallRemote {
+            cancelled: Arc::new(AtomicBool::new(false)),
+            tx: self.tx.clone(),
+            registry: self.registry.clone(),
+            streams: self.streams.clone(),
+            objects: self.objects.clone(),
+            last_io_id: AtomicI32::new(0),
+            released: Mutex::new(Vec::new()),
+        })
     }
 
     fn is_cancelled(&self) -> bool {
@@ -564,6 +693,7 @@ impl handlers::Remote for CallRemote {
     }
 
     fn release(&self, oid: i32) {
+        lock(&self.released).push(oid);
         self.streams.release(oid)
     }
 

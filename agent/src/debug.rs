@@ -185,7 +185,7 @@ fn expand_nested(j: &mut J, depth: usize, opts: &DecodeOptions) {
 
 fn hex_decode(h: &str) -> Option<Vec<u8>> {
     let b = h.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks(2)

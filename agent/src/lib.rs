@@ -7,11 +7,14 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod antglob;
 pub mod cli;
 pub mod debug;
+pub mod envvars;
 pub mod handlers;
 pub mod javaser;
 pub mod logring;
+pub mod proctree;
 pub mod remoting;
 pub mod streams;
 pub mod tar;

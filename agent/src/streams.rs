@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,9 +29,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A local InputStream the controller reads (`ProxyInputStream$Chunk`): process output.
+type Input = Arc<Mutex<Box<dyn std::io::Read + Send>>>;
+
 enum Export {
     File(File),
     Pipe(Arc<Pipe>),
+    Input(Input),
 }
 
 /// What became of bytes the controller wrote into an agent export.
@@ -94,7 +98,8 @@ impl Streams {
         self.io_id.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    fn new_oid(&self) -> i32 {
+    /// A new export id (streams and the objects handlers export share one counter).
+    pub fn new_oid(&self) -> i32 {
         // Oid 1 is the channel itself (remoting's convention); ours start above it.
         self.next_oid.fetch_add(1, Ordering::SeqCst) + 2
     }
@@ -117,6 +122,33 @@ impl Streams {
         pipe
     }
 
+    /// Exports a local InputStream for the controller to read with pulls; returns its oid.
+    pub fn export_input(&self, source: Box<dyn std::io::Read + Send>) -> i32 {
+        let oid = self.new_oid();
+        lock(&self.exports).insert(oid, Export::Input(Arc::new(Mutex::new(source))));
+        oid
+    }
+
+    /// Reads up to `len` bytes (at most 1 MiB) of the exported InputStream `oid` for the
+    /// controller: `None` at its end. Blocks until bytes come; call it off the connection
+    /// task.
+    pub fn read_export(&self, oid: i32, len: i32) -> Result<Option<Vec<u8>>, String> {
+        let input = match lock(&self.exports).get(&oid) {
+            Some(Export::Input(i)) => i.clone(),
+            Some(_) => return Err(format!("export {oid} is not an InputStream")),
+            None => return Err(format!("no exported InputStream {oid} (already closed)")),
+        };
+        let mut buf = vec![0u8; len.clamp(1, 1 << 20) as usize];
+        let n = lock(&input)
+            .read(&mut buf)
+            .map_err(|e| format!("reading exported stream {oid}: {e}"))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(buf))
+    }
+
     /// Forgets export `oid` (its reader went away).
     pub fn unexport(&self, oid: i32) {
         lock(&self.exports).remove(&oid);
@@ -135,6 +167,10 @@ impl Streams {
                         reason: format!("writing to exported file {oid} failed: {e}"),
                     }
                 }
+            },
+            Some(Export::Input(_)) => Written::Dropped {
+                notify: true,
+                reason: format!("export {oid} is an InputStream, not an OutputStream"),
             },
             Some(Export::Pipe(p)) => match p.push(data) {
                 Ok(()) => Written::Queued,
@@ -167,7 +203,7 @@ impl Streams {
         let export = lock(&self.exports).remove(&oid);
         match export {
             Some(Export::File(f)) if close => f.sync_all(),
-            Some(Export::File(_)) | None => Ok(()),
+            Some(Export::File(_)) | Some(Export::Input(_)) | None => Ok(()),
             Some(Export::Pipe(p)) => {
                 p.finish(match (close, error) {
                     (true, None) => Ok(()),

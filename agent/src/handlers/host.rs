@@ -45,6 +45,12 @@ pub trait Host: Send + Sync {
     fn recent_log(&self) -> Vec<crate::logring::LogEntry> {
         Vec::new()
     }
+    /// The agent's own environment variables (what builds inherit before overrides).
+    fn environment(&self) -> Vec<(String, String)> {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
 }
 
 /// The machine the agent runs on.

@@ -6,7 +6,6 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use super::files::block_data;
 use super::Remote;
 use crate::javaser::{Content, Entry, Heap, Value};
 use crate::remoting::{classes, command};
@@ -72,7 +71,11 @@ pub fn input_form(heap: &Heap, v: Value) -> Result<InputForm, String> {
             {
                 return Err("a greedy RemoteInputStream without a hudson.remoting.Pipe".into());
             }
-            match block_data(heap, pid).as_slice() {
+            match super::view::Obj::of(heap, Value::Ref(pid))
+                .map(|o| o.block_data())
+                .unwrap_or_default()
+                .as_slice()
+            {
                 [0, a, b, c, d] => Ok(InputForm::Pushed {
                     oid_ros: i32::from_be_bytes([*a, *b, *c, *d]),
                 }),

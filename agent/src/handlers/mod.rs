@@ -1,19 +1,40 @@
-//! What the agent does for each callable the controller sends, dispatched by Java class name.
+//! What the agent does for each callable the controller sends.
 //!
-//! Host effects (clock, disk, memory, paths) go through [`Host`], so handlers are tested with a
-//! fake host. Callables nectr does not implement are answered with an exception naming the
-//! class and the way forward (`--runtime jvm`); nothing is left unanswered.
+//! Every callable nectr runs natively is listed once, in the table of its family module
+//! ([`catalog`] merges them): its Java class name, its [`Kind`] and its handler. A handler reads
+//! the callable's fields once through a typed view ([`view::Obj`]), so a missing or mistyped
+//! field is an error naming the class and the field. The envelopes around callables
+//! (`FilePath$FileCallableWrapper`, `FilePath$CallableWith`, RPC on an exported object) are
+//! opened here, in [`target`]; [`dispatch`] runs the result.
+//!
+//! Families, one file each: [`bringup`] (bring-up and monitors), [`files`] (FilePath),
+//! [`process`] (launching and killing processes, the build's environment), [`durable`]
+//! (durable-task: Pipeline `sh`), [`archive`] (stash, unstash, archiveArtifacts) and [`ui`]
+//! (pages a Jenkins admin opens). Host effects of the monitors go through [`Host`], so they are
+//! tested with a fake host; file and process handlers act on the paths and commands the
+//! controller names.
 
+pub mod archive;
+pub mod bringup;
+pub mod catalog;
+pub mod classes;
+pub mod durable;
 pub mod files;
 pub mod host;
 pub mod input;
+pub mod process;
+pub mod sink;
+pub mod ui;
 pub mod untar;
+pub mod view;
 
-use crate::javaser::Registry;
-use crate::javaser::{Builder, Heap, Item, Value};
+use std::sync::Arc;
+
+use crate::javaser::{BuildError, Builder, Heap, Item, Registry, Value};
 use crate::remoting::{Answer, UserRequest};
 
 pub use host::{DiskSpace, Host, Memory, RealHost};
+use view::{short, Obj, ViewError};
 
 /// The remoting version the agent reports (`SlaveComputer$SlaveVersion`): the version embedded
 /// in current controllers, above every supported minimum (agent-callables.md §1.4).
@@ -38,12 +59,114 @@ impl Protocol {
     }
 }
 
-/// The channel as handlers see it: send stream commands, export local streams.
+/// How a callable runs, which decides where the driver runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Answered at once from memory or a clock read: run on the connection task, no thread.
+    Instant,
+    /// Touches the file system or waits (a process, a lock): runs on a blocking thread.
+    Blocking,
+    /// Moves bytes through remote streams (windows, pipes): runs on a blocking thread and
+    /// may wait for the controller's acks.
+    Streaming,
+}
+
+/// A callable's handler: plain callables get the callable object, file callables (sent in a
+/// `FilePath$FileCallableWrapper` or `FilePath$CallableWith`) also the path they act on.
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// `Callable.call()`.
+    Call(fn(&Ctx, Obj) -> R),
+    /// `FileCallable.invoke(File, VirtualChannel)`.
+    File(fn(&Ctx, &str, Obj) -> R),
+}
+
+/// One entry of the catalog.
+pub struct Native {
+    /// The Java class name.
+    pub class: &'static str,
+    /// Where it runs.
+    pub kind: Kind,
+    /// What it does.
+    pub run: Run,
+}
+
+/// A Java exception a handler raises on the controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// A JDK or Jenkins exception class declared in [`classes::registry`].
+    pub class: &'static str,
+    /// Its message.
+    pub message: String,
+}
+
+impl Failure {
+    /// A `java.io.IOException`.
+    pub fn io(message: impl Into<String>) -> Failure {
+        Failure {
+            class: "java.io.IOException",
+            message: message.into(),
+        }
+    }
+
+    /// A `hudson.AbortException`: the build fails with just this message, no stack trace.
+    pub fn abort(message: impl Into<String>) -> Failure {
+        Failure {
+            class: "hudson.AbortException",
+            message: message.into(),
+        }
+    }
+
+    /// The exception Java's `java.nio.file` API throws for `e` on `path`:
+    /// `NoSuchFileException(path)`, `AccessDeniedException(path)`, otherwise an IOException
+    /// saying what failed (`doing` is e.g. "cannot create directory").
+    pub fn fs(e: &std::io::Error, doing: &str, path: &str) -> Failure {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Failure {
+                class: "java.nio.file.NoSuchFileException",
+                message: path.to_string(),
+            },
+            std::io::ErrorKind::PermissionDenied => Failure {
+                class: "java.nio.file.AccessDeniedException",
+                message: path.to_string(),
+            },
+            _ => Failure::io(format!("{doing} {path}: {e}")),
+        }
+    }
+}
+
+impl From<ViewError> for Failure {
+    fn from(e: ViewError) -> Failure {
+        Failure::io(e.0)
+    }
+}
+
+impl From<BuildError> for Failure {
+    fn from(e: BuildError) -> Failure {
+        Failure::io(format!("nectr-agent could not write its answer: {e}"))
+    }
+}
+
+/// What a handler returns.
+pub type R = Result<Answer, Failure>;
+
+/// An object the agent exported (`Channel.export`): the controller calls its methods over RPC.
+pub trait Exported: Send + Sync {
+    /// The Java interface the controller's proxy implements.
+    fn interface(&self) -> &'static str;
+    /// Runs method `method` with `args` (values in `heap`).
+    fn call(&self, cx: &Ctx, method: &str, args: &[Value], heap: &Heap) -> R;
+}
+
+/// The channel as handlers see it: send stream commands, export local streams and objects.
 pub trait Remote: Send + Sync {
     /// The registry commands are written with.
     fn registry(&self) -> &Registry;
-    /// The next I/O id (`ProxyOutputStream` ordering).
+    /// The next I/O id (`ProxyOutputStream` ordering); the call's `Response.lastIoId` will be
+    /// at least this.
     fn next_io_id(&self) -> i32;
+    /// The call's answer must wait for I/O `io_id` (sent by another thread for this call).
+    fn note_io(&self, io_id: i32);
     /// True once the controller cancelled this call (`Request$Cancel`): stop working.
     fn is_cancelled(&self) -> bool;
     /// Sends a command, waiting while the channel's outbox is full (bounded memory).
@@ -51,339 +174,419 @@ pub trait Remote: Send + Sync {
     /// Exports a local sink; returns its oid for a `RemoteOutputStream`.
     fn export(&self, sink: std::fs::File) -> i32;
     /// Exports a new pipe the controller writes into and this call reads.
-    fn export_pipe(&self) -> std::sync::Arc<crate::streams::Pipe>;
+    fn export_pipe(&self) -> Arc<crate::streams::Pipe>;
+    /// Exports a local InputStream the controller reads with `ProxyInputStream$Chunk`.
+    fn export_input(&self, source: Box<dyn std::io::Read + Send>) -> i32;
+    /// Exports an object whose methods the controller calls over RPC.
+    fn export_object(&self, object: Arc<dyn Exported>) -> i32;
+    /// The exported object `oid`.
+    fn object(&self, oid: i32) -> Option<Arc<dyn Exported>>;
     /// Forgets export `oid`.
     fn unexport(&self, oid: i32);
     /// Waits for room for `n` more bytes in the window of the controller's stream `oid`
     /// (PIPE_THROTTLING); fails if the stream died, the call was cancelled or the connection
     /// closed.
     fn reserve(&self, oid: i32, n: usize) -> Result<(), String>;
-    /// This call is done writing into the controller's stream `oid`.
+    /// This call is done writing into the controller's stream `oid` (it sent `$EOF` or
+    /// `$Unexport`).
     fn release(&self, oid: i32);
+    /// True once this call released the controller's stream `oid`.
+    fn is_released(&self, oid: i32) -> bool;
     /// Reads up to `len` bytes from the controller's InputStream `oid`
     /// (`ProxyInputStream$Chunk`): `None` at its end.
     fn read_input(&self, oid: i32, len: i32) -> Result<Option<Vec<u8>>, String>;
+    /// A handle on the same connection for work that outlives this call (a process's output
+    /// pumps): never cancelled by this call's cancellation.
+    fn detach(&self) -> Arc<dyn Remote>;
 }
 
-/// Callables answered at once from memory or a clock read: no streams, no file system, no
-/// waiting. The driver runs them on the connection task instead of a blocking thread, so a
-/// burst of pings costs no threads.
-pub fn is_instant(class: &str) -> bool {
-    matches!(
-        class,
-        "hudson.remoting.PingThread$Ping"
-            | "hudson.remoting.Channel$IOSyncer"
-            | "hudson.slaves.SlaveComputer$SlaveInitializer"
-            | "hudson.slaves.ChannelPinger$SetUpRemotePing"
-            | "hudson.logging.LogRecorder$SetLevel"
-            | "jenkins.util.SystemProperties$AgentCopier$CopySystemProperties"
-            | "jenkins.slaves.restarter.JnlpSlaveRestarterInstaller$FindEffectiveRestarters"
-            | "hudson.slaves.SlaveComputer$SlaveVersion"
-            | "hudson.slaves.SlaveComputer$CommunicationProtocol"
-            | "hudson.slaves.SlaveComputer$DetectOS"
-            | "hudson.slaves.SlaveComputer$DetectDefaultCharset"
-            | "jenkins.slaves.StandardOutputSwapper$ChannelSwapper"
-            | "hudson.node_monitors.ArchitectureMonitor$GetArchTask"
-            | "hudson.model.Slave$GetClockDifference1"
-            | "hudson.model.Slave$GetClockDifference2"
-            | "hudson.node_monitors.ResponseTimeMonitor$Step2"
-    )
+/// What a handler sees of its call.
+pub struct Ctx<'a> {
+    /// Classes answers are written with.
+    pub registry: &'a Registry,
+    /// The machine (monitors, environment).
+    pub host: &'a dyn Host,
+    /// The transport.
+    pub protocol: Protocol,
+    /// The channel.
+    pub remote: &'a dyn Remote,
+    /// The controller's request id (`Chunk.requestId` of streams written for it).
+    pub request_id: i32,
+    /// Controller streams this call handed to work that outlives it (see [`Ctx::keep`]).
+    kept: std::cell::RefCell<Vec<i32>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of request `request_id`.
+    pub fn new(
+        registry: &'a Registry,
+        host: &'a dyn Host,
+        protocol: Protocol,
+        remote: &'a dyn Remote,
+        request_id: i32,
+    ) -> Ctx<'a> {
+        Ctx {
+            registry,
+            host,
+            protocol,
+            remote,
+            request_id,
+            kept: Default::default(),
+        }
+    }
+
+    /// A builder over the agent's classes.
+    pub fn builder(&self) -> Builder<'_> {
+        Builder::new(self.registry)
+    }
+
+    /// The controller's stream `oid`, received in this call, is now owned by work that
+    /// outlives the call (a process's output pump), which releases it; the call's own
+    /// clean-up leaves it alone.
+    pub fn keep(&self, oid: i32) {
+        self.kept.borrow_mut().push(oid);
+    }
 }
 
 /// The [`Remote`] of an instant callable: it has no streams, and any use is an error.
-pub struct NoStreams<'a>(pub &'a Registry);
+pub struct NoStreams(pub Arc<Registry>);
 
-impl Remote for NoStreams<'_> {
+const NO_STREAMS: &str = "an instant callable has no streams";
+
+impl Remote for NoStreams {
     fn registry(&self) -> &Registry {
-        self.0
+        &self.0
     }
     fn next_io_id(&self) -> i32 {
         0
     }
+    fn note_io(&self, _: i32) {}
     fn is_cancelled(&self) -> bool {
         false
     }
     fn send(&self, _: Vec<u8>) -> Result<(), String> {
-        Err("an instant callable has no streams".into())
+        Err(NO_STREAMS.into())
     }
     fn export(&self, _: std::fs::File) -> i32 {
         0
     }
-    fn export_pipe(&self) -> std::sync::Arc<crate::streams::Pipe> {
-        crate::streams::Pipe::failed("an instant callable has no streams")
+    fn export_pipe(&self) -> Arc<crate::streams::Pipe> {
+        crate::streams::Pipe::failed(NO_STREAMS)
+    }
+    fn export_input(&self, _: Box<dyn std::io::Read + Send>) -> i32 {
+        0
+    }
+    fn export_object(&self, _: Arc<dyn Exported>) -> i32 {
+        0
+    }
+    fn object(&self, _: i32) -> Option<Arc<dyn Exported>> {
+        None
     }
     fn unexport(&self, _: i32) {}
     fn reserve(&self, _: i32, _: usize) -> Result<(), String> {
-        Err("an instant callable has no streams".into())
+        Err(NO_STREAMS.into())
     }
     fn release(&self, _: i32) {}
+    fn is_released(&self, _: i32) -> bool {
+        false
+    }
     fn read_input(&self, _: i32, _: i32) -> Result<Option<Vec<u8>>, String> {
-        Err("an instant callable has no streams".into())
+        Err(NO_STREAMS.into())
+    }
+    fn detach(&self) -> Arc<dyn Remote> {
+        Arc::new(NoStreams(self.0.clone()))
     }
 }
 
-/// Runs one callable. Pure apart from `host` and `remote`.
-pub fn dispatch(
-    req: &UserRequest,
-    registry: &Registry,
-    host: &dyn Host,
-    protocol: Protocol,
-    remote: &dyn Remote,
-) -> Answer {
-    let answer = match run(req, registry, host, protocol, remote) {
-        Ok(a) => a,
-        Err(e) => Answer::io_error(format!("{}: {e}", req.callable_class)),
+/// Remoting's class of a method call on an exported object sent inside a `UserRequest`.
+const USER_RPC: &str = crate::remoting::classes::USER_RPC_REQUEST;
+/// The same call sent as a plain `RPCRequest` (only for `userProxy=false` exports).
+const RPC: &str = crate::remoting::classes::RPC_REQUEST;
+/// `FilePath.act(FileCallable)` on a remote channel.
+const FILE_WRAPPER: &str = "hudson.FilePath$FileCallableWrapper";
+/// `FilePath.asCallableWith(task)` (the disk-space monitors).
+const CALLABLE_WITH: &str = "hudson.FilePath$CallableWith";
+/// A plugin's wrapper around a `FileCallableWrapper` (`FilePath.FileCallableWrapperFactory`).
+const INTERCEPTOR: &str = "hudson.FilePath$AbstractInterceptorCallableWrapper";
+
+/// What a `UserRequest` asks for, envelopes opened.
+pub enum Target<'h> {
+    /// A callable of the catalog.
+    Native {
+        /// Its entry.
+        entry: &'static Native,
+        /// The callable object.
+        obj: Obj<'h>,
+        /// For file callables: the path it acts on.
+        path: Option<String>,
+    },
+    /// A method call on an object the agent exported.
+    Rpc {
+        /// The export.
+        oid: i32,
+        /// The method name.
+        method: String,
+        /// Its arguments.
+        args: Vec<Value>,
+        /// The heap the arguments live in.
+        heap: &'h Heap,
+    },
+    /// A class nectr does not run natively (the innermost callable's class).
+    Unknown(String),
+    /// The envelope itself could not be read.
+    Invalid(String),
+}
+
+impl Target<'_> {
+    /// Where the driver should run it.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Target::Native { entry, .. } => entry.kind,
+            // The channel's own export answers from memory; a process's join waits.
+            Target::Rpc { oid: 1, .. } => Kind::Instant,
+            Target::Rpc { .. } => Kind::Blocking,
+            Target::Unknown(_) | Target::Invalid(_) => Kind::Instant,
+        }
+    }
+
+    /// The class name to log for this call.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Native { entry, .. } => entry.class.to_string(),
+            Target::Rpc { oid, method, .. } => format!("RPC {method} on export {oid}"),
+            Target::Unknown(c) => c.clone(),
+            Target::Invalid(why) => format!("unreadable call ({why})"),
+        }
+    }
+}
+
+/// Opens the envelopes of `req` and finds its handler.
+pub fn target(req: &UserRequest) -> Target<'_> {
+    let heap = &req.callable.heap;
+    let Some(obj) = Obj::of(heap, req.callable_value) else {
+        return Target::Invalid("the callable is null or not an object".into());
     };
-    if let Answer::Exception { message, .. } = &answer {
-        tracing::warn!(id = req.id, callable = %req.callable_class, "answered with an exception: {message}");
+    match open(obj, 0) {
+        Ok(t) => t,
+        Err(e) => Target::Invalid(e.0),
+    }
+}
+
+fn open(obj: Obj<'_>, depth: usize) -> Result<Target<'_>, ViewError> {
+    let class = obj.class();
+    if depth > 4 {
+        return Err(ViewError(format!("{class}: wrappers nested too deeply")));
+    }
+    match class.as_str() {
+        FILE_WRAPPER => {
+            let inner = obj.obj("callable")?;
+            let path = obj.obj("filePath")?.str("remote")?;
+            file_target(inner, path)
+        }
+        CALLABLE_WITH => {
+            let inner = obj.obj("task")?;
+            let path = obj.obj("this$0")?.str("remote")?;
+            file_target(inner, path)
+        }
+        INTERCEPTOR => open(obj.obj("callable")?, depth + 1),
+        USER_RPC | RPC => {
+            let args = match obj.raw("arguments") {
+                Some(Value::Ref(id)) => match obj.heap.array(id).map(|a| &a.data) {
+                    Some(crate::javaser::ArrayData::Object(v)) => v.clone(),
+                    _ => return Err(ViewError("RPC arguments are not an Object[]".into())),
+                },
+                _ => Vec::new(),
+            };
+            Ok(Target::Rpc {
+                oid: obj.int("oid")?,
+                method: obj.str("methodName")?,
+                args,
+                heap: obj.heap,
+            })
+        }
+        _ => Ok(match catalog::lookup(&class) {
+            Some(
+                entry @ Native {
+                    run: Run::Call(_), ..
+                },
+            ) => Target::Native {
+                entry,
+                obj,
+                path: None,
+            },
+            Some(Native {
+                run: Run::File(_), ..
+            }) => {
+                return Err(ViewError(format!(
+                    "{} is a file callable but came without a FilePath",
+                    short(&class)
+                )))
+            }
+            None => Target::Unknown(class),
+        }),
+    }
+}
+
+fn file_target(inner: Obj<'_>, path: String) -> Result<Target<'_>, ViewError> {
+    let class = inner.class();
+    Ok(match catalog::lookup(&class) {
+        Some(
+            entry @ Native {
+                run: Run::File(_), ..
+            },
+        ) => Target::Native {
+            entry,
+            obj: inner,
+            path: Some(path),
+        },
+        Some(_) => {
+            return Err(ViewError(format!(
+                "{} is not a file callable but came wrapped with a FilePath",
+                short(&class)
+            )))
+        }
+        None => Target::Unknown(class),
+    })
+}
+
+/// Runs `target` (from [`target`] of the same request). Never panics on input; the answer is
+/// an exception when the handler fails.
+pub fn dispatch(target: &Target<'_>, cx: &Ctx) -> Answer {
+    let result = match target {
+        Target::Native { entry, obj, path } => match (entry.run, path) {
+            (Run::Call(f), _) => f(cx, *obj),
+            (Run::File(f), Some(p)) => f(cx, p, *obj),
+            (Run::File(_), None) => Err(Failure::io("a file callable without its path")),
+        },
+        Target::Rpc {
+            oid,
+            method,
+            args,
+            heap,
+        } => rpc(cx, *oid, method, args, heap),
+        Target::Unknown(class) => Ok(unknown(class)),
+        Target::Invalid(why) => Err(Failure::io(format!(
+            "nectr-agent could not read this call: {why}"
+        ))),
+    };
+    let answer = match result {
+        Ok(a) => a,
+        Err(f) => Answer::Exception {
+            class: f.class.into(),
+            message: f.message,
+        },
+    };
+    if let Answer::Exception { class, message } = &answer {
+        tracing::warn!(
+            id = cx.request_id,
+            callable = %target.describe(),
+            "answered with {class}: {message}"
+        );
+    }
+    if let Target::Native { obj, .. } = target {
+        release_unused_streams(*obj, cx);
     }
     answer
 }
 
-type R = Result<Answer, String>;
+/// Every controller output stream a callable carries (a `RemoteOutputStream`, the writing end
+/// of a remote-to-local `Pipe`, the stream inside a listener) holds a reference on the
+/// controller's export table until the agent ends it with `$EOF` or `$Unexport`. Streams the
+/// handler neither ended nor kept for later are released here, as a Java agent's garbage
+/// collector eventually does.
+fn release_unused_streams(obj: Obj<'_>, cx: &Ctx) {
+    let kept = cx.kept.borrow();
+    for oid in sink::controller_streams(obj) {
+        if kept.contains(&oid) || cx.remote.is_released(oid) {
+            continue;
+        }
+        let io = cx.remote.next_io_id();
+        let _ = cx.remote.send(crate::remoting::command::stream_unexport(
+            cx.remote.registry(),
+            io,
+            oid,
+        ));
+        cx.remote.release(oid);
+    }
+}
 
-pub(crate) fn value(b: Builder, v: Value) -> Answer {
+/// A method call on an export: the channel itself (oid 1) or an object a handler exported.
+fn rpc(cx: &Ctx, oid: i32, method: &str, args: &[Value], heap: &Heap) -> R {
+    if oid == 1 {
+        return match crate::remoting::command::rpc_result(oid, method) {
+            Ok(()) => Ok(Answer::null()),
+            Err(e) => Err(Failure::io(e)),
+        };
+    }
+    match cx.remote.object(oid) {
+        Some(object) => object.call(cx, method, args, heap),
+        None => Err(Failure::io(format!(
+            "no exported object {oid} on this agent for {method}() (it was released, or it belongs to an earlier connection)"
+        ))),
+    }
+}
+
+/// A value answer.
+pub fn value(b: Builder, v: Value) -> Answer {
     Answer::Value(b.into_stream(vec![Item::Value(v)]))
 }
 
-fn string(registry: &Registry, s: &str) -> Answer {
-    let mut b = Builder::new(registry);
+/// A `String` answer.
+pub fn string(cx: &Ctx, s: &str) -> R {
+    let mut b = cx.builder();
     let v = b.string(s);
-    value(b, v)
-}
-
-fn boolean(registry: &Registry, x: bool) -> R {
-    let mut b = Builder::new(registry);
-    let v = b.boolean(x).map_err(|e| e.to_string())?;
     Ok(value(b, v))
 }
 
-fn long_field(heap: &Heap, v: Value, name: &str) -> Option<i64> {
-    match heap.field(v.as_ref()?, name)? {
-        Value::Long(l) => Some(*l),
-        _ => None,
-    }
-}
-
-fn string_field(heap: &Heap, v: Value, name: &str) -> Option<String> {
-    let s = heap.field(v.as_ref()?, name)?.as_ref()?;
-    heap.str(s).map(|s| s.to_string())
-}
-
-fn run(
-    req: &UserRequest,
-    registry: &Registry,
-    host: &dyn Host,
-    protocol: Protocol,
-    remote: &dyn Remote,
-) -> R {
-    let heap = &req.callable.heap;
-    let this = req.callable_value;
-    let e = |e: crate::javaser::BuildError| e.to_string();
-    Ok(match req.callable_class.as_str() {
-        "hudson.remoting.PingThread$Ping"
-        | "hudson.slaves.SlaveComputer$SlaveInitializer"
-        | "hudson.slaves.ChannelPinger$SetUpRemotePing"
-        | "hudson.logging.LogRecorder$SetLevel"
-        | "jenkins.util.SystemProperties$AgentCopier$CopySystemProperties"
-        | "jenkins.slaves.restarter.JnlpSlaveRestarterInstaller$FindEffectiveRestarters"
-        | "hudson.remoting.Channel$IOSyncer" => Answer::null(),
-        "hudson.slaves.SlaveComputer$SlaveVersion" => string(registry, REMOTING_VERSION),
-        "hudson.slaves.SlaveComputer$CommunicationProtocol" => string(registry, protocol.name()),
-        "hudson.slaves.SlaveComputer$DetectOS" => boolean(registry, true)?,
-        "hudson.slaves.SlaveComputer$DetectDefaultCharset" => string(registry, "UTF-8"),
-        "jenkins.slaves.StandardOutputSwapper$ChannelSwapper" => boolean(registry, false)?,
-        "hudson.slaves.SlaveComputer$AbsolutePath" => {
-            let rel = string_field(heap, this, "relativePath").unwrap_or_default();
-            string(registry, &host.absolute_path(&rel))
-        }
-        "hudson.node_monitors.ArchitectureMonitor$GetArchTask" => {
-            string(registry, &host.architecture())
-        }
-        "hudson.model.Slave$GetClockDifference2" | "hudson.model.Slave$GetClockDifference1" => {
-            let start = long_field(heap, this, "startTime").unwrap_or(0);
-            let mut b = Builder::new(registry);
-            let v = b
-                .object(
-                    "hudson.model.Slave$GetClockDifference3",
-                    &[
-                        ("remoteTime", Value::Long(host.now_millis())),
-                        ("startTime", Value::Long(start)),
-                    ],
-                )
-                .map_err(e)?;
-            value(b, v)
-        }
-        "hudson.node_monitors.ResponseTimeMonitor$Step2" => {
-            let start = long_field(heap, this, "start").unwrap_or(0);
-            let mut b = Builder::new(registry);
-            let cur = match this.as_ref().and_then(|t| heap.field(t, "cur")) {
-                Some(v) => b.import(heap, *v),
-                None => Value::Null,
-            };
-            let v = b
-                .object(
-                    "hudson.node_monitors.ResponseTimeMonitor$Step3",
-                    &[("start", Value::Long(start)), ("cur", cur)],
-                )
-                .map_err(e)?;
-            value(b, v)
-        }
-        "hudson.node_monitors.SwapSpaceMonitor$MonitorTask" => {
-            let m = host
-                .memory()
-                .map_err(|e| format!("cannot read memory figures: {e}"))?;
-            let mut b = Builder::new(registry);
-            let v = b
-                .object(
-                    "hudson.node_monitors.SwapSpaceMonitor$MemoryUsage2",
-                    &[
-                        ("availablePhysicalMemory", Value::Long(m.available_physical)),
-                        ("availableSwapSpace", Value::Long(m.available_swap)),
-                        ("totalPhysicalMemory", Value::Long(m.total_physical)),
-                        ("totalSwapSpace", Value::Long(m.total_swap)),
-                    ],
-                )
-                .map_err(e)?;
-            value(b, v)
-        }
-        "hudson.FilePath$CallableWith" => file_callable(req, registry, host)?,
-        // RPC wrapped in a UserRequest (userProxy=true): getRemoteProperty and the like.
-        crate::remoting::classes::RPC_REQUEST | crate::remoting::classes::USER_RPC_REQUEST => {
-            let oid = match this.as_ref().and_then(|t| heap.field(t, "oid")) {
-                Some(Value::Int(o)) => *o,
-                _ => 0,
-            };
-            let method = string_field(heap, this, "methodName").unwrap_or_default();
-            match crate::remoting::command::rpc_result(oid, &method) {
-                Ok(()) => Answer::null(),
-                Err(e) => Answer::io_error(e),
-            }
-        }
-        "hudson.FilePath$FileCallableWrapper" => {
-            let inner = this
-                .as_ref()
-                .and_then(|t| heap.field(t, "callable"))
-                .copied()
-                .unwrap_or(Value::Null);
-            let path = this
-                .as_ref()
-                .and_then(|t| heap.field(t, "filePath"))
-                .and_then(|fp| string_field(heap, *fp, "remote"))
-                .ok_or("FilePath$FileCallableWrapper without a path")?;
-            let inner_class = inner
-                .as_ref()
-                .and_then(|i| heap.class_name(i))
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            match inner_class.as_str() {
-                "hudson.FilePath$CopyTo" => files::copy_to(&path, heap, inner, remote, req.id),
-                "hudson.FilePath$WritePipe" => files::write_pipe(&path, registry, remote),
-                "hudson.FilePath$Read" => files::read(&path, heap, inner, remote, req.id),
-                "hudson.FilePath$UntarRemote" => untar::untar_remote(&path, heap, inner, remote),
-                other => unknown(other),
-            }
-        }
-        "hudson.slaves.SlaveComputer$SlaveLogFetcher" => log_records(registry, host).map_err(e)?,
-        other => unknown(other),
-    })
-}
-
-/// A `FilePath.asCallableWith(task)`: `task` runs on the path `this$0.remote`.
-fn file_callable(req: &UserRequest, registry: &Registry, host: &dyn Host) -> R {
-    let heap = &req.callable.heap;
-    let this = req.callable_value;
-    let task = this
-        .as_ref()
-        .and_then(|t| heap.field(t, "task"))
-        .and_then(|v| v.as_ref());
-    let task_class = task
-        .and_then(|t| heap.class_name(t))
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    let file_path = this.as_ref().and_then(|t| heap.field(t, "this$0")).copied();
-    let remote = file_path.and_then(|fp| string_field(heap, fp, "remote"));
-    let path = match task_class.as_str() {
-        "hudson.node_monitors.DiskSpaceMonitorDescriptor$GetUsableSpace" => {
-            remote.ok_or("FilePath$CallableWith without a path")?
-        }
-        "hudson.node_monitors.TemporarySpaceMonitor$GetTempSpace" => host.temp_dir(),
-        other => return Ok(unknown(other)),
-    };
-    let d = host
-        .disk_space(&path)
-        .map_err(|e| format!("cannot read the free space of {path}: {e}"))?;
-    let mut b = Builder::new(registry);
-    if d.usable <= 0 {
-        return Ok(value(b, Value::Null));
-    }
-    let p = b.string(&d.canonical_path);
-    let v = b
-        .object(
-            "hudson.node_monitors.DiskSpaceMonitorDescriptor$DiskSpace",
-            &[
-                ("size", Value::Long(d.usable)),
-                ("totalSize", Value::Long(d.total)),
-                ("path", p),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
+/// A `Boolean` answer.
+pub fn boolean(cx: &Ctx, x: bool) -> R {
+    let mut b = cx.builder();
+    let v = b.boolean(x)?;
     Ok(value(b, v))
 }
 
-/// `ArrayList<java.util.logging.LogRecord>` of the agent's recent log, as JDK 17 writes it:
-/// default fields, then `writeObject`'s version bytes (1, 0) and a parameter count of -1.
-fn log_records(registry: &Registry, host: &dyn Host) -> Result<Answer, crate::javaser::BuildError> {
-    let mut b = Builder::new(registry);
-    let bundle = b.string("sun.util.logging.resources.logging");
-    let mut records = Vec::new();
-    for (seq, entry) in host.recent_log().iter().enumerate() {
-        let (name, number) = match entry.level {
-            tracing::Level::ERROR => ("SEVERE", 1000),
-            tracing::Level::WARN => ("WARNING", 900),
-            tracing::Level::INFO => ("INFO", 800),
-            tracing::Level::DEBUG => ("FINE", 500),
-            tracing::Level::TRACE => ("FINEST", 300),
-        };
-        let level_name = b.string(name);
-        let level = b.object(
-            "java.util.logging.Level",
-            &[
-                ("value", Value::Int(number)),
-                ("name", level_name),
-                ("resourceBundleName", bundle),
-            ],
-        )?;
-        let logger = b.string(&entry.target);
-        let message = b.string(&entry.message);
-        let record = b.object(
-            "java.util.logging.LogRecord",
-            &[
-                ("longThreadID", Value::Long(1)),
-                ("millis", Value::Long(entry.millis)),
-                ("sequenceNumber", Value::Long(seq as i64)),
-                ("threadID", Value::Int(1)),
-                ("level", level),
-                ("loggerName", logger),
-                ("message", message),
-            ],
-        )?;
-        b.set_data(
-            record,
-            "java.util.logging.LogRecord",
-            vec![crate::javaser::Content::Block(crate::javaser::Block::new(
-                vec![1, 0, 0xff, 0xff, 0xff, 0xff],
-            ))],
-        )?;
-        records.push(record);
-    }
-    let list = b.array_list(&records)?;
-    Ok(value(b, list))
+/// An `Integer` answer.
+pub fn integer(cx: &Ctx, x: i32) -> R {
+    let mut b = cx.builder();
+    let v = b.integer(x)?;
+    Ok(value(b, v))
 }
 
-/// The answer for a callable nectr does not implement.
+/// A `Long` answer.
+pub fn long(cx: &Ctx, x: i64) -> R {
+    let mut b = cx.builder();
+    let v = b.long(x)?;
+    Ok(value(b, v))
+}
+
+/// A `null` (Void) answer.
+pub fn void() -> R {
+    Ok(Answer::null())
+}
+
+/// The answer for a callable nectr does not implement natively.
 pub fn unknown(class: &str) -> Answer {
     Answer::io_error(format!(
-        "nectr-agent (native runtime) does not implement the callable {class}; run the agent with --runtime jvm to use the controller's agent.jar for builds that need it"
+        "nectr-agent does not run {class} natively and its JVM helper is off: this is plugin code \
+         that needs a JVM. Start nectr-agent with --jvm auto (uses a Java 17+ found on the \
+         machine) or --jvm /path/to/java to hand such calls to the controller's agent.jar"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_name_appears_once_in_the_catalog() {
+        let mut seen = std::collections::HashSet::new();
+        for n in catalog::all() {
+            assert!(seen.insert(n.class), "{} is listed twice", n.class);
+        }
+        assert!(
+            seen.len() > 40,
+            "the catalog holds {} callables",
+            seen.len()
+        );
+    }
 }

@@ -387,6 +387,26 @@ impl<'r> Builder<'r> {
         ))
     }
 
+    /// A new object of class `class` (which has a `writeObject`) that writes no default fields,
+    /// only `data`: remoting's `RemoteInputStream` and `Pipe` do this. Superclasses keep their
+    /// default (empty) data.
+    pub fn custom_object(&mut self, class: &str, data: Vec<Content>) -> Result<Value, BuildError> {
+        let v = self.object(class, &[])?;
+        let Some(Entry::Object(o)) = v.as_ref().and_then(|id| self.heap.get_mut(id)) else {
+            return Err(BuildError(format!("class {class}: not an object")));
+        };
+        match o.class_data.last_mut() {
+            Some(cd) if cd.annotation.is_some() => {
+                cd.fields = None;
+                cd.annotation = Some(data);
+                Ok(v)
+            }
+            _ => Err(BuildError(format!(
+                "class {class} has no writeObject: its default fields are always written"
+            ))),
+        }
+    }
+
     /// Sets field `name` of object `obj` after creation (to close cycles), searching from the
     /// object's own class up.
     pub fn set_field(&mut self, obj: Value, name: &str, value: Value) -> Result<(), BuildError> {
@@ -495,6 +515,41 @@ impl<'r> Builder<'r> {
         };
         Ok(Value::Ref(
             self.heap.add(Entry::Enum(EnumConst { desc, name })),
+        ))
+    }
+
+    /// A dynamic proxy implementing `interfaces` with invocation handler `handler`
+    /// (`java.lang.reflect.Proxy` must be declared): a proxy class descriptor with an empty
+    /// annotation, then the `Proxy` level holding `h`.
+    pub fn proxy(&mut self, interfaces: &[&str], handler: Value) -> Result<Value, BuildError> {
+        let proxy_class = self.desc("java.lang.reflect.Proxy")?;
+        let fields = self
+            .heap
+            .class_desc(proxy_class)
+            .map(|d| d.fields.len())
+            .unwrap_or(0);
+        if fields != 1 {
+            return Err(BuildError(
+                "java.lang.reflect.Proxy must be declared with its one field h".into(),
+            ));
+        }
+        let desc = self.heap.add(Entry::ProxyDesc(ProxyDesc {
+            interfaces: interfaces.iter().map(|i| JavaStr::new(i)).collect(),
+            annotation: Vec::new(),
+            super_desc: Some(proxy_class),
+        }));
+        let class_data = vec![
+            ClassData {
+                fields: Some(vec![handler]),
+                annotation: None,
+            },
+            ClassData {
+                fields: Some(Vec::new()),
+                annotation: None,
+            },
+        ];
+        Ok(Value::Ref(
+            self.heap.add(Entry::Object(Object { desc, class_data })),
         ))
     }
 

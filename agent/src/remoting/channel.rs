@@ -74,6 +74,18 @@ pub enum Event {
         /// The writer's failure carried by the EOF.
         error: Option<String>,
     },
+    /// The controller reads up to `len` bytes from the agent's exported InputStream `oid`;
+    /// answer with [`Channel::answer_read`].
+    InputRead {
+        /// The request to answer.
+        id: i32,
+        /// The agent's export.
+        oid: i32,
+        /// Most bytes wanted.
+        len: i32,
+    },
+    /// The controller is done reading the agent's exported InputStream `oid`.
+    InputClose(i32),
     /// The controller closed the channel in order; the agent's own close was queued.
     Closed,
     /// A command was not understood but answered with an error (log it).
@@ -109,11 +121,17 @@ impl Default for Channel {
 }
 
 impl Channel {
-    /// A channel ready for its first bytes.
+    /// A channel ready for its first bytes, writing with remoting's own classes.
     pub fn new() -> Self {
+        Channel::with_registry(classes::registry())
+    }
+
+    /// A channel writing with `registry` (remoting's classes plus whatever exception classes
+    /// the agent's answers raise).
+    pub fn with_registry(registry: Registry) -> Self {
         Channel {
             reader: ChunkReader::new(MAX_COMMAND),
-            registry: classes::registry(),
+            registry,
             outbox: Vec::new(),
             closing: false,
             pending: std::collections::HashSet::new(),
@@ -194,6 +212,10 @@ impl Channel {
                     events.push(Event::Closed);
                 }
                 Ok(Command::StreamAck { oid, size }) => events.push(Event::StreamAck { oid, size }),
+                Ok(Command::InputRead { id, oid, len }) => {
+                    events.push(Event::InputRead { id, oid, len })
+                }
+                Ok(Command::InputClose { oid }) => events.push(Event::InputClose(oid)),
                 Ok(Command::StreamDead { oid }) => events.push(Event::StreamDead(oid)),
                 Ok(Command::Response { id, reply }) => {
                     if self.pending.remove(&id) {
@@ -208,9 +230,7 @@ impl Channel {
                     class,
                     request_id: Some(id),
                 }) => {
-                    let reason = format!(
-                        "{class} is not supported by nectr-agent's native runtime; run the agent with --runtime jvm for controllers that need it"
-                    );
+                    let reason = format!("nectr-agent does not support the remoting command {class}");
                     // Not a UserRequest: the answer is a plain Response with the exception.
                     let r = command::plain_response(&self.registry, id, Some(&reason));
                     self.send(&r);
@@ -239,6 +259,13 @@ impl Channel {
     /// Queues the answer to request `id`.
     pub fn answer(&mut self, id: i32, last_io_id: i32, answer: &Answer) {
         let r = command::response(&self.registry, id, last_io_id, answer);
+        self.send(&r);
+    }
+
+    /// Queues the answer to the controller's read `id` of an agent InputStream: the bytes,
+    /// `None` at its end, or the read's error.
+    pub fn answer_read(&mut self, id: i32, read: Result<Option<&[u8]>, &str>) {
+        let r = command::buffer_response(&self.registry, id, read);
         self.send(&r);
     }
 

@@ -125,6 +125,13 @@ fn specs() -> Vec<ClassSpec> {
             .extends(REQUEST)
             .field("len", "I")
             .field("oid", "I"),
+        ClassSpec::new(INPUT_BUFFER, 1)
+            .field("len", "I")
+            .field("buf", "[B"),
+        ClassSpec::new(STREAM_UNEXPORT, 1)
+            .extends(COMMAND)
+            .field("ioId", "I")
+            .field("oid", "I"),
         ClassSpec::new(INPUT_EOF, 1)
             .extends(COMMAND)
             .field("oid", "I"),
@@ -162,35 +169,5 @@ fn specs() -> Vec<ClassSpec> {
             .field("value", "I")
             .field("name", "Ljava/lang/String;")
             .field("resourceBundleName", "Ljava/lang/String;"),
-        // Monitor answers (agent-callables.md §B).
-        ClassSpec::new(
-            "hudson.node_monitors.DiskSpaceMonitorDescriptor$DiskSpace",
-            2,
-        )
-        .field("size", "J")
-        .field("threshold", "J")
-        .field("totalSize", "J")
-        .field("warningThreshold", "J")
-        .field("path", "Ljava/lang/String;")
-        .field("trigger", "Ljava/lang/Class;"),
-        ClassSpec::new("org.jvnet.hudson.MemoryUsage", 1)
-            .field("availablePhysicalMemory", "J")
-            .field("availableSwapSpace", "J")
-            .field("totalPhysicalMemory", "J")
-            .field("totalSwapSpace", "J"),
-        ClassSpec::new(
-            "hudson.node_monitors.SwapSpaceMonitor$MemoryUsage2",
-            2216994637932270352,
-        )
-        .extends("org.jvnet.hudson.MemoryUsage"),
-        ClassSpec::new(
-            "hudson.model.Slave$GetClockDifference3",
-            -6655128034486338777,
-        )
-        .field("remoteTime", "J")
-        .field("startTime", "J"),
-        ClassSpec::new("hudson.node_monitors.ResponseTimeMonitor$Step3", 1)
-            .field("start", "J")
-            .field("cur", "Lhudson/node_monitors/ResponseTimeMonitor$Data;"),
     ]
 }

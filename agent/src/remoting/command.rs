@@ -75,6 +75,21 @@ pub enum Command {
         /// The writer's failure that ended the stream (`EOF.error`), as text.
         error: Option<String>,
     },
+    /// `ProxyInputStream$Chunk`: request `id` reads up to `len` bytes from the agent's
+    /// exported InputStream `oid`; answered with a `ProxyInputStream$Buffer`.
+    InputRead {
+        /// `Request.id`.
+        id: i32,
+        /// The agent's export.
+        oid: i32,
+        /// Most bytes wanted.
+        len: i32,
+    },
+    /// `ProxyInputStream$EOF`: the controller is done reading the agent's InputStream `oid`.
+    InputClose {
+        /// The agent's export.
+        oid: i32,
+    },
     /// Any other command (`UnexportCommand`, `GCCommand`, stream commands …), by class name.
     Other {
         /// Its class.
@@ -245,6 +260,17 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
                     .unwrap_or_default(),
             }
         }
+        INPUT_CHUNK => Command::InputRead {
+            id: request_id.ok_or_else(|| fail("ProxyInputStream$Chunk without id".into()))?,
+            oid: int(heap, top, "oid")
+                .ok_or_else(|| fail("ProxyInputStream$Chunk without oid".into()))?,
+            len: int(heap, top, "len")
+                .ok_or_else(|| fail("ProxyInputStream$Chunk without len".into()))?,
+        },
+        INPUT_EOF => Command::InputClose {
+            oid: int(heap, top, "oid")
+                .ok_or_else(|| fail("ProxyInputStream$EOF without oid".into()))?,
+        },
         UNEXPORT_COMMAND => Command::Unexport {
             oid: int(heap, top, "oid").ok_or_else(|| fail("UnexportCommand without oid".into()))?,
         },
@@ -620,6 +646,42 @@ fn int_command(reg: &Registry, class: &str, fields: &[(&str, i32)]) -> Vec<u8> {
     javaser::encode(&b.into_stream(vec![Item::Value(c)])).expect("a stream command encodes")
 }
 
+/// `ProxyOutputStream$Unexport`: the agent stops writing into the controller's stream `oid`
+/// without closing it (a build log that other writers share).
+pub fn stream_unexport(reg: &Registry, io_id: i32, oid: i32) -> Vec<u8> {
+    int_command(reg, STREAM_UNEXPORT, &[("ioId", io_id), ("oid", oid)])
+}
+
+/// The `Response` to a `ProxyInputStream$Chunk` read of the agent's InputStream: a
+/// `ProxyInputStream$Buffer` with the bytes (`None`: the end, `len` -1), or the read's error.
+pub fn buffer_response(reg: &Registry, id: i32, read: Result<Option<&[u8]>, &str>) -> Vec<u8> {
+    let mut b = Builder::new(reg);
+    let built = (|| -> Result<Value, javaser::BuildError> {
+        let (value, exception) = match read {
+            Ok(data) => {
+                let (len, bytes) = match data {
+                    Some(d) => (d.len() as i32, d.to_vec()),
+                    None => (-1, Vec::new()),
+                };
+                let buf = b.array("[B", ArrayData::Byte(bytes))?;
+                let v = b.object(INPUT_BUFFER, &[("len", Value::Int(len)), ("buf", buf)])?;
+                (v, Value::Null)
+            }
+            Err(e) => (Value::Null, exception(&mut b, "java.io.IOException", e)?),
+        };
+        b.object(
+            RESPONSE,
+            &[
+                ("id", Value::Int(id)),
+                ("exception", exception),
+                ("returnValue", value),
+            ],
+        )
+    })();
+    let r = built.expect("Response and ProxyInputStream$Buffer are declared");
+    javaser::encode(&b.into_stream(vec![Item::Value(r)])).expect("Response encodes")
+}
+
 /// `ProxyOutputStream$Ack`: the agent consumed `size` bytes the controller wrote into the
 /// agent's stream `oid`; the controller's window for it grows by that much.
 pub fn stream_ack(reg: &Registry, oid: i32, size: i32) -> Vec<u8> {
@@ -708,7 +770,7 @@ pub fn rpc_result(oid: i32, method: &str) -> Result<(), String> {
     match (oid, method) {
         (1, "getProperty" | "waitForProperty") => Ok(()),
         _ => Err(format!(
-            "nectr-agent has no exported object {oid} with a method {method:?}; run the agent with --runtime jvm for plugins that need it"
+            "nectr-agent has no exported object {oid} with a method {method:?} (it was released, or it belongs to plugin code nectr does not run)"
         )),
     }
 }

@@ -21,7 +21,7 @@ pub fn fuzz_channel(data: &[u8]) {
         for event in ch.receive(piece) {
             if let Event::Call(req) = event {
                 // Answer every call, as the driver does: answers must always encode.
-                ch.answer(req.id, 0, &crate::handlers::unknown(&req.callable_class));
+                ch.answer(req.id, 0, &Answer::io_error(req.callable_class.clone()));
             }
         }
         let _ = ch.take_frames();

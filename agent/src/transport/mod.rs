@@ -73,7 +73,7 @@ pub async fn step<T>(
 /// `1.5s`, `30s`, `30m`: for messages.
 pub fn show_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s >= 60.0 && d.as_secs() % 60 == 0 && d.subsec_nanos() == 0 {
+    if s >= 60.0 && d.as_secs().is_multiple_of(60) && d.subsec_nanos() == 0 {
         format!("{}m", d.as_secs() / 60)
     } else if s.fract() == 0.0 {
         format!("{}s", d.as_secs())

@@ -1050,3 +1050,26 @@ fn tcp_keep_alive_is_on_unless_no_keep_alive() {
         assert_eq!(timer, want, "{extra:?}");
     }
 }
+
+#[test]
+fn direct_without_url_goes_online_on_the_real_jenkins() {
+    // Issue 8, item 7, against Jenkins 2.460 itself: the identity an admin copies from
+    // <jenkins>/tcpSlaveAgentListener/, the agent port, no -url.
+    let j = support::jenkins::Jenkins::shared();
+    let name = "dropin-direct";
+    let root = scratch(name);
+    let secret = j.create_node(name, name, 1, &root);
+    let key = instance_identity(&j.url);
+    let mut cmd = agent_command();
+    cmd.args(["-direct", &format!("127.0.0.1:{}", j.agent_port)])
+        .args(["-instanceIdentity", &key, "-protocols", "JNLP4-connect"])
+        .args(["-name", name, "-secret", &secret, "-workDir"])
+        .arg(&root);
+    let agent = AgentProc::spawn(cmd, &root);
+    j.wait_online(name, LONG);
+    assert!(
+        agent.stderr().contains("(JNLP4-connect, -direct)"),
+        "{}",
+        agent.stderr()
+    );
+}

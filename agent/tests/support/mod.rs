@@ -269,19 +269,9 @@ impl Simulator {
         self.child.id()
     }
 
-    /// The controller's instance identity, as `GET <url>tcpSlaveAgentListener/` shows it
-    /// (what an admin copies into `-instanceIdentity`).
+    /// The controller's instance identity (see [`instance_identity`]).
     pub fn identity(&self) -> String {
-        use std::io::{Read, Write};
-        let authority = self.url.trim_start_matches("http://").trim_end_matches('/');
-        let mut s = std::net::TcpStream::connect(authority).unwrap();
-        write!(s, "GET /tcpSlaveAgentListener/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut head = String::new();
-        s.read_to_string(&mut head).unwrap();
-        head.lines()
-            .find_map(|l| l.strip_prefix("X-Instance-Identity:"))
-            .map(|v| v.trim().to_string())
-            .expect("X-Instance-Identity in the discovery answer")
+        instance_identity(&self.url)
     }
 }
 
@@ -373,4 +363,28 @@ pub fn agent_command() -> Command {
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     c
+}
+
+/// A controller's instance identity, as `GET <url>tcpSlaveAgentListener/` shows it in
+/// `X-Instance-Identity` (what an admin copies into `-instanceIdentity`). `url` is
+/// `http://HOST:PORT/`.
+pub fn instance_identity(url: &str) -> String {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        s,
+        "GET /tcpSlaveAgentListener/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("X-Instance-Identity")
+                .then(|| v.trim().to_string())
+        })
+        .expect("X-Instance-Identity in the discovery answer")
 }

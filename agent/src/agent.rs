@@ -194,8 +194,17 @@ pub async fn run(
 ) -> Result<(), String> {
     tokio::pin!(shutdown);
     let registry = Arc::new(handlers::classes::registry());
-    let proxy = ProxyConfig::from_env(&|k| std::env::var(k).ok())
-        .with_credentials(opts.proxy_credentials.as_ref());
+    let env = |k: &str| std::env::var(k).ok();
+    let proxy = ProxyConfig::from_env(&env).with_credentials(opts.proxy_credentials.as_ref());
+    for (var, parsed) in [("https_proxy", &proxy.https), ("http_proxy", &proxy.http)] {
+        let set = env(var)
+            .or_else(|| env(&var.to_uppercase()))
+            .filter(|v| !v.is_empty());
+        // (The value is not shown: it may carry a password.)
+        if let (Some(_), None) = (set, parsed) {
+            warn!("{var} is not a proxy URL (http://[user:password@]host[:port]): not using it");
+        }
+    }
     let mut net = Net::new(proxy, opts.extra_ca_pem.as_deref())?;
     net.timeout = opts.connect_timeout;
     net.keep_alive = opts.keep_alive;

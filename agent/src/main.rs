@@ -30,7 +30,8 @@ ENVIRONMENT (the inbound-agent image's; an option on the command line wins):
 EXIT STATUS:
     0 after -help, -version or an orderly stop (SIGTERM, Ctrl-C); 2 for bad usage or
     configuration (nothing was tried); 1 when the agent could not connect or lost its
-    connection with -noReconnect, or the controller refused it.
+    connection with -noReconnect, gave up after -noReconnectAfter, or the controller
+    refused it.
 ";
 
 const DEBUG_USAGE: &str = "\

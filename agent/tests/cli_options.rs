@@ -219,3 +219,17 @@ fn debug_lists_its_subcommands() {
     let o = agent().args(["debug", "bogus"]).output().unwrap();
     assert!(text(&o).contains("unknown subcommand \"bogus\""));
 }
+
+#[test]
+fn a_malformed_proxy_variable_is_reported_without_its_value() {
+    let url = format!("http://127.0.0.1:{}/", closed_port());
+    let o = agent()
+        .env("http_proxy", "http://user:hunter2@:notaport")
+        .args(["-url", &url, "-name", "n", "-secret", "s", "-noReconnect"])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(code(&o), Some(1), "{t}");
+    assert!(t.contains("http_proxy is not a proxy URL"), "{t}");
+    assert!(!t.contains("hunter2"), "{t}");
+}

@@ -25,6 +25,15 @@ need_jdk() {
   fi
 }
 
+# Peers of the agent's drop-in tests: systemd-analyze (verifies the systemd unit) and
+# openssl (a certificate for a fake JNLP4 port).
+need_agent_test_tools() {
+  local missing=()
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v openssl >/dev/null || missing+=(openssl)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 # Rust toolchain pieces used by the checks.
 need_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::AgentOptions;
-use crate::cli::TransportChoice;
+use crate::cli::{Jnlp4Route, TransportChoice};
 use crate::handlers::{self, Host, Protocol};
 use crate::javaser::Registry;
 use crate::remoting::{capability, command, Answer, Channel, Event, Reply};
@@ -79,64 +79,102 @@ async fn connect(
     net: &Net,
     cookie: Option<&str>,
 ) -> Result<Connection, ConnectError> {
-    match &opts.transport {
-        TransportChoice::WebSocket => ws::connect(
-            net,
-            &opts.url,
-            &opts.name,
-            &opts.secret,
-            capability::NECTR,
-            cookie,
-        )
-        .await
-        .map(|c| Connection::Ws(Box::new(c))),
-        TransportChoice::Jnlp4 { direct, identity } => {
-            let d = match (direct, identity) {
-                (Some((host, port)), Some(id)) => jnlp4::Discovery {
-                    host: host.clone(),
-                    port: *port,
-                    identity: base64::Engine::decode(
-                        &base64::engine::general_purpose::STANDARD,
-                        id,
-                    )
-                    .map_err(|_| {
-                        ConnectError::Refused("-instanceIdentity is not valid base64".into())
-                    })?,
-                    protocols: Vec::new(),
-                },
-                _ => {
-                    let mut d = jnlp4::discover(net, &opts.url).await?;
-                    if let Some(id) = identity {
-                        let pinned =
-                            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, id)
-                                .map_err(|_| {
-                                    ConnectError::Refused(
-                                        "-instanceIdentity is not valid base64".into(),
-                                    )
-                                })?;
-                        if pinned != d.identity {
-                            return Err(ConnectError::Refused(
-                                "the controller's X-Instance-Identity differs from -instanceIdentity".into(),
-                            ));
-                        }
-                        d.identity = pinned;
-                    }
-                    d
-                }
-            };
-            let https = opts.url.starts_with("https://");
-            jnlp4::connect(
+    let (d, https) = match &opts.transport {
+        TransportChoice::WebSocket { headers } => {
+            let url = opts.urls.first().map(String::as_str).unwrap_or_default();
+            return ws::connect(
                 net,
-                https,
-                &d,
+                url,
                 &opts.name,
                 &opts.secret,
                 capability::NECTR,
                 cookie,
+                headers,
             )
             .await
-            .map(|c| Connection::Jnlp4(Box::new(c)))
+            .map(|c| Connection::Ws(Box::new(c)));
         }
+        TransportChoice::Jnlp4(Jnlp4Route::Direct {
+            host,
+            port,
+            identity,
+        }) => (
+            jnlp4::Discovery {
+                host: host.clone(),
+                port: *port,
+                identity: identity.clone(),
+                protocols: Vec::new(),
+            },
+            false,
+        ),
+        TransportChoice::Jnlp4(Jnlp4Route::Discover { tunnel }) => {
+            // Each -url in turn, as agent.jar does; the first that answers wins.
+            let mut errors = Vec::new();
+            let mut found = None;
+            for url in &opts.urls {
+                match jnlp4::discover(net, url, &opts.name, opts.credentials.as_ref()).await {
+                    Ok(d) => {
+                        found = Some((d, url.starts_with("https://")));
+                        break;
+                    }
+                    Err(e) if opts.urls.len() == 1 => return Err(e),
+                    Err(e) => errors.push(format!("{url}: {e}")),
+                }
+            }
+            let Some((mut d, https)) = found else {
+                return Err(ConnectError::Failed(format!(
+                    "no controller URL answered: {}",
+                    errors.join("; ")
+                )));
+            };
+            if let Some(t) = tunnel {
+                if let Some(h) = &t.host {
+                    d.host = h.clone();
+                }
+                if let Some(p) = t.port {
+                    d.port = p;
+                }
+            }
+            (d, https)
+        }
+    };
+    jnlp4::connect(
+        net,
+        https,
+        &d,
+        &opts.name,
+        &opts.secret,
+        capability::NECTR,
+        cookie,
+    )
+    .await
+    .map(|c| Connection::Jnlp4(Box::new(c)))
+}
+
+/// Where the agent connects, for the first log line.
+fn describe(opts: &AgentOptions) -> String {
+    match &opts.transport {
+        TransportChoice::WebSocket { .. } => {
+            format!("{}wsagents/ (WebSocket)", opts.urls.join(", "))
+        }
+        TransportChoice::Jnlp4(Jnlp4Route::Direct { host, port, .. }) => {
+            format!("{host}:{port} (JNLP4-connect, -direct)")
+        }
+        TransportChoice::Jnlp4(Jnlp4Route::Discover { tunnel }) => format!(
+            "{} (JNLP4-connect{})",
+            opts.urls.join(", "),
+            match tunnel {
+                Some(t) => format!(
+                    ", through the tunnel {}:{}",
+                    t.host.as_deref().unwrap_or("<discovered host>"),
+                    t.port
+                        .map(|p| p.to_string())
+                        .as_deref()
+                        .unwrap_or("<discovered port>")
+                ),
+                None => String::new(),
+            }
+        ),
     }
 }
 
@@ -156,13 +194,29 @@ pub async fn run(
 ) -> Result<(), String> {
     tokio::pin!(shutdown);
     let registry = Arc::new(handlers::classes::registry());
-    let net = Net::new(
-        ProxyConfig::from_env(&|k| std::env::var(k).ok()),
-        opts.extra_ca_pem.as_deref(),
-    )?;
+    let env = |k: &str| std::env::var(k).ok();
+    let proxy = ProxyConfig::from_env(&env).with_credentials(opts.proxy_credentials.as_ref());
+    for (var, parsed) in [("https_proxy", &proxy.https), ("http_proxy", &proxy.http)] {
+        let set = env(var)
+            .or_else(|| env(&var.to_uppercase()))
+            .filter(|v| !v.is_empty());
+        // (The value is not shown: it may carry a password.)
+        if let (Some(_), None) = (set, parsed) {
+            warn!("{var} is not a proxy URL (http://[user:password@]host[:port]): not using it");
+        }
+    }
+    let mut net = Net::new(proxy, opts.extra_ca_pem.as_deref())?;
+    net.timeout = opts.connect_timeout;
+    net.keep_alive = opts.keep_alive;
     let mut cookie: Option<String> = None;
     let mut backoff = Backoff::new();
+    // Since when the agent has been trying to (re)connect, for -noReconnectAfter.
+    let mut failing_since = tokio::time::Instant::now();
+    info!(node = %opts.name, "connecting to {}", describe(&opts));
+    let mut attempts = 0u64;
     loop {
+        attempts += 1;
+        debug!(attempt = attempts, "connecting");
         let attempt = tokio::select! {
             r = connect(&opts, &net, cookie.as_deref()) => r,
             _ = &mut shutdown => return Ok(()),
@@ -174,7 +228,15 @@ pub async fn run(
             }
             Err(e) => {
                 if opts.no_reconnect {
-                    return Err(e.to_string());
+                    return Err(format!("{e} (-noReconnect: not retrying)"));
+                }
+                if let Some(limit) = opts.no_reconnect_after {
+                    if failing_since.elapsed() >= limit {
+                        return Err(format!(
+                            "{e}; giving up after {} without a connection (-noReconnectAfter)",
+                            crate::transport::show_duration(limit)
+                        ));
+                    }
                 }
                 let wait = backoff.next();
                 warn!("{e}; retrying in {:.1}s", wait.as_secs_f64());
@@ -194,12 +256,19 @@ pub async fn run(
         if let Some(c) = conn.cookie() {
             cookie = Some(c);
         }
-        match serve(conn, &registry, &host, &mut shutdown).await {
+        let limits = Limits {
+            first_command: opts.connect_timeout,
+            idle: opts.idle_timeout,
+        };
+        match serve(conn, &registry, &host, limits, &mut shutdown).await {
             Ended::Shutdown => return Ok(()),
             Ended::Lost(reason) => {
                 if opts.no_reconnect {
-                    return Err(format!("connection lost: {reason}"));
+                    return Err(format!(
+                        "connection lost: {reason} (-noReconnect: not reconnecting)"
+                    ));
                 }
+                failing_since = tokio::time::Instant::now();
                 let wait = backoff.next();
                 warn!(
                     "connection lost: {reason}; reconnecting in {:.1}s",
@@ -214,12 +283,26 @@ pub async fn run(
     }
 }
 
+/// How long a connection may stay silent.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// From connecting to the controller's first command (a real controller sends
+    /// `SlaveVersion` at once).
+    first_command: Duration,
+    /// Between any two things received after that.
+    idle: Duration,
+}
+
 async fn serve(
     mut conn: Connection,
     registry: &Arc<Registry>,
     host: &Arc<dyn Host>,
+    limits: Limits,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Ended {
+    let started = tokio::time::Instant::now();
+    let mut last_heard = started;
+    let mut commanded = false;
     let mut channel = Channel::with_registry(registry.as_ref().clone());
     // Bounded: a handler streaming a large file waits here instead of filling memory.
     let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
@@ -243,9 +326,16 @@ async fn serve(
     let mut pinger: Option<Pinger> = None;
     loop {
         let next_ping = pinger.as_ref().map(|p| p.next);
+        let silent_until = if commanded {
+            last_heard + limits.idle
+        } else {
+            started + limits.first_command
+        };
         let ended = tokio::select! {
             incoming = conn.recv() => match incoming {
                 Incoming::Data(bytes) => {
+                    last_heard = tokio::time::Instant::now();
+                    commanded = true;
                     if let Some(c) = capture.as_mut() {
                         c.record(true, &bytes);
                     }
@@ -376,9 +466,23 @@ async fn serve(
                     }
                     ended
                 }
-                Incoming::Nothing => None,
+                Incoming::Nothing => {
+                    last_heard = tokio::time::Instant::now();
+                    None
+                }
                 Incoming::Closed(reason) => Some(Ended::Lost(reason)),
             },
+            _ = tokio::time::sleep_until(silent_until) => Some(Ended::Lost(if commanded {
+                format!(
+                    "nothing from the controller for {} (--idle-timeout)",
+                    crate::transport::show_duration(limits.idle)
+                )
+            } else {
+                format!(
+                    "the controller sent no command within {} of connecting (--connect-timeout)",
+                    crate::transport::show_duration(limits.first_command)
+                )
+            })),
             Some(out) = rx.recv() => {
                 match out {
                     Outgoing::Answer { id, last_io_id, answer } => {
@@ -416,7 +520,16 @@ async fn serve(
             }
         }
         if !frames.is_empty() {
-            if let Err(e) = conn.send(frames).await {
+            // A controller that stopped reading must not hold the agent here for ever.
+            let stall = pinger.as_ref().map_or(limits.idle, |p| p.timeout);
+            let sent = match tokio::time::timeout(stall, conn.send(frames)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "the controller took no data for {}",
+                    crate::transport::show_duration(stall)
+                )),
+            };
+            if let Err(e) = sent {
                 streams.close();
                 return Ended::Lost(e);
             }
@@ -666,8 +779,8 @@ impl Pinger {
         if let Some((_, sent)) = self.outstanding {
             if now.duration_since(sent) >= self.timeout {
                 return Err(format!(
-                    "the controller did not answer a ping within {}s",
-                    self.timeout.as_secs()
+                    "the controller did not answer a ping within {}",
+                    crate::transport::show_duration(self.timeout)
                 ));
             }
         } else if let Some(id) = channel.ping() {

@@ -1,97 +1,170 @@
 //! The `nectr-agent` command.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::ExitCode;
 
 use nectr_agent::debug;
 
-const USAGE: &str = "\
-nectr-agent: a Jenkins inbound agent without a JVM
+const USAGE_HEAD: &str = "\
+nectr-agent: a Jenkins inbound agent without a JVM, a drop-in for `java -jar agent.jar`
 
 USAGE:
     nectr-agent -url URL -name NAME -secret SECRET|@FILE [-webSocket] [-workDir DIR] [options]
-                                            run the agent: WebSocket with -webSocket, else
-                                            JNLP4-connect over TCP + TLS (agent.jar's options;
-                                            environment: JENKINS_URL, JENKINS_AGENT_NAME,
-                                            JENKINS_SECRET, JENKINS_WEB_SOCKET,
-                                            JENKINS_AGENT_WORKDIR, JENKINS_DIRECT_CONNECTION,
-                                            JENKINS_INSTANCE_IDENTITY, JENKINS_PROTOCOLS)
-        -direct HOST:PORT -instanceIdentity KEY   JNLP4 without discovery
-        -protocols JNLP4-connect
-        -internalDir NAME   -failIfWorkDirIsMissing   -noReconnect   -jar-cache DIR (ignored)
-        --retry-refused     keep retrying after the controller refused the secret
-        --log-format text|json
+    nectr-agent -direct HOST:PORT -instanceIdentity KEY -name NAME -secret @FILE [options]
+    nectr-agent debug javaser|serialver ...   (nectr-agent debug --help)
+    nectr-agent -help | -version
+
+Without -webSocket the agent uses JNLP4-connect over the TCP agent port (TLS pinned to the
+controller's instance identity), as agent.jar does.
+
+OPTIONS (agent.jar's, then nectr's own):
+";
+
+const USAGE_TAIL: &str = "\
+ENVIRONMENT (the inbound-agent image's; an option on the command line wins):
+    JENKINS_URL, JENKINS_AGENT_NAME (JENKINS_NAME), JENKINS_SECRET, JENKINS_AGENT_WORKDIR,
+    JENKINS_WEB_SOCKET=true, JENKINS_DIRECT_CONNECTION, JENKINS_INSTANCE_IDENTITY,
+    JENKINS_PROTOCOLS, JENKINS_TUNNEL, REMOTING_OPTS (more options), RUST_LOG (log level),
+    https_proxy / http_proxy / no_proxy.
+
+EXIT STATUS:
+    0 after -help, -version or an orderly stop (SIGTERM, Ctrl-C); 2 for bad usage or
+    configuration (nothing was tried); 1 when the agent could not connect or lost its
+    connection with -noReconnect, gave up after -noReconnectAfter, or the controller
+    refused it.
+";
+
+const DEBUG_USAGE: &str = "\
+nectr-agent debug: tools for looking at what travels on the wire
+
     nectr-agent debug javaser [--no-default-fields CLASS]... [FILE|-]
-                                            print a Java serialization stream (or a capture of
-                                            remoting chunk frames) as JSON. CLASS: a class whose
-                                            writeObject skips defaultWriteObject (the stream
-                                            cannot say so)
-    nectr-agent debug serialver CLASSFILE.. print the default serialVersionUID of class files
-    nectr-agent --version
-    nectr-agent --help
+        print a Java serialization stream (or a capture of remoting chunk frames) as JSON.
+        CLASS: a class whose writeObject skips defaultWriteObject (the stream cannot say so)
+    nectr-agent debug serialver CLASSFILE...
+        print the default serialVersionUID of class files, as the JDK's serialver does
 
 Exit status: 0 success, 2 malformed input or bad usage, 1 other errors.
 ";
 
+fn usage() -> String {
+    format!(
+        "{USAGE_HEAD}{}\n{USAGE_TAIL}",
+        nectr_agent::cli::help_options()
+    )
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
-        [] | ["-h" | "--help" | "help"] => {
-            print!("{USAGE}");
+    if args.first().map(String::as_str) == Some("debug") {
+        let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        return debug_command(&rest);
+    }
+    if let Some(code) = hide_secrets_from_command_line(&args) {
+        return code;
+    }
+    match nectr_agent::cli::parse(&args, &|k| std::env::var(k).ok()) {
+        Ok(nectr_agent::cli::Command::Help) => {
+            print!("{}", usage());
             ExitCode::SUCCESS
         }
-        ["-V" | "--version" | "-version"] => {
+        Ok(nectr_agent::cli::Command::Version) => {
             println!("nectr-agent {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        ["debug", "javaser", rest @ ..] => debug_javaser(rest),
-        ["debug", "serialver", files @ ..] if !files.is_empty() => debug_serialver(files),
-        _ => run_agent(&args),
+        Ok(nectr_agent::cli::Command::Run(opts)) => run_agent(*opts),
+        Err(e) => {
+            eprintln!("nectr-agent: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
-/// A secret given as `-secret VALUE` is visible to every user in the process's command line
-/// (`ps`, /proc/PID/cmdline). Re-execute without it, passing it in the environment, which
-/// only the same user can read. `-secret @FILE` and JENKINS_SECRET need nothing.
-fn hide_secret_from_command_line(args: &[&str]) -> Option<ExitCode> {
-    use std::os::unix::process::CommandExt;
-    let i = args.iter().position(|a| *a == "-secret")?;
-    let secret = args.get(i + 1)?;
-    if secret.starts_with('@') {
-        return None;
+fn debug_command(args: &[&str]) -> ExitCode {
+    match args {
+        ["javaser", rest @ ..] => debug_javaser(rest),
+        ["serialver", files @ ..] if !files.is_empty() => debug_serialver(files),
+        ["-h" | "--help" | "-help" | "help"] => {
+            print!("{DEBUG_USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["serialver"] => {
+            eprintln!("nectr-agent debug serialver: give one or more class files\n\n{DEBUG_USAGE}");
+            ExitCode::from(2)
+        }
+        [] => {
+            eprintln!("nectr-agent debug: which one?\n\n{DEBUG_USAGE}");
+            ExitCode::from(2)
+        }
+        [other, ..] => {
+            eprintln!("nectr-agent debug: unknown subcommand {other:?}\n\n{DEBUG_USAGE}");
+            ExitCode::from(2)
+        }
     }
-    let rest: Vec<&str> = args[..i].iter().chain(&args[i + 2..]).copied().collect();
+}
+
+/// A secret given as `-secret VALUE` (or `-credentials`, `-proxyCredentials`, the positional
+/// `SECRET NAME`) is visible to every user in the process's command line (`ps`,
+/// /proc/PID/cmdline). Re-execute without it, passing it in the environment, which only the
+/// same user can read. `-secret @FILE` and JENKINS_SECRET need nothing.
+fn hide_secrets_from_command_line(args: &[String]) -> Option<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let (keep, env) = nectr_agent::cli::hide_sensitive(args)?;
     let exe = std::env::current_exe().ok()?;
-    let err = std::process::Command::new(exe)
-        .args(rest)
-        .env("JENKINS_SECRET", secret)
-        .exec();
+    let err = std::process::Command::new(exe).args(keep).envs(env).exec();
     eprintln!("nectr-agent: cannot re-execute to hide the secret from the command line: {err}");
     Some(ExitCode::from(1))
 }
 
-fn run_agent(args: &[&str]) -> ExitCode {
-    if let Some(code) = hide_secret_from_command_line(args) {
-        return code;
-    }
-    let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let opts = match nectr_agent::cli::parse(&owned, &|k| std::env::var(k).ok()) {
-        Ok(o) => o,
+fn run_agent(opts: nectr_agent::cli::AgentOptions) -> ExitCode {
+    let filter: tracing_subscriber::filter::Targets = match opts.log_level.parse() {
+        Ok(f) => f,
         Err(e) => {
-            eprintln!("nectr-agent: {e}");
+            eprintln!(
+                "nectr-agent: log level {:?} (--log-level or RUST_LOG): {e}; use error, warn, info, debug, trace, off or TARGET=LEVEL,...",
+                opts.log_level
+            );
             return ExitCode::from(2);
         }
     };
-    let work_dir = match prepare_work_dir(&opts) {
+    let log_file = match prepare_work_dir(&opts) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("nectr-agent: {e}");
             return ExitCode::from(2);
         }
     };
+    let file = match &log_file {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!(
+                    "nectr-agent: cannot open the log file {}: {e}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let work_dir = match &opts.work_dir {
+        Some(d) => d.clone(),
+        None => match std::env::current_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("nectr-agent: no current directory: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let ring = std::sync::Arc::new(nectr_agent::logring::LogRing::new(256));
-    init_logging(&opts, &work_dir, ring.clone());
+    init_logging(opts.log_format, filter, file, ring.clone());
+    for note in &opts.notes {
+        tracing::warn!("{note}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
@@ -100,80 +173,86 @@ fn run_agent(args: &[&str]) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("nectr-agent: cannot start the runtime: {e}");
+            fatal(&format!("cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     let host = std::sync::Arc::new(nectr_agent::handlers::RealHost {
-        work_dir: work_dir.clone(),
+        work_dir,
         log: Some(ring),
     });
     let result = rt.block_on(nectr_agent::agent::run(opts, host, shutdown_signal()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("nectr-agent: {e}");
+            fatal(&e);
             ExitCode::from(1)
         }
     }
 }
 
-fn prepare_work_dir(opts: &nectr_agent::cli::AgentOptions) -> Result<std::path::PathBuf, String> {
-    let dir = match &opts.work_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?,
-    };
-    if !dir.is_dir() {
-        if opts.fail_if_work_dir_is_missing {
-            return Err(format!(
-                "the work directory {} does not exist (-failIfWorkDirIsMissing)",
-                dir.display()
-            ));
-        }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create the work directory {}: {e}", dir.display()))?;
+/// A fatal error, printed once: as a log record (console and log file), or as a plain line
+/// if logging is turned off.
+fn fatal(e: &str) {
+    if tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!("{e}");
+    } else {
+        eprintln!("nectr-agent: {e}");
     }
-    let logs = dir.join(&opts.internal_dir).join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    Ok(dir)
+}
+
+/// Checks or creates the work directory (`-workDir`) and its log directory, and returns the
+/// log file to use: `-agentLog`, else `<workDir>/<internalDir>/logs/nectr-agent.log`, else
+/// none (as agent.jar, which without a work directory logs to the console only and creates
+/// nothing).
+fn prepare_work_dir(
+    opts: &nectr_agent::cli::AgentOptions,
+) -> Result<Option<std::path::PathBuf>, String> {
+    let mut log = opts.agent_log.clone();
+    if let Some(dir) = &opts.work_dir {
+        let internal = dir.join(&opts.internal_dir);
+        if opts.fail_if_work_dir_is_missing {
+            for d in [dir, &internal] {
+                if !d.is_dir() {
+                    return Err(format!(
+                        "the directory {} does not exist (-failIfWorkDirIsMissing)",
+                        d.display()
+                    ));
+                }
+            }
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the work directory {}: {e}", dir.display()))?;
+        if log.is_none() {
+            let logs = internal.join("logs");
+            std::fs::create_dir_all(&logs)
+                .map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+            log = Some(logs.join("nectr-agent.log"));
+        }
+    }
+    Ok(log)
 }
 
 fn init_logging(
-    opts: &nectr_agent::cli::AgentOptions,
-    work_dir: &std::path::Path,
+    format: nectr_agent::cli::LogFormat,
+    filter: tracing_subscriber::filter::Targets,
+    file: Option<std::fs::File>,
     ring: std::sync::Arc<nectr_agent::logring::LogRing>,
 ) {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let path = work_dir
-        .join(&opts.internal_dir)
-        .join("logs")
-        .join("nectr-agent.log");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path);
-    let (file, file_error) = match file {
-        Ok(f) => (Some(std::sync::Mutex::new(f)), None),
-        Err(e) => (None, Some(e)),
-    };
-    let file = std::sync::Arc::new(file);
+    let file = std::sync::Arc::new(file.map(std::sync::Mutex::new));
     let writer = std::io::stderr.and(move || LockedFile(file.clone()));
-    let filter = tracing_subscriber::filter::LevelFilter::INFO;
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(writer);
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(nectr_agent::logring::RingLayer(ring));
-    match opts.log_format {
+    match format {
         nectr_agent::cli::LogFormat::Json => registry.with(fmt.json()).init(),
         nectr_agent::cli::LogFormat::Text => registry.with(fmt).init(),
-    }
-    if let Some(e) = file_error {
-        tracing::warn!("cannot open the log file {}: {e}", path.display());
     }
 }
 
@@ -275,12 +354,14 @@ fn debug_javaser(args: &[&str]) -> ExitCode {
         }
     };
     match dumped {
-        Ok(json) => {
-            let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer_pretty(&mut out, &json);
-            let _ = writeln!(out);
-            ExitCode::SUCCESS
-        }
+        Ok(json) => match debug::write_pretty(std::io::stdout().lock(), &json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nectr-agent debug javaser: writing the output: {e}");
+                ExitCode::from(1)
+            }
+        },
         Err(e) => {
             eprintln!("nectr-agent debug javaser: {path}: {e}");
             ExitCode::from(2)

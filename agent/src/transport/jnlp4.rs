@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::client::TlsStream;
 
 use super::net::{BoxIo, HttpUrl, Net};
-use super::{ConnectError, Secret};
+use super::{step, ConnectError, Secret};
 use crate::remoting::command;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -37,38 +37,63 @@ fn failed(m: impl Into<String>) -> ConnectError {
     ConnectError::Failed(m.into())
 }
 
-/// `GET <url>tcpSlaveAgentListener/` and its headers.
-pub async fn discover(net: &Net, url: &str) -> Result<Discovery, ConnectError> {
+/// `GET <url>tcpSlaveAgentListener/` and its headers, sending `Node-Name` and, with
+/// `-credentials`, `Authorization: Basic`.
+pub async fn discover(
+    net: &Net,
+    url: &str,
+    name: &str,
+    credentials: Option<&Secret>,
+) -> Result<Discovery, ConnectError> {
     let u = HttpUrl::parse(url)?;
     let (host, port, path) = (u.host.clone(), u.port, u.path.clone());
     let mut tcp = net.open(&host, port, u.https).await?;
-    let req = format!(
-        "GET {path}tcpSlaveAgentListener/ HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: nectr-agent\r\nConnection: close\r\n\r\n"
+    let mut req = format!(
+        "GET {path}tcpSlaveAgentListener/ HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: nectr-agent\r\nConnection: close\r\n"
     );
-    tcp.write_all(req.as_bytes())
-        .await
-        .map_err(|e| failed(format!("discovery request failed: {e}")))?;
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let n = tcp
-            .read(&mut chunk)
+    if !name.is_empty() && !name.contains(['\r', '\n']) {
+        req.push_str(&format!("Node-Name: {name}\r\n"));
+    }
+    if let Some(c) = credentials {
+        req.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            B64.encode(c.expose())
+        ));
+    }
+    req.push_str("\r\n");
+    let what = format!("discovery (GET {url}tcpSlaveAgentListener/) at");
+    let (buf, head_end) = step(&what, &format!("{host}:{port}"), net.timeout, async {
+        tcp.write_all(req.as_bytes())
             .await
-            .map_err(|e| failed(format!("discovery answer: {e}")))?;
-        if n == 0 {
-            return Err(failed("discovery: the controller closed the connection"));
+            .map_err(|e| failed(format!("discovery request failed: {e}")))?;
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = tcp
+                .read(&mut chunk)
+                .await
+                .map_err(|e| failed(format!("discovery answer: {e}")))?;
+            if n == 0 {
+                return Err(failed("discovery: the controller closed the connection"));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Ok((buf, i));
+            }
+            if buf.len() > 64 << 10 {
+                return Err(failed("discovery: headers larger than 64 KiB"));
+            }
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > 64 << 10 {
-            return Err(failed("discovery: headers larger than 64 KiB"));
-        }
-    };
+    })
+    .await?;
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines.next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("401") {
+        return Err(failed(format!(
+            "{url}tcpSlaveAgentListener/ answered {status:?}: it wants HTTP credentials (-credentials USER:PASSWORD)"
+        )));
+    }
     if status.split_whitespace().nth(1) != Some("200") {
         return Err(failed(format!(
             "{url}tcpSlaveAgentListener/ answered {status:?}: is the controller's TCP agent port enabled?"
@@ -257,21 +282,28 @@ pub async fn connect(
             d.protocols
         )));
     }
+    let addr = format!("{}:{}", d.host, d.port);
+    let limit = net.timeout;
     let mut tcp = net.tcp(&d.host, d.port, via_https_proxy).await?;
     let mut hello = Vec::new();
     hello.extend_from_slice(b"\x00\x16Protocol:JNLP4-connect");
     hello.extend_from_slice(b"\x00\x03ACK");
-    tcp.write_all(&hello)
-        .await
-        .map_err(|e| failed(format!("JNLP4 preamble: {e}")))?;
-    let mut ack = [0u8; 5];
-    tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_exact(&mut ack))
-        .await
-        .map_err(|_| failed("timeout waiting for the controller's ACK"))?
-        .map_err(|e| failed(format!("waiting for ACK: {e}")))?;
-    if &ack != b"\x00\x03ACK" {
-        return Err(failed("incorrect acknowledgement from the controller"));
-    }
+    step("JNLP4 preamble and ACK with", &addr, limit, async {
+        tcp.write_all(&hello)
+            .await
+            .map_err(|e| failed(format!("JNLP4 preamble: {e}")))?;
+        let mut ack = [0u8; 5];
+        tcp.read_exact(&mut ack)
+            .await
+            .map_err(|e| failed(format!("waiting for the controller's ACK: {e}")))?;
+        if &ack != b"\x00\x03ACK" {
+            return Err(failed(format!(
+                "incorrect acknowledgement from {addr}: is it a Jenkins agent port?"
+            )));
+        }
+        Ok(())
+    })
+    .await?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -285,12 +317,15 @@ pub async fn connect(
         .with_no_client_auth();
     let server_name = ServerName::try_from(d.host.clone())
         .map_err(|_| failed(format!("bad host name {:?}", d.host)))?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| {
-            ConnectError::Refused(format!("TLS handshake with the controller failed: {e}"))
-        })?;
+    let mut tls = step("JNLP4 TLS handshake with", &addr, limit, async {
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| {
+                ConnectError::Refused(format!("TLS handshake with the controller failed: {e}"))
+            })
+    })
+    .await?;
 
     // Only now, inside TLS with the identity checked, do the credentials go out.
     let mut headers = format!(
@@ -306,35 +341,41 @@ pub async fn connect(
     }
     headers.push('}');
     let io = |e: std::io::Error| failed(format!("JNLP4 connection headers: {e}"));
-    write_msg(&mut tls, headers.as_bytes()).await.map_err(io)?;
-    let mut new_cookie = None;
-    loop {
-        let m = read_msg(&mut tls).await.map_err(io)?;
-        let text = String::from_utf8_lossy(&m).into_owned();
-        if text.starts_with('{') {
-            new_cookie = header_value(&text, "JnlpAgentProtocol.cookie");
-            write_msg(&mut tls, b"OK").await.map_err(io)?;
-        } else if text == "OK" {
-            break;
-        } else if let Some(reason) = text
-            .strip_prefix("ERROR: ")
-            .or(text.strip_prefix("FATAL: "))
-        {
-            let _ = tls.write_all(b"\x00\x03BYE").await;
-            let _ = tls.flush().await;
-            return Err(ConnectError::Refused(reason.to_string()));
-        } else {
-            return Err(failed(format!(
-                "unexpected connection header answer {text:?}"
-            )));
+    let new_cookie = step("JNLP4 connection headers with", &addr, limit, async {
+        write_msg(&mut tls, headers.as_bytes()).await.map_err(io)?;
+        let mut new_cookie = None;
+        loop {
+            let m = read_msg(&mut tls).await.map_err(io)?;
+            let text = String::from_utf8_lossy(&m).into_owned();
+            if text.starts_with('{') {
+                new_cookie = header_value(&text, "JnlpAgentProtocol.cookie");
+                write_msg(&mut tls, b"OK").await.map_err(io)?;
+            } else if text == "OK" {
+                return Ok(new_cookie);
+            } else if let Some(reason) = text
+                .strip_prefix("ERROR: ")
+                .or(text.strip_prefix("FATAL: "))
+            {
+                let _ = tls.write_all(b"\x00\x03BYE").await;
+                let _ = tls.flush().await;
+                return Err(ConnectError::Refused(reason.to_string()));
+            } else {
+                return Err(failed(format!(
+                    "unexpected connection header answer {text:?}"
+                )));
+            }
         }
-    }
+    })
+    .await?;
     let cap = B64.encode(command::capability(
         &crate::remoting::classes::registry(),
         capability,
     ));
-    write_msg(&mut tls, cap.as_bytes()).await.map_err(io)?;
-    let peer = read_msg(&mut tls).await.map_err(io)?;
+    let peer = step("JNLP4 capability exchange with", &addr, limit, async {
+        write_msg(&mut tls, cap.as_bytes()).await.map_err(io)?;
+        read_msg(&mut tls).await.map_err(io)
+    })
+    .await?;
     let peer_capability = B64
         .decode(&peer)
         .ok()

@@ -6,6 +6,8 @@ pub mod net;
 pub mod ws;
 
 use std::fmt;
+use std::future::Future;
+use std::time::Duration;
 
 /// The agent secret: never printed, never logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,3 +51,33 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
+
+/// Runs one step of connecting, bounded by `limit`: a controller (or a load balancer in
+/// front of it) that accepts and never answers fails the step with a message naming the
+/// step and the address, instead of hanging.
+pub async fn step<T>(
+    what: &str,
+    addr: &str,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ConnectError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Failed(format!(
+            "{what} {addr}: no answer within {} (--connect-timeout)",
+            show_duration(limit)
+        ))),
+    }
+}
+
+/// `1.5s`, `30s`, `30m`: for messages.
+pub fn show_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 && d.as_secs().is_multiple_of(60) && d.subsec_nanos() == 0 {
+        format!("{}m", d.as_secs() / 60)
+    } else if s.fract() == 0.0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{s:.1}s")
+    }
+}

@@ -9,7 +9,11 @@ use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::ConnectError;
+use std::time::Duration;
+
+use base64::Engine;
+
+use super::{step, ConnectError, Secret};
 
 /// Any byte stream to the controller.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -25,6 +29,9 @@ pub struct Proxy {
     pub host: String,
     /// Proxy port.
     pub port: u16,
+    /// `USER:PASSWORD` for `Proxy-Authorization: Basic` (from `user:password@` in the
+    /// variable, or `-proxyCredentials`).
+    pub auth: Option<Secret>,
 }
 
 /// Proxy settings from the environment.
@@ -40,8 +47,11 @@ pub struct ProxyConfig {
 
 fn parse_proxy(v: &str) -> Option<Proxy> {
     let rest = v.trim().strip_prefix("http://").unwrap_or(v.trim());
-    let rest = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
     let authority = rest.split('/').next()?;
+    let (auth, authority) = match authority.rsplit_once('@') {
+        Some((a, h)) => (Some(Secret::new(percent_decode(a))), h),
+        None => (None, authority),
+    };
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (h, p.parse().ok()?),
         None => (authority, 80),
@@ -49,10 +59,46 @@ fn parse_proxy(v: &str) -> Option<Proxy> {
     (!host.is_empty()).then(|| Proxy {
         host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
         port,
+        auth,
     })
 }
 
+/// `%XX` escapes in a proxy URL's user info.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl ProxyConfig {
+    /// `-proxyCredentials`: credentials for every proxy (overriding any in the URLs).
+    pub fn with_credentials(mut self, auth: Option<&Secret>) -> Self {
+        if let Some(a) = auth {
+            for p in [&mut self.https, &mut self.http].into_iter().flatten() {
+                p.auth = Some(a.clone());
+            }
+        }
+        self
+    }
+
     /// Reads `https_proxy`, `http_proxy` and `no_proxy` (either case) through `env`.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
         let get = |k: &str| {
@@ -92,16 +138,22 @@ impl ProxyConfig {
     }
 }
 
-/// How to reach the controller: proxies and TLS trust.
+/// How to reach the controller: proxies, TLS trust, the bound on each step and TCP
+/// keep-alive.
 #[derive(Clone)]
 pub struct Net {
     /// Proxies.
     pub proxy: ProxyConfig,
     tls: Arc<rustls::ClientConfig>,
+    /// Bound on each step of connecting (TCP connect, proxy CONNECT, TLS, …).
+    pub timeout: Duration,
+    /// `SO_KEEPALIVE` on TCP connections (agent.jar's default; off with `-noKeepAlive`).
+    pub keep_alive: bool,
 }
 
 impl Net {
-    /// Mozilla's roots (webpki-roots) plus the PEM certificates in `extra_ca_pem`.
+    /// Mozilla's roots (webpki-roots) plus the PEM certificates in `extra_ca_pem`; a 30 s
+    /// bound on each step and keep-alive on (see [`Net::timeout`], [`Net::keep_alive`]).
     pub fn new(proxy: ProxyConfig, extra_ca_pem: Option<&str>) -> Result<Net, String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -127,43 +179,70 @@ impl Net {
         Ok(Net {
             proxy,
             tls: Arc::new(tls),
+            timeout: Duration::from_secs(30),
+            keep_alive: true,
         })
+    }
+
+    fn socket(&self, s: TcpStream) -> TcpStream {
+        let _ = s.set_nodelay(true);
+        let _ = socket2::SockRef::from(&s).set_keepalive(self.keep_alive);
+        s
     }
 
     /// A TCP stream to `host:port`, through the proxy for it if one applies (`CONNECT`).
     pub async fn tcp(&self, host: &str, port: u16, https: bool) -> Result<BoxIo, ConnectError> {
+        let limit = self.timeout;
         match self.proxy.for_host(host, https) {
             None => {
-                let s = TcpStream::connect((host, port)).await.map_err(|e| {
-                    ConnectError::Failed(format!("cannot connect to {host}:{port}: {e}"))
-                })?;
-                let _ = s.set_nodelay(true);
-                Ok(Box::new(s))
+                let s = step("TCP connect to", &format!("{host}:{port}"), limit, async {
+                    TcpStream::connect((host, port)).await.map_err(|e| {
+                        ConnectError::Failed(format!("cannot connect to {host}:{port}: {e}"))
+                    })
+                })
+                .await?;
+                Ok(Box::new(self.socket(s)))
             }
             Some(p) => {
-                let mut s = TcpStream::connect((p.host.as_str(), p.port))
-                    .await
-                    .map_err(|e| {
-                        ConnectError::Failed(format!(
-                            "cannot connect to the proxy {}:{}: {e}",
-                            p.host, p.port
-                        ))
-                    })?;
-                let _ = s.set_nodelay(true);
-                let req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
-                s.write_all(req.as_bytes()).await.map_err(|e| {
-                    ConnectError::Failed(format!("proxy {}:{}: {e}", p.host, p.port))
-                })?;
-                let head = read_head(&mut s).await.map_err(|e| {
-                    ConnectError::Failed(format!("proxy {}:{}: {e}", p.host, p.port))
-                })?;
-                let status = head.lines().next().unwrap_or_default().to_string();
-                if status.split_whitespace().nth(1) != Some("200") {
-                    return Err(ConnectError::Failed(format!(
-                        "the proxy {}:{} refused CONNECT {host}:{port}: {status}",
-                        p.host, p.port
-                    )));
-                }
+                let proxy = format!("{}:{}", p.host, p.port);
+                let s = step("TCP connect to the proxy", &proxy, limit, async {
+                    TcpStream::connect((p.host.as_str(), p.port))
+                        .await
+                        .map_err(|e| {
+                            ConnectError::Failed(format!(
+                                "cannot connect to the proxy {proxy}: {e}"
+                            ))
+                        })
+                })
+                .await?;
+                let mut s = self.socket(s);
+                let what = format!("HTTP CONNECT {host}:{port} through the proxy");
+                step(&what, &proxy, limit, async {
+                    let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+                    if let Some(a) = &p.auth {
+                        req.push_str(&format!(
+                            "Proxy-Authorization: Basic {}\r\n",
+                            base64::engine::general_purpose::STANDARD.encode(a.expose())
+                        ));
+                    }
+                    req.push_str("\r\n");
+                    let fail = |e: String| ConnectError::Failed(format!("proxy {proxy}: {e}"));
+                    s.write_all(req.as_bytes())
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    let head = read_head(&mut s).await.map_err(fail)?;
+                    let status = head.lines().next().unwrap_or_default().to_string();
+                    match status.split_whitespace().nth(1) {
+                        Some("200") => Ok(()),
+                        Some("407") => Err(ConnectError::Failed(format!(
+                            "the proxy {proxy} wants credentials for CONNECT {host}:{port} ({status}): give -proxyCredentials USER:PASSWORD or user:password@ in the proxy variable"
+                        ))),
+                        _ => Err(ConnectError::Failed(format!(
+                            "the proxy {proxy} refused CONNECT {host}:{port}: {status}"
+                        ))),
+                    }
+                })
+                .await?;
                 Ok(Box::new(s))
             }
         }
@@ -177,14 +256,18 @@ impl Net {
         }
         let name = ServerName::try_from(host.to_string())
             .map_err(|_| ConnectError::Refused(format!("bad host name {host:?}")))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| {
-                ConnectError::Failed(format!(
-                    "TLS to {host}:{port} failed: {e} (for a private CA, pass it with -cert @ca.pem)"
-                ))
-            })?;
+        let addr = format!("{host}:{port}");
+        let tls = step("TLS handshake with", &addr, self.timeout, async {
+            tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| {
+                    ConnectError::Failed(format!(
+                        "TLS to {addr} failed: {e} (for a private CA, pass it with -cert @ca.pem)"
+                    ))
+                })
+        })
+        .await?;
         Ok(Box::new(tls))
     }
 }
@@ -271,8 +354,15 @@ mod tests {
         let proxy = Proxy {
             host: "proxy.corp".into(),
             port: 3128,
+            auth: Some(Secret::new("user:pw".into())),
         };
         assert_eq!(p.for_host("ci.example.com", true), Some(&proxy));
+        let p = p.with_credentials(Some(&Secret::new("a:b".into())));
+        assert_eq!(
+            p.for_host("ci.example.com", true).unwrap().auth,
+            Some(Secret::new("a:b".into()))
+        );
+        assert_eq!(percent_decode("us%40er:p%3Aw"), "us@er:p:w");
         assert_eq!(
             p.for_host("ci.example.com", false),
             None,

@@ -41,6 +41,7 @@ pub async fn connect(
     secret: &Secret,
     capability: i64,
     cookie: Option<&str>,
+    extra_headers: &[(String, String)],
 ) -> Result<WsConnection, ConnectError> {
     let u = HttpUrl::parse(url)?;
     let target = ws_url(&u);
@@ -66,8 +67,24 @@ pub async fn connect(
     if let Some(c) = cookie {
         h.insert("Connection-Cookie", header(c, "the cookie")?);
     }
+    for (k, v) in extra_headers {
+        let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            ConnectError::Refused(format!("-webSocketHeader: {k:?} is not a header name"))
+        })?;
+        h.append(name, header(v, "a -webSocketHeader value")?);
+    }
     let stream = net.open(&u.host, u.port, u.https).await?;
-    let (ws, resp) = match tokio_tungstenite::client_async(req, stream).await {
+    let upgrade = tokio::time::timeout(net.timeout, tokio_tungstenite::client_async(req, stream));
+    let upgraded = match upgrade.await {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(ConnectError::Failed(format!(
+                "WebSocket upgrade at {target}: no answer within {} (--connect-timeout)",
+                super::show_duration(net.timeout)
+            )))
+        }
+    };
+    let (ws, resp) = match upgraded {
         Ok(x) => x,
         Err(tungstenite::Error::Http(resp)) => {
             let status = resp.status();

@@ -198,3 +198,213 @@ pub fn unzip_names(zip: &[u8]) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The secret of node `n1` in [`Simulator::start`].
+pub const SIM_SECRET: &str = "0123456789abcdef-not-a-real-secret";
+
+/// The controller simulator (`tests/java/src/nectr/sim`), node `n1` with [`SIM_SECRET`],
+/// its JSON events read on a thread. Stopped (and its stdin closed) when dropped.
+pub struct Simulator {
+    child: std::process::Child,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Every event seen so far.
+    pub seen: Vec<serde_json::Value>,
+    /// `http://127.0.0.1:PORT/`
+    pub url: String,
+    /// The JNLP4 agent port.
+    pub jnlp_port: u16,
+    /// `check_failed` events whose `what` contains one of these are expected (e.g. the
+    /// simulator writing to a connection the agent already left) and do not fail the test.
+    pub tolerate: Vec<&'static str>,
+}
+
+impl Simulator {
+    /// Starts the `online` scenario with `extra` options and waits until it listens.
+    pub fn start(extra: &[&str]) -> Simulator {
+        use std::io::BufRead;
+        let mut child = Command::new(tool("java"))
+            .arg("-cp")
+            .arg(java_peer())
+            .arg("nectr.sim.Main")
+            .args(["--node", &format!("n1={SIM_SECRET}")])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the controller simulator (java; JDK 17 required: run scripts/test)");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if tx.send(j).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut sim = Simulator {
+            child,
+            events: rx,
+            seen: Vec::new(),
+            url: String::new(),
+            jnlp_port: 0,
+            tolerate: Vec::new(),
+        };
+        let l = sim.wait_for("listening", std::time::Duration::from_secs(60));
+        sim.url = l["url"].as_str().expect("url").to_string();
+        sim.jnlp_port = l["jnlp_port"].as_u64().expect("jnlp_port") as u16;
+        sim
+    }
+
+    /// Waits for an event named `name`; panics on timeout or on any `check_failed`.
+    pub fn wait_for(&mut self, name: &str, timeout: std::time::Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    self.seen.push(e.clone());
+                    let what = e["what"].as_str().unwrap_or_default();
+                    let expected = self.tolerate.iter().any(|t| what.contains(t));
+                    assert!(
+                        e["event"] != "check_failed" || expected,
+                        "the simulator found a wrong answer: {e}"
+                    );
+                    if e["event"] == name {
+                        return e;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {name:?} event within {timeout:?}; events so far: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// The simulator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The controller's instance identity (see [`instance_identity`]).
+    pub fn identity(&self) -> String {
+        instance_identity(&self.url)
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `nectr-agent` process whose stderr goes to a file (a pipe nobody reads could fill up).
+pub struct AgentProc {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its stderr.
+    pub log: PathBuf,
+}
+
+impl AgentProc {
+    /// Starts `cmd` (from [`agent_command`]) with stderr into `dir/stderr-N.txt`.
+    pub fn spawn(mut cmd: Command, dir: &Path) -> AgentProc {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = dir.join(format!("stderr-{n}.txt"));
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start nectr-agent");
+        AgentProc { child, log }
+    }
+
+    /// What it logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until its stderr contains `needle` `times` times; panics (with the log) after
+    /// `timeout` or if it exits first.
+    pub fn wait_log(&mut self, needle: &str, times: usize, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let log = self.stderr();
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "nectr-agent exited ({status}) before logging {needle:?} {times}x:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} ({times}x) within {timeout:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for it to exit; returns the exit code and stderr.
+    pub fn wait_exit(mut self, timeout: std::time::Duration) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), self.stderr());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nectr-agent did not exit within {timeout:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `nectr-agent` with an empty environment (only PATH), so the tests see exactly the
+/// variables they set.
+pub fn agent_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nectr-agent"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    c
+}
+
+/// A controller's instance identity, as `GET <url>tcpSlaveAgentListener/` shows it in
+/// `X-Instance-Identity` (what an admin copies into `-instanceIdentity`). `url` is
+/// `http://HOST:PORT/`.
+pub fn instance_identity(url: &str) -> String {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        s,
+        "GET /tcpSlaveAgentListener/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("X-Instance-Identity")
+                .then(|| v.trim().to_string())
+        })
+        .expect("X-Instance-Identity in the discovery answer")
+}

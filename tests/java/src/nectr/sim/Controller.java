@@ -69,6 +69,8 @@ final class Controller {
     final Map<String, Node> nodes = new LinkedHashMap<>();
     String scenario = "online";
     int pingSeconds = 300;
+    /** The ping timeout SetUpRemotePing asks the agent to use (Jenkins: 240 s). */
+    int agentPingTimeoutSeconds = (int) (PING_TIMEOUT_MS / 1000);
     int monitorSeconds = 3600;
     String remoteFs = "/tmp";
     /** Scenario untar: archive on the simulator's disk, destination directory on the agent. */
@@ -220,7 +222,7 @@ final class Controller {
         }
         if (!step(n, ch, new SlaveComputer.SlaveInitializer(256), Controller::expectNull, true)) return false;
         // preOnline listeners
-        if (!step(n, ch, new ChannelPinger.SetUpRemotePing(pingSeconds, (int) (PING_TIMEOUT_MS / 1000)),
+        if (!step(n, ch, new ChannelPinger.SetUpRemotePing(pingSeconds, agentPingTimeoutSeconds),
                 Controller::expectNull, false)) return false;
         if (!step(n, ch, new StandardOutputSwapper.ChannelSwapper(),
                 v -> v instanceof Boolean ? null : "ChannelSwapper: expected Boolean, got " + type(v), false)) return false;

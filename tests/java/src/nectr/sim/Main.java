@@ -46,7 +46,7 @@ public final class Main {
     private static void usage(String why) {
         System.err.println("nectr.sim.Main: " + why);
         System.err.println("usage: java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario "
-                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--monitor-seconds N]"
+                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
                 + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
                 + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
                 + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]");
@@ -97,6 +97,10 @@ public final class Main {
                 case "--ping-seconds":
                     c.pingSeconds = Integer.parseInt(v);
                     if (c.pingSeconds < 1) usage("--ping-seconds must be >= 1");
+                    break;
+                case "--agent-ping-timeout-seconds":
+                    c.agentPingTimeoutSeconds = Integer.parseInt(v);
+                    if (c.agentPingTimeoutSeconds < 1) usage("--agent-ping-timeout-seconds must be >= 1");
                     break;
                 case "--monitor-seconds":
                     c.monitorSeconds = Integer.parseInt(v);

@@ -11,7 +11,6 @@
 //! Usage: builds [--tree-mib N] [--steps N] [--skip-jenkins] [--skip-tar]
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -587,9 +587,53 @@ pub fn unknown(class: &str) -> Answer {
     ))
 }
 
+/// Entry point for fuzzers: the text builds parse from the controller (environment
+/// overrides and expansion, Ant patterns) and the envelopes of a received callable. Must
+/// never panic.
+#[doc(hidden)]
+pub fn fuzz_build_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\n');
+    let pattern = parts.next().unwrap_or_default();
+    let rest: Vec<String> = parts.map(str::to_string).collect();
+    let mut env = crate::envvars::EnvVars::from_assignments(&rest);
+    let overrides =
+        crate::envvars::EnvVars::from_assignments(&rest.iter().rev().cloned().collect::<Vec<_>>());
+    env.override_expanding_all(&overrides);
+    let _ = env.expand(pattern);
+    let set = crate::antglob::FileSet::new(pattern, rest.first().map(String::as_str), true, false);
+    for r in &rest {
+        let _ = set.selects(r);
+        let _ = set.worth_entering(r);
+    }
+    let _ = process::command_line(&rest, None, Some(pattern));
+    if let Ok(stream) = crate::javaser::decode(data, &crate::remoting::command::decode_options()) {
+        if let Some(crate::javaser::Item::Value(v)) = stream.items.first() {
+            if let Some(obj) = Obj::of(&stream.heap, *v) {
+                let _ = open(obj, 0).map(|t| (t.kind(), t.describe()));
+                let _ = obj.all_objects().len();
+                let _ = sink::controller_streams(obj);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_text_survives_odd_input() {
+        for input in [
+            &b""[..],
+            b"$",
+            b"${\n$$$\nA=${A}${B}\nB=$A\nPATH+=x\n=\n+=\nA+B+C=1",
+            b"**/**/\n/\n\\\n\xff\xfe",
+            b"\xac\xed\x00\x05\x73\x72",
+        ] {
+            fuzz_build_text(input);
+        }
+    }
 
     #[test]
     fn every_class_name_appears_once_in_the_catalog() {

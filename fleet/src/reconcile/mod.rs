@@ -15,13 +15,13 @@ use crate::config::{self, Config, ImageSource};
 use crate::jenkins::client::NodeSpec;
 use crate::jenkins::why::{classify, mentioned_names};
 use crate::jenkins::{
-    drain_message, parse_drain_message, Computer, JenkinsClient, NodeTag, QueueItem,
+    drain_message, parse_drain_message, Computer, JenkinsApi, JenkinsClient, NodeTag, QueueItem,
 };
 use crate::lease::{Lease, Role};
 use crate::scaler::{self, Backoff, InFlight, LaunchPlan, Memory, Plan, Snapshot};
 use crate::secret::Secret;
 use crate::server::Shared;
-use crate::util::{now_ms, random_hex};
+use crate::util::{Clock, SystemClock};
 use crate::{log_error, log_info, log_warn};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,8 +49,14 @@ pub struct Reconciler {
     config_path: Option<PathBuf>,
     config_text: Option<String>,
     config_error: Option<String>,
-    jenkins: JenkinsClient,
+    jenkins: Arc<dyn JenkinsApi>,
+    /// False when the Jenkins client was handed in ([`Reconciler::with_parts`]): a config
+    /// edit of the `[jenkins]` credentials then does not replace it.
+    jenkins_from_config: bool,
     cloud: Arc<dyn CloudProvider>,
+    clock: Arc<dyn Clock>,
+    /// Launches run in parallel, this many at a time (1 = in order, on the loop's thread).
+    launch_parallelism: usize,
     pub memory: Memory,
     pub shared: Arc<Shared>,
     images: BTreeMap<(String, String), (String, u64)>,
@@ -85,16 +91,42 @@ impl Reconciler {
             cfg.jenkins.timeout_ms,
             cfg.jenkins.ca_file.as_deref(),
         )?;
+        let mut r = Self::with_parts(
+            cfg,
+            config_path,
+            Arc::new(jenkins),
+            cloud,
+            Arc::new(SystemClock),
+            shared,
+        );
+        r.jenkins_from_config = true;
+        Ok(r)
+    }
+
+    /// A reconciler over any Jenkins, cloud and clock (the soak test runs it against
+    /// in-process fakes in virtual time). Edits of `[jenkins]` credentials in the config file
+    /// keep `jenkins` as it is.
+    pub fn with_parts(
+        cfg: Config,
+        config_path: Option<PathBuf>,
+        jenkins: Arc<dyn JenkinsApi>,
+        cloud: Arc<dyn CloudProvider>,
+        clock: Arc<dyn Clock>,
+        shared: Arc<Shared>,
+    ) -> Self {
         let config_text = config_path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok());
-        Ok(Reconciler {
+        Reconciler {
             cfg,
             config_path,
             config_text,
             config_error: None,
             jenkins,
+            jenkins_from_config: false,
             cloud,
+            clock,
+            launch_parallelism: 8,
             memory: Memory::default(),
             shared,
             images: BTreeMap::new(),
@@ -108,7 +140,14 @@ impl Reconciler {
             lease: None,
             role: None,
             leader_polls: 0,
-        })
+        }
+    }
+
+    /// How many launches run at once (default 8; 1 runs them in order on the loop's thread,
+    /// which keeps a seeded soak run reproducible).
+    pub fn with_launch_parallelism(mut self, n: usize) -> Self {
+        self.launch_parallelism = n.max(1);
+        self
     }
 
     /// Run as one of several replicas: act only while holding `lease`.
@@ -183,10 +222,11 @@ impl Reconciler {
                     );
                     return;
                 }
-                if new.jenkins.token_file != self.cfg.jenkins.token_file
-                    || new.jenkins.user != self.cfg.jenkins.user
-                    || new.jenkins.timeout_ms != self.cfg.jenkins.timeout_ms
-                    || new.jenkins.ca_file != self.cfg.jenkins.ca_file
+                if self.jenkins_from_config
+                    && (new.jenkins.token_file != self.cfg.jenkins.token_file
+                        || new.jenkins.user != self.cfg.jenkins.user
+                        || new.jenkins.timeout_ms != self.cfg.jenkins.timeout_ms
+                        || new.jenkins.ca_file != self.cfg.jenkins.ca_file)
                 {
                     let client = new.read_jenkins_token().and_then(|t| {
                         JenkinsClient::with_ca(
@@ -198,7 +238,7 @@ impl Reconciler {
                         )
                     });
                     match client {
-                        Ok(c) => self.jenkins = c,
+                        Ok(c) => self.jenkins = Arc::new(c),
                         Err(e) => {
                             self.config_error = Some(format!(
                                 "{e}; the edit was rejected and the running config stays"
@@ -266,7 +306,7 @@ impl Reconciler {
                 Ok(i)
             }
             Err(e) => {
-                self.note_cloud_error(&e, now_ms());
+                self.note_cloud_error(&e, self.clock.now_ms());
                 Err(format!("cloud describe: {e}"))
             }
         };
@@ -287,7 +327,7 @@ impl Reconciler {
         if act {
             self.reload();
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut act = act;
         if act {
             if let Some(lease) = self.lease.as_mut() {
@@ -736,7 +776,7 @@ impl Reconciler {
             let Some(pool) = self.cfg.pool(&l.pool).cloned() else {
                 continue;
             };
-            let token = random_hex(8);
+            let token = self.clock.random_hex(8);
             let node = format!("{}-{}-{}", self.cfg.jenkins.node_prefix, pool.name, token);
             let image = self.resolve_image(&pool.image, now);
             let subnet = if pool.subnets.is_empty() {
@@ -774,51 +814,61 @@ impl Reconciler {
             .iter()
             .map(|(k, v)| (k.clone(), v.oldest_wait_ms))
             .collect();
-        let cfg = &self.cfg;
-        let jenkins = &self.jenkins;
-        let cloud = &self.cloud;
-        let backoff = &self.memory.offering_backoff;
         let lease = self.lease.as_ref();
         let may_act = move || lease.is_none_or(Lease::may_act);
-        let indexed: Vec<(usize, &Job)> = jobs.iter().enumerate().collect();
-        let results: Vec<(usize, LaunchResult, Vec<Offering>)> = std::thread::scope(|s| {
-            let mut out = Vec::new();
-            for chunk in indexed.chunks(8) {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|(i, j)| {
-                        let i = *i;
-                        s.spawn(move || {
-                            let mut capacity_failed = Vec::new();
-                            let r = launch_one(
-                                &may_act,
-                                cfg,
-                                jenkins,
-                                cloud.as_ref(),
-                                &j.launch,
-                                &j.token,
-                                &j.node,
-                                &j.image,
-                                j.subnet.clone(),
-                                backoff,
-                                &mut capacity_failed,
-                                now,
-                            );
-                            (i, r, capacity_failed)
+        let ctx = LaunchCtx {
+            may_act: &may_act,
+            cfg: &self.cfg,
+            jenkins: self.jenkins.as_ref(),
+            cloud: self.cloud.as_ref(),
+            backoff: &self.memory.offering_backoff,
+            now,
+        };
+        let run = |j: &Job| {
+            let mut capacity_failed = Vec::new();
+            let r = launch_one(
+                &ctx,
+                &j.launch,
+                &j.token,
+                &j.node,
+                &j.image,
+                j.subnet.clone(),
+                &mut capacity_failed,
+            );
+            (r, capacity_failed)
+        };
+        let mut results: Vec<(usize, LaunchResult, Vec<Offering>)> = Vec::new();
+        if self.launch_parallelism <= 1 {
+            for (i, j) in jobs.iter().enumerate() {
+                let (r, c) = run(j);
+                results.push((i, r, c));
+            }
+        } else {
+            let indexed: Vec<(usize, &Job)> = jobs.iter().enumerate().collect();
+            std::thread::scope(|s| {
+                for chunk in indexed.chunks(self.launch_parallelism) {
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|(i, j)| {
+                            let i = *i;
+                            let run = &run;
+                            s.spawn(move || {
+                                let (r, c) = run(j);
+                                (i, r, c)
+                            })
                         })
-                    })
-                    .collect();
-                for h in handles {
-                    match h.join() {
-                        Ok(r) => out.push(r),
-                        Err(_) => log_error!("a launch thread panicked"),
+                        .collect();
+                    for h in handles {
+                        match h.join() {
+                            Ok(r) => results.push(r),
+                            Err(_) => log_error!("a launch thread panicked"),
+                        }
                     }
                 }
-            }
-            out
-        });
+            });
+        }
         let metrics = &self.shared.metrics;
-        let now_done = now_ms();
+        let now_done = self.clock.now_ms();
         for (i, r, capacity_failed) in results {
             let j = &jobs[i];
             for o in capacity_failed {
@@ -983,24 +1033,38 @@ impl Reconciler {
     }
 }
 
+/// What every launch of one poll shares.
+struct LaunchCtx<'a> {
+    may_act: &'a (dyn Fn() -> bool + Sync),
+    cfg: &'a Config,
+    jenkins: &'a dyn JenkinsApi,
+    cloud: &'a dyn CloudProvider,
+    backoff: &'a BTreeMap<Offering, Backoff>,
+    /// The poll's time: the node's `created=`.
+    now: u64,
+}
+
 /// Create the node, read its secret, RunInstances over the offerings in order. On failure
 /// the never-connected node is deleted again. Returns (instance id, offering, executors) or
 /// (reason, message).
-#[allow(clippy::too_many_arguments)]
 fn launch_one(
-    may_act: &(dyn Fn() -> bool + Sync),
-    cfg: &Config,
-    jenkins: &JenkinsClient,
-    cloud: &dyn CloudProvider,
+    ctx: &LaunchCtx<'_>,
     l: &LaunchPlan,
     token: &str,
     node: &str,
     image: &Result<ImageRef, String>,
     subnet: Option<String>,
-    backoff: &BTreeMap<Offering, Backoff>,
     capacity_failed: &mut Vec<Offering>,
-    now: u64,
 ) -> LaunchResult {
+    let LaunchCtx {
+        may_act,
+        cfg,
+        jenkins,
+        cloud,
+        backoff,
+        now,
+        ..
+    } = *ctx;
     let Some(pool) = cfg.pool(&l.pool) else {
         return Err(("config".into(), format!("pool {} is gone", l.pool)));
     };

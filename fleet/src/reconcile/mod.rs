@@ -283,7 +283,11 @@ impl Reconciler {
     fn observe_all(&mut self) -> Result<Observation, Vec<String>> {
         let mut errors = Vec::new();
         let m = &self.shared.metrics;
-        let queue = self.jenkins.queue().map_err(|e| {
+        // Supply first, then demand. Jenkins moves an item from the queue to an executor; read
+        // in this order, an item dispatched between the two reads shows as neither waiting
+        // nor running (missed for one poll, and its executor counted idle), never as both
+        // (which would launch for work that already runs).
+        let computers = self.jenkins.computers().map_err(|e| {
             m.inc(
                 "nectr_fleet_errors_total",
                 &[("source", "jenkins"), ("kind", e.kind())],
@@ -291,7 +295,7 @@ impl Reconciler {
             );
             e.to_string()
         });
-        let computers = self.jenkins.computers().map_err(|e| {
+        let queue = self.jenkins.queue().map_err(|e| {
             m.inc(
                 "nectr_fleet_errors_total",
                 &[("source", "jenkins"), ("kind", e.kind())],

@@ -114,3 +114,85 @@ fn an_item_dispatched_between_the_two_reads_is_never_counted_twice() {
     );
     assert_eq!(e.live_instances().len(), 1);
 }
+
+/// Launch one agent through the service, then let it connect and go idle.
+fn one_idle_agent(e: &Env, r: &mut Reconciler) -> String {
+    e.jenkins.set_queue_waiting(1, "linux");
+    let rep = r.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    e.jenkins.lock().queue.clear();
+    e.jenkins.connect_all(true);
+    let node = e.jenkins.lock().nodes.keys().next().cloned().expect("node");
+    node
+}
+
+/// Poll (without pause beyond `pause_ms`) until `node` is deleted or `polls` are done.
+fn poll_until_deleted(e: &Env, r: &mut Reconciler, node: &str, polls: usize, pause_ms: u64) {
+    for _ in 0..polls {
+        if !e.jenkins.lock().nodes.contains_key(node) {
+            return;
+        }
+        r.poll_once(true);
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+    }
+}
+
+/// Defect 1: the fence was timed from the start of the poll that sent it (and, when adopted,
+/// from the `at=` of its reason), so with a slow `changeOfflineCause` the settle interval
+/// was spent before the node was even offline, and the node was deleted 0.1 s after its
+/// fence took effect. It must be deleted no sooner than `settle_interval` after.
+#[test]
+fn the_settle_interval_runs_from_when_the_fence_took_effect() {
+    let e = env("slow-fence", "", "settle_interval = \"1200ms\"");
+    let mut r = e.reconciler();
+    let settle = 1200;
+
+    // A: Jenkins takes 1.5 s to apply the fence and answer.
+    let node = one_idle_agent(&e, &mut r);
+    e.jenkins.lock().faults.drain_delay_ms = 1500;
+    let rep = r.poll_once(true);
+    assert_eq!(
+        rep.plan.as_ref().map(|p| p.fences.len()),
+        Some(1),
+        "{rep:?}"
+    );
+    e.jenkins.lock().faults.drain_delay_ms = 0;
+    poll_until_deleted(&e, &mut r, &node, 40, 50);
+
+    // B: the answer to the fence is lost after Jenkins applied it (slowly), and the
+    // service restarts: the fence is adopted from Jenkins.
+    let mut r = e.reconciler();
+    let node2 = one_idle_agent(&e, &mut r);
+    {
+        let mut s = e.jenkins.lock();
+        s.faults.drain_delay_ms = 1500;
+        s.faults.lose_percent = 100;
+    }
+    let rep = r.poll_once(true);
+    assert_eq!(
+        rep.plan.as_ref().map(|p| p.fences.len()),
+        Some(1),
+        "{rep:?}"
+    );
+    {
+        let mut s = e.jenkins.lock();
+        s.faults.drain_delay_ms = 0;
+        s.faults.lose_percent = 0;
+    }
+    let mut r = e.reconciler();
+    poll_until_deleted(&e, &mut r, &node2, 40, 50);
+
+    let deletes = e.jenkins.lock().deletes.clone();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    for d in &deletes {
+        assert!(!d.busy, "{d:?}");
+        let since = d.fenced_since_ms.expect("deleted while fenced");
+        assert!(
+            d.at_ms >= since + settle,
+            "{} deleted {} ms after its fence took effect (settle_interval {settle} ms)",
+            d.name,
+            d.at_ms - since
+        );
+    }
+    assert!(e.live_instances().is_empty());
+}

@@ -386,6 +386,9 @@ impl Reconciler {
         };
         report.observed = true;
         metrics.inc("nectr_fleet_polls_total", &[("result", "ok")], 1.0);
+        // From here on the poll's time is when its observation was complete: a fence seen in
+        // it was in force by then at the latest (see `Memory::fences`).
+        let now = self.clock.now_ms();
 
         // Launch-to-online latency and idle instance-seconds, from this observation.
         let connected: BTreeSet<&str> = computers
@@ -546,6 +549,19 @@ impl Reconciler {
                 report.errors.push("lease expired locally: stopping".into());
                 break;
             }
+            // The settle interval must have fully elapsed since the fence was known in force
+            // before the final re-read is sent (decide checked it at the observation; this
+            // holds it against the clock, whatever the poll's calls took).
+            let settled = self.memory.fences.get(&a.node).is_some_and(|t| {
+                self.clock.now_ms() >= t.saturating_add(self.cfg.settle_interval_ms)
+            });
+            if !settled {
+                report.actions.push(format!(
+                    "retire of {} postponed: the settle interval since the fence is not over",
+                    a.node
+                ));
+                continue;
+            }
             // Final re-read of the node, and of the queue items pinned to it.
             let node = match self.jenkins.computer(&a.node) {
                 Ok(Some(c)) => c,
@@ -633,10 +649,15 @@ impl Reconciler {
                 report.errors.push("lease expired locally: stopping".into());
                 break;
             }
-            let msg = drain_message(&self.cfg.fleet_id, now);
+            // `at=` says when the fence was asked for; it is informative only.
+            let msg = drain_message(&self.cfg.fleet_id, self.clock.now_ms());
             match self.jenkins.drain(&a.node, &msg) {
                 Ok(()) => {
-                    self.memory.fences.insert(a.node.clone(), now);
+                    // Jenkins applied it by the time its answer arrived: the fence is known in
+                    // force from now, however long the request took. A lost answer leaves no
+                    // entry; the next observation adopts the fence if Jenkins shows it.
+                    let in_force = self.clock.now_ms();
+                    self.memory.fences.insert(a.node.clone(), in_force);
                     fence_outcome(metrics, "fenced");
                     report
                         .actions

@@ -39,7 +39,10 @@ pub struct Memory {
     pub ledger: BTreeMap<String, InFlight>,
     /// Node → first poll at which it was seen idle after being busy (or since start).
     pub idle_since: BTreeMap<String, u64>,
-    /// Node → time nectr fenced it.
+    /// Node → when its fence was known to be in force: the time Jenkins' answer to the fence
+    /// arrived, or (for a fence found in Jenkins, e.g. after a restart or a lost answer) the
+    /// time of the observation that showed it. Never the `at=` of the drain message, which is
+    /// when the request was sent. The settle interval runs from here.
     pub fences: BTreeMap<String, u64>,
     /// Instance → (first poll without a connected node, consecutive polls).
     pub disconnected: BTreeMap<String, (u64, u32)>,
@@ -156,20 +159,6 @@ fn boot_deadline(cfg: &Config, pool: &str) -> u64 {
         .map_or(DEFAULT_BOOT_DEADLINE_MS, |p| p.boot_deadline_ms)
 }
 
-/// Is this node fenced by this fleet, and since when?
-fn fence_time(c: &Computer, mem: &Memory, fleet_id: &str) -> Option<u64> {
-    if let Some(t) = mem.fences.get(&c.name) {
-        return Some(*t);
-    }
-    if c.temporarily_offline {
-        return c
-            .offline_cause_reason
-            .as_deref()
-            .and_then(|r| parse_drain_message(r, fleet_id));
-    }
-    None
-}
-
 /// Temporarily offline with this fleet's drain message.
 fn drained_by_us(c: &Computer, fleet_id: &str) -> bool {
     c.temporarily_offline
@@ -225,26 +214,18 @@ pub fn observe(
     }
     m.idle_since = idle;
 
-    // Fences: forget nodes that are gone or no longer carry our reason; adopt fences found
-    // in Jenkins (after a restart).
+    // Fences: keep those Jenkins still shows with our reason (a fence is only remembered once
+    // Jenkins answered it, and Jenkins reads its own writes, so one it does not show was
+    // lifted or replaced). Adopt the ones found in Jenkins (after a restart, or when the
+    // answer to the fence was lost), in force since this observation: `now` must not be
+    // earlier than the moment the computer list was received. The `at=` of the reason is when
+    // the request was sent, possibly long before Jenkins applied it, so it never starts the
+    // settle interval.
     let mut fences = BTreeMap::new();
     for o in &owned {
-        let ours = o.c.temporarily_offline
-            && o.c
-                .offline_cause_reason
-                .as_deref()
-                .and_then(|r| parse_drain_message(r, &cfg.fleet_id))
-                .is_some();
-        if let Some(t) = prev.fences.get(&o.c.name) {
-            // Just fenced by us and Jenkins may not show it yet: keep for one settle period.
-            if ours || now.saturating_sub(*t) < cfg.settle_interval_ms.max(cfg.poll_interval_ms) * 3
-            {
-                fences.insert(o.c.name.clone(), *t);
-            }
-        } else if ours {
-            if let Some(t) = fence_time(o.c, prev, &cfg.fleet_id) {
-                fences.insert(o.c.name.clone(), t.min(now));
-            }
+        if drained_by_us(o.c, &cfg.fleet_id) {
+            let t = prev.fences.get(&o.c.name).copied().unwrap_or(now);
+            fences.insert(o.c.name.clone(), t);
         }
     }
     m.fences = fences;
@@ -411,8 +392,7 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
                 fenced += 1;
                 continue;
             }
-            let is_fenced =
-                fence_time(o.c, mem, &cfg.fleet_id).is_some() || o.c.temporarily_offline;
+            let is_fenced = mem.fences.contains_key(&o.c.name) || o.c.temporarily_offline;
             if is_fenced {
                 fenced += 1;
                 // Demand came back while this node was being retired: lift the fence and
@@ -539,9 +519,10 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
     // ---- fences in progress: lift or retire ----
     let mut fencing: BTreeSet<&str> = BTreeSet::new();
     for o in &owned {
-        let Some(fenced_at) = fence_time(o.c, mem, &cfg.fleet_id) else {
+        let fenced_at = mem.fences.get(&o.c.name).copied();
+        if fenced_at.is_none() && !drained_by_us(o.c, &cfg.fleet_id) {
             continue;
-        };
+        }
         fencing.insert(o.c.name.as_str());
         // Only an instance seen in this fleet's tag-filtered describe is ever terminated.
         let instance = instance_of_node
@@ -578,7 +559,9 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         if recovering || !ours_in_jenkins {
             continue;
         }
-        if now.saturating_sub(fenced_at) >= cfg.settle_interval_ms {
+        // The settle interval runs from when the fence was known in force; `now` is no
+        // earlier than this poll's observation, and the final re-read comes after it.
+        if fenced_at.is_some_and(|t| now.saturating_sub(t) >= cfg.settle_interval_ms) {
             plan.retires.push(action("idle after the settle interval"));
         }
     }

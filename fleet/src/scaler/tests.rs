@@ -129,6 +129,15 @@ fn warm() -> Memory {
     }
 }
 
+/// Warm memory that knows `nodes` as fenced, in force since the given times.
+fn fenced_mem(nodes: &[(&str, u64)]) -> Memory {
+    let mut m = warm();
+    for (n, t) in nodes {
+        m.fences.insert(n.to_string(), *t);
+    }
+    m
+}
+
 fn run(cfg: &Config, q: &[QueueItem], c: &[Computer], i: &[Instance], mem: &Memory) -> Plan {
     decide(
         &Snapshot {
@@ -409,14 +418,14 @@ fn fence_then_retire_or_lift() {
         node("a", "linux", true, &[Some(true), Some(true)]),
         NOW - 5_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 5_000)]));
     assert!(p.retires.is_empty() && p.lifts.is_empty() && p.fences.is_empty());
-    // 15 s ago: retire, with the instance.
+    // Fenced 15 s ago: retire, with the instance.
     let nodes = vec![fenced(
         node("a", "linux", true, &[Some(true), Some(true)]),
         NOW - 15_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 15_000)]));
     assert_eq!(p.retires.len(), 1);
     assert_eq!(p.retires[0].instance.as_deref(), Some("i-1"));
     // A build was assigned after the fence: lift, never retire.
@@ -424,7 +433,7 @@ fn fence_then_retire_or_lift() {
         node("a", "linux", true, &[Some(false), Some(true)]),
         NOW - 15_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 15_000)]));
     assert!(p.retires.is_empty());
     assert_eq!(p.lifts.len(), 1);
     // Unknown executor state counts as busy.
@@ -432,7 +441,7 @@ fn fence_then_retire_or_lift() {
         node("a", "linux", true, &[None, Some(true)]),
         NOW - 15_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 15_000)]));
     assert!(p.retires.is_empty());
     // Someone else changed the offline reason: neither retire nor lift.
     let mut n = fenced(
@@ -645,6 +654,7 @@ fn world_plan(w: &World) -> (Config, Plan, Memory) {
             .insert(n.name.clone(), NOW - w.idle_ages[k] * MIN);
         if let Some(age) = w.fenced_ages[k] {
             *n = fenced(n.clone(), NOW - age * 1000);
+            mem.fences.insert(n.name.clone(), NOW - age * 1000);
         }
         mem.disconnected
             .insert(format!("i-{k}"), (NOW - 30 * MIN, 10));
@@ -756,9 +766,63 @@ fn node_of_a_dying_instance_is_fenced_never_lifted_and_deleted_when_idle() {
         &[waiting(1, "linux")],
         &fenced_idle,
         std::slice::from_ref(&i),
-        &warm(),
+        &fenced_mem(&[("a", NOW - 60_000)]),
     );
     assert!(p.lifts.is_empty(), "demand never lifts a dying node");
     assert_eq!(p.retires.len(), 1);
     assert_eq!(p.retires[0].instance, None);
+}
+
+/// Defect 1: a fence is timed from when it was known in force, never from the `at=` of its
+/// drain message (the time the request was sent, possibly long before Jenkins applied it).
+#[test]
+fn a_fence_found_in_jenkins_settles_from_the_observation_not_from_its_at() {
+    let c = cfg(); // settle_interval 10 s
+    let insts = vec![inst("i-1", "linux", "a", "c5.xlarge", NOW - 60 * MIN)];
+    // Asked for an hour ago (a restart, or an answer lost in a slow Jenkins), seen now.
+    let nodes = vec![fenced(
+        node("a", "linux", true, &[Some(true), Some(true)]),
+        NOW - 60 * MIN,
+    )];
+    let m = observe(&Memory::default(), &nodes, &insts, &c, NOW);
+    assert_eq!(
+        m.fences.get("a"),
+        Some(&NOW),
+        "in force since this observation"
+    );
+    let step = |m: &Memory, t: u64| {
+        let m = observe(m, &nodes, &insts, &c, t);
+        let p = decide(
+            &Snapshot {
+                queue: &[],
+                computers: &nodes,
+                instances: &insts,
+                memory: &m,
+            },
+            &c,
+            t,
+        );
+        (m, p)
+    };
+    let (m, p) = step(&m, NOW + 1_000);
+    assert!(p.retires.is_empty(), "1 s after it was seen: {p:?}");
+    let (m, p) = step(&m, NOW + 9_999);
+    assert!(p.retires.is_empty(), "{p:?}");
+    let (_, p) = step(&m, NOW + 10_000);
+    assert_eq!(p.retires.len(), 1, "{p:?}");
+    // A fence this process made keeps the time Jenkins' answer arrived.
+    let mut prev = warm();
+    prev.fences.insert("a".into(), NOW - 3_000);
+    let m = observe(&prev, &nodes, &insts, &c, NOW);
+    assert_eq!(m.fences.get("a"), Some(&(NOW - 3_000)));
+    // One Jenkins no longer shows (lifted by someone, or our lift's answer was lost) is
+    // forgotten at once.
+    let m = observe(
+        &prev,
+        &[node("a", "linux", true, &[Some(true)])],
+        &insts,
+        &c,
+        NOW,
+    );
+    assert!(m.fences.is_empty());
 }

@@ -38,10 +38,15 @@ pub fn config_text(
     } else {
         "orphan_grace = \"60s\""
     };
+    let settle = if top_extra.contains("settle_interval") {
+        ""
+    } else {
+        "settle_interval = \"0s\""
+    };
     format!(
         r#"fleet_id = "{fleet}"
 poll_interval = "1s"
-settle_interval = "0s"
+{settle}
 {grace}
 {top_extra}
 [jenkins]

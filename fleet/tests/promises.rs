@@ -14,7 +14,7 @@ use nectr_fleet::server::Shared;
 use std::path::PathBuf;
 use std::sync::Arc;
 use support::fake_jenkins::FakeJenkins;
-use support::faulty_cloud::FaultyCloud;
+use support::faulty_cloud::{Ec2Faults, FaultyCloud};
 use support::moto::Moto;
 
 struct Env {
@@ -49,10 +49,12 @@ fn env(name: &str, pool_extra: &str, top_extra: &str) -> Env {
 }
 
 impl Env {
-    /// A fresh service: memory empty, as after `kill -9` and a restart.
+    /// A fresh service with the config file as it is now: memory empty, as after `kill -9`
+    /// and a restart.
     fn reconciler(&self) -> Reconciler {
+        let cfg = nectr_fleet::config::load_file(&self.path).expect("config");
         Reconciler::new(
-            self.cfg.clone(),
+            cfg,
             Some(self.path.clone()),
             self.cloud.clone(),
             Arc::new(Shared::default()),
@@ -195,4 +197,145 @@ fn the_settle_interval_runs_from_when_the_fence_took_effect() {
         );
     }
     assert!(e.live_instances().is_empty());
+}
+
+fn env_with(name: &str, edit: impl Fn(String) -> String, faults: Ec2Faults) -> Env {
+    let jenkins = FakeJenkins::start();
+    let moto = Moto::start();
+    let dir = support::temp_dir(name);
+    let text = edit(support::config_text(name, &jenkins.url, &moto.url, "", ""));
+    let (path, cfg) = support::write_config(&dir, &text);
+    let creds = Credentials {
+        access_key_id: "testing".into(),
+        secret_access_key: Secret::new("testing"),
+        session_token: None,
+    };
+    let cloud = Arc::new(FaultyCloud::with_faults(
+        Ec2Provider::new(&cfg.aws, creds).expect("provider"),
+        faults,
+    ));
+    Env {
+        jenkins,
+        _moto: moto,
+        cloud,
+        cfg,
+        path,
+    }
+}
+
+/// Defect 2: a `RunInstances` whose answer was lost after EC2 acted was taken as "not
+/// launched": the node was deleted and the launch forgotten, leaving an instance without a
+/// node while the item waited a whole boot deadline. The outcome must be resolved with the
+/// same client token, never guessed.
+#[test]
+fn a_lost_run_instances_answer_is_resolved_with_the_same_client_token() {
+    let e = env_with("lost-launch", |t| t, Ec2Faults::default());
+    let mut r = e.reconciler();
+    e.jenkins.set_queue_waiting(1, "linux");
+    *e.cloud.lose_next_launches.lock().expect("lock") = 1;
+    let rep = r.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    let inst = e.live_instances();
+    assert_eq!(inst.len(), 1, "{inst:?}");
+    let attempts = e.cloud.attempts.lock().expect("lock").clone();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(
+        attempts[0].1, attempts[1].1,
+        "retried with the same client token"
+    );
+    assert_eq!(e.cloud.record().made.len(), 1);
+    // The node stays, linked to the instance the lost call made.
+    let nodes = e.jenkins.lock().nodes.clone();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    let (node, n) = nodes.iter().next().expect("node");
+    assert_eq!(inst[0].node(), Some(node.as_str()));
+    assert!(n.description.contains(&format!("instance={}", inst[0].id)));
+    // Every answer lost: the outcome stays unknown; the node is kept and the launch counted
+    // in flight, so nothing is launched again while the instance is not visible.
+    e.jenkins.set_queue_waiting(5, "linux");
+    *e.cloud.lose_next_launches.lock().expect("lock") = 10;
+    let rep = r.poll_once(true);
+    assert_eq!(rep.plan.as_ref().map(|p| p.launches.len()), Some(1));
+    assert!(
+        rep.errors.iter().any(|m| m.contains("counted in flight")),
+        "{:?}",
+        rep.errors
+    );
+    assert_eq!(e.jenkins.lock().nodes.len(), 2);
+    assert_eq!(e.cloud.record().made.len(), 2);
+    *e.cloud.lose_next_launches.lock().expect("lock") = 0;
+    for _ in 0..3 {
+        let rep = r.poll_once(true);
+        assert_eq!(
+            rep.plan.as_ref().map(|p| p.launches.len()),
+            Some(0),
+            "{rep:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    assert_eq!(e.live_instances().len(), 2);
+    assert_eq!(e.jenkins.lock().nodes.len(), 2);
+    assert!(r.memory.ledger.is_empty(), "{:?}", r.memory.ledger);
+}
+
+/// Defect 3: instances launched right before a `kill -9` are invisible to describes for a
+/// moment after the restart, and their nodes were not counted: the service launched again
+/// (two instances with `max_instances = 1`). Nodes the fleet created count in flight until
+/// their instance is seen or proven absent.
+#[test]
+fn a_restart_during_the_describe_lag_launches_nothing_twice() {
+    let faults = Ec2Faults {
+        visibility_ms: (1200, 1500),
+        ..Ec2Faults::default()
+    };
+    let e = env_with(
+        "restart-lag",
+        |t| t.replace("max_instances = 40", "max_instances = 1"),
+        faults,
+    );
+    e.jenkins.set_queue_waiting(2, "linux");
+    e.reconciler().poll_once(true); // launched, then killed (memory gone)
+    assert_eq!(e.live_instances().len(), 1);
+    let mut r = e.reconciler();
+    for _ in 0..4 {
+        let rep = r.poll_once(true);
+        assert_eq!(
+            rep.plan.as_ref().map(|p| p.launches.len()),
+            Some(0),
+            "{rep:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // Killed mid-launch: the answer lost and the service gone before it could retry. The
+    // node still says `instance=pending`.
+    let text = std::fs::read_to_string(&e.path).expect("read");
+    std::fs::write(
+        &e.path,
+        text.replace("max_instances = 1", "max_instances = 2"),
+    )
+    .expect("write");
+    e.jenkins.set_queue_waiting(8, "linux");
+    // The retry never comes: the process dies right after the first answer is lost.
+    *e.cloud.die_after_next_launch.lock().expect("lock") = true;
+    e.reconciler().poll_once(true);
+    *e.cloud.dead.lock().expect("lock") = false;
+    assert_eq!(e.live_instances().len(), 2);
+    assert!(e
+        .jenkins
+        .lock()
+        .nodes
+        .values()
+        .any(|n| n.description.contains("instance=pending")));
+    let mut r = e.reconciler();
+    for _ in 0..4 {
+        let rep = r.poll_once(true);
+        assert_eq!(
+            rep.plan.as_ref().map(|p| p.launches.len()),
+            Some(0),
+            "{rep:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(e.live_instances().len(), 2, "no duplicate, no cap overrun");
+    assert_eq!(e.cloud.record().made.len(), 2);
 }

@@ -31,8 +31,43 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
-/// (instance id, offering, executors) or (failure reason, message).
-type LaunchResult = Result<(String, Offering, u32), (String, String)>;
+
+/// How one launch ended.
+#[derive(Debug)]
+enum LaunchResult {
+    Launched {
+        id: String,
+        offering: Offering,
+        executors: u32,
+    },
+    /// Certainly nothing launched; the never-connected node was deleted again.
+    Failed { reason: String, message: String },
+    /// `RunInstances` may have acted but no answer said so (lost, timed out, 5xx) and
+    /// retries with the same client token did not settle it: the node stays, and the launch
+    /// stays in the ledger until its instance shows up or is proven absent.
+    Unresolved { message: String },
+}
+
+impl LaunchResult {
+    fn failed(reason: &str, message: impl Into<String>) -> Self {
+        LaunchResult::Failed {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Retries of a `RunInstances` whose answer was lost, with the same client token (EC2 then
+/// answers with the instance the first call made, or makes it now), and their pauses.
+const LAUNCH_RETRIES: u32 = 3;
+const LAUNCH_RETRY_PAUSE_MS: u64 = 500;
+
+/// Did EC2 perhaps act although the call failed? A transport failure (timeout, connection
+/// dropped) or a 5xx/unparseable answer says nothing about it; capacity, throttling, auth and
+/// invalid-request errors are answers that nothing was launched.
+fn launch_outcome_unknown(e: &CloudError) -> bool {
+    matches!(e.kind, CloudErrorKind::Transport | CloudErrorKind::Other)
+}
 
 /// What one poll did.
 #[derive(Debug, Default)]
@@ -846,6 +881,7 @@ impl Reconciler {
             cfg: &self.cfg,
             jenkins: self.jenkins.as_ref(),
             cloud: self.cloud.as_ref(),
+            clock: self.clock.as_ref(),
             backoff: &self.memory.offering_backoff,
             now,
         };
@@ -918,7 +954,11 @@ impl Reconciler {
                 );
             }
             match r {
-                Ok((id, offering, executors)) => {
+                LaunchResult::Launched {
+                    id,
+                    offering,
+                    executors,
+                } => {
                     if let Some(e) = self.memory.ledger.get_mut(&j.token) {
                         e.instance_id = Some(id.clone());
                         e.executors = executors;
@@ -943,8 +983,26 @@ impl Reconciler {
                         .actions
                         .push(format!("launched {id} ({offering}) for node {}", j.node));
                 }
-                Err((reason, msg)) => {
+                LaunchResult::Unresolved { message } => {
+                    // Keep the ledger entry: counted in flight toward demand and every cap.
+                    metrics.inc(
+                        "nectr_fleet_launch_failures_total",
+                        &[("pool", &j.launch.pool), ("reason", "unresolved")],
+                        1.0,
+                    );
+                    report.errors.push(format!(
+                        "launch for pool {} (node {}): {message}; the node is kept and the launch counted in flight until its instance shows up or is proven absent",
+                        j.launch.pool, j.node
+                    ));
+                }
+                LaunchResult::Failed {
+                    reason,
+                    message: msg,
+                } => {
+                    // Certainly not launched: never counted in flight, even if the delete of
+                    // its node failed (the orphan rules remove it).
                     self.memory.ledger.remove(&j.token);
+                    self.memory.settled_tokens.insert(j.token.clone());
                     metrics.inc(
                         "nectr_fleet_launch_failures_total",
                         &[("pool", &j.launch.pool), ("reason", &reason)],
@@ -1064,14 +1122,15 @@ struct LaunchCtx<'a> {
     cfg: &'a Config,
     jenkins: &'a dyn JenkinsApi,
     cloud: &'a dyn CloudProvider,
+    clock: &'a dyn Clock,
     backoff: &'a BTreeMap<Offering, Backoff>,
     /// The poll's time: the node's `created=`.
     now: u64,
 }
 
-/// Create the node, read its secret, RunInstances over the offerings in order. On failure
-/// the never-connected node is deleted again. Returns (instance id, offering, executors) or
-/// (reason, message).
+/// Create the node, read its secret, RunInstances over the offerings in order. When nothing
+/// was launched, the never-connected node is deleted again; when the outcome stays unknown,
+/// it is kept.
 fn launch_one(
     ctx: &LaunchCtx<'_>,
     l: &LaunchPlan,
@@ -1082,18 +1141,19 @@ fn launch_one(
     capacity_failed: &mut Vec<Offering>,
 ) -> LaunchResult {
     let LaunchCtx {
-        may_act,
         cfg,
         jenkins,
-        cloud,
         backoff,
         now,
         ..
     } = *ctx;
     let Some(pool) = cfg.pool(&l.pool) else {
-        return Err(("config".into(), format!("pool {} is gone", l.pool)));
+        return LaunchResult::failed("config", format!("pool {} is gone", l.pool));
     };
-    let image = image.clone().map_err(|e| ("image".to_string(), e))?;
+    let image = match image {
+        Ok(i) => i.clone(),
+        Err(e) => return LaunchResult::failed("image", e.clone()),
+    };
     let tag = NodeTag {
         fleet: cfg.fleet_id.clone(),
         pool: pool.name.clone(),
@@ -1126,7 +1186,10 @@ fn launch_one(
                 remote_fs: pool.remote_fs.clone(),
             };
             if let Err(e) = jenkins.create_node(&spec) {
-                return Err(("jenkins".into(), e.to_string()));
+                // Nothing was launched for it: remove a node made despite the error (an
+                // answer lost after Jenkins created it).
+                let _ = jenkins.delete_node(node);
+                return LaunchResult::failed("jenkins", e.to_string());
             }
             created_with = Some(executors);
         }
@@ -1135,7 +1198,7 @@ fn launch_one(
                 Ok(s) => secret = Some(s),
                 Err(e) => {
                     let _ = jenkins.delete_node(node);
-                    return Err(("jenkins".into(), e.to_string()));
+                    return LaunchResult::failed("jenkins", e.to_string());
                 }
             }
         }
@@ -1170,34 +1233,105 @@ fn launch_one(
             user_data,
             tags,
         };
-        if !may_act() {
-            let _ = jenkins.delete_node(node);
-            return Err((
-                "lease".into(),
-                "lease expired locally before RunInstances".into(),
-            ));
-        }
-        match cloud.launch(&spec) {
+        match run_instances(ctx, &spec) {
             Ok(id) => {
                 let mut t = tag.clone();
                 t.instance = Some(id.clone());
                 if let Err(e) = jenkins.set_description(node, &t.render()) {
                     log_warn!("node {node}: description update failed (the instance is linked by its tags anyway): {e}");
                 }
-                return Ok((id, offering.clone(), executors));
+                return LaunchResult::Launched {
+                    id,
+                    offering: offering.clone(),
+                    executors,
+                };
             }
-            Err(e) if e.kind == CloudErrorKind::Capacity => {
+            Err(RunError::Unresolved(message)) => return LaunchResult::Unresolved { message },
+            Err(RunError::Refused(e)) if e.kind == CloudErrorKind::Capacity => {
                 capacity_failed.push(offering.clone());
                 last_err = ("capacity".into(), e.to_string());
             }
-            Err(e) => {
+            Err(RunError::Refused(e)) => {
                 let _ = jenkins.delete_node(node);
-                return Err((e.kind.as_str().to_string(), e.to_string()));
+                return LaunchResult::failed(e.kind.as_str(), e.to_string());
+            }
+            Err(RunError::NotSent(message)) => {
+                let _ = jenkins.delete_node(node);
+                return LaunchResult::failed("not-sent", message);
             }
         }
     }
     let _ = jenkins.delete_node(node);
-    Err(last_err)
+    LaunchResult::failed(&last_err.0, last_err.1)
+}
+
+/// Why [`run_instances`] did not give an instance id.
+enum RunError {
+    /// Not sent (the lease expired locally, or the send window is over): nothing launched.
+    NotSent(String),
+    /// EC2 answered that it launched nothing.
+    Refused(CloudError),
+    /// EC2 may have launched it; no answer said.
+    Unresolved(String),
+}
+
+/// `RunInstances` until an answer settles the outcome. A failure that leaves it unknown
+/// (see [`launch_outcome_unknown`]) is retried with the same spec and client token, so EC2
+/// answers with the instance the lost call made, or makes it now: never a second one. No
+/// request is sent after the send window (`scaler::launch_send_window_ms`) or without the
+/// lease; after an unknown outcome nothing short of an answer for this token settles it.
+fn run_instances(ctx: &LaunchCtx<'_>, spec: &LaunchSpec) -> Result<String, RunError> {
+    let deadline = ctx
+        .now
+        .saturating_add(scaler::launch_send_window_ms(ctx.cfg));
+    let mut unknown: Option<CloudError> = None;
+    let mut retries = 0;
+    loop {
+        let stop = if !(ctx.may_act)() {
+            Some("the lease expired locally")
+        } else if ctx.clock.now_ms() > deadline {
+            Some("the launch's send window is over")
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            return Err(match &unknown {
+                None => RunError::NotSent(format!("{why} before RunInstances was sent")),
+                Some(e) => RunError::Unresolved(format!(
+                    "RunInstances failed without saying whether it launched ({e}) and {why}"
+                )),
+            });
+        }
+        match ctx.cloud.launch(spec) {
+            Ok(id) => return Ok(id),
+            Err(e) if launch_outcome_unknown(&e) || unknown.is_some() => {
+                // After an unknown outcome, a throttled or refused retry says nothing about
+                // the first call either; only capacity and invalid-request answers are about
+                // this token (EC2 would have answered a made instance with its id).
+                if unknown.is_some()
+                    && matches!(e.kind, CloudErrorKind::Capacity | CloudErrorKind::Invalid)
+                {
+                    return Err(RunError::Refused(e));
+                }
+                if launch_outcome_unknown(&e) {
+                    log_warn!(
+                        "RunInstances for token {}: outcome unknown ({e}); retrying with the same client token",
+                        spec.client_token
+                    );
+                    unknown = Some(e);
+                }
+                retries += 1;
+                if retries > LAUNCH_RETRIES {
+                    let e = unknown.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                    return Err(RunError::Unresolved(format!(
+                        "RunInstances failed {retries} times without saying whether it launched (last unknown outcome: {e})"
+                    )));
+                }
+                ctx.clock.sleep_ms(LAUNCH_RETRY_PAUSE_MS << (retries - 1));
+            }
+            Err(e) => return Err(RunError::Refused(e)),
+        }
+    }
 }
 
 /// Counts one step of the scale-in fence (`fenced`, `retired`, `lifted`, `aborted`).

@@ -12,14 +12,19 @@ use crate::jenkins::{parse_drain_message, Computer, NodeTag, QueueItem};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A launch requested but not yet seen in a describe: the in-flight ledger, keyed by the
-/// EC2 client token.
+/// launch token (the node's `token=`, the stem of the EC2 client token). It counts toward
+/// demand and every cap until its instance shows up in a describe or is proven absent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InFlight {
     pub pool: String,
     pub node: String,
     pub executors: u32,
     pub price: Option<f64>,
+    /// When its node was created (the node's `created=`).
     pub started_ms: u64,
+    /// Known once `RunInstances` answered. `None`: not answered yet, or the answer was lost
+    /// (the launch may or may not have happened), or the entry was rebuilt from a node whose
+    /// description still says `instance=pending`.
     pub instance_id: Option<String>,
 }
 
@@ -51,6 +56,10 @@ pub struct Memory {
     pub offering_backoff: BTreeMap<Offering, Backoff>,
     /// Launch-to-online: node → launch time, until the node connects.
     pub launched_at: BTreeMap<String, u64>,
+    /// Launch tokens of existing owned nodes whose launch is settled: their instance was
+    /// seen in a describe, or EC2 refused the launch. Such a node is never counted in flight
+    /// again (its instance is gone, not late, or never existed).
+    pub settled_tokens: BTreeSet<String>,
 }
 
 /// One fresh, complete observation plus memory. `decide` is only called when both reads of
@@ -159,6 +168,24 @@ fn boot_deadline(cfg: &Config, pool: &str) -> u64 {
         .map_or(DEFAULT_BOOT_DEADLINE_MS, |p| p.boot_deadline_ms)
 }
 
+/// The service sends no `RunInstances` for a node later than this after the node was created
+/// (its `created=`): retries of an unanswered launch stop there.
+pub fn launch_send_window_ms(cfg: &Config) -> u64 {
+    2 * cfg.jenkins.timeout_ms + 2 * cfg.aws.timeout_ms
+}
+
+/// A launch without a known instance id (its answer was lost, or the service was killed
+/// around `RunInstances`) whose instance has not shown up in a describe this long after its
+/// node was created is proven absent: nothing was sent for it after the send window, a
+/// request is answered or given up within `aws.timeout`, and EC2 shows what it launched
+/// within seconds (`orphan_grace`, at least two polls, covers that lag). Until then it counts
+/// toward demand and every cap.
+pub fn launch_settled_ms(cfg: &Config) -> u64 {
+    launch_send_window_ms(cfg)
+        + cfg.aws.timeout_ms
+        + cfg.orphan_grace_ms.max(2 * cfg.poll_interval_ms)
+}
+
 /// Temporarily offline with this fleet's drain message.
 fn drained_by_us(c: &Computer, fleet_id: &str) -> bool {
     c.temporarily_offline
@@ -182,17 +209,73 @@ pub fn observe(
     let inst = owned_instances(instances, cfg);
     let node_names: BTreeSet<&str> = owned.iter().map(|o| o.c.name.as_str()).collect();
 
-    // Ledger: drop launches now visible in the describe, and launches that never showed up
-    // within the boot deadline.
+    // Ledger: drop launches now visible in the describe. A launch EC2 confirmed (with an
+    // instance id) stays until its instance shows up, up to the boot deadline; one whose
+    // outcome is unknown stays until it shows up or is proven absent (`launch_settled_ms`).
     let seen_tokens: BTreeSet<&str> = inst.iter().filter_map(|i| i.token()).collect();
     let seen_ids: BTreeSet<&str> = inst.iter().map(|i| i.id.as_str()).collect();
+    let seen_nodes: BTreeSet<&str> = inst.iter().filter_map(|i| i.node()).collect();
+    let settled = launch_settled_ms(cfg);
+    let keep_for = |pool: &str, confirmed: bool| {
+        if confirmed {
+            boot_deadline(cfg, pool)
+        } else {
+            settled
+        }
+    };
     m.ledger.retain(|token, e| {
         let seen = seen_tokens.contains(token.as_str())
+            || seen_nodes.contains(e.node.as_str())
             || e.instance_id
                 .as_deref()
                 .is_some_and(|id| seen_ids.contains(id));
-        !seen && now.saturating_sub(e.started_ms) < boot_deadline(cfg, &e.pool)
+        !seen && now.saturating_sub(e.started_ms) < keep_for(&e.pool, e.instance_id.is_some())
     });
+    // Nodes this fleet created whose instance is not in the describe (yet): after a restart
+    // or a takeover, or when EC2's read-after-write lag hides a fresh instance, they are
+    // launches in flight like any other, toward demand and every cap, until the instance
+    // shows up or is proven absent. Without this, a restart right after `RunInstances`
+    // launches again (a duplicate, and a cap overrun).
+    for o in &owned {
+        let t = &o.tag;
+        if seen_tokens.contains(t.token.as_str()) || seen_nodes.contains(o.c.name.as_str()) {
+            m.settled_tokens.insert(t.token.clone());
+        }
+    }
+    m.settled_tokens
+        .retain(|t| owned.iter().any(|o| &o.tag.token == t));
+    for o in &owned {
+        let t = &o.tag;
+        let visible = seen_tokens.contains(t.token.as_str())
+            || seen_nodes.contains(o.c.name.as_str())
+            || t.instance
+                .as_deref()
+                .is_some_and(|id| seen_ids.contains(id));
+        if visible
+            || m.settled_tokens.contains(&t.token)
+            || m.ledger.contains_key(&t.token)
+            || now.saturating_sub(t.created_ms) >= keep_for(&t.pool, t.instance.is_some())
+        {
+            continue;
+        }
+        let price = cfg.pool(&t.pool).and_then(|p| {
+            p.instance_types
+                .iter()
+                .filter_map(|it| it.price)
+                .reduce(f64::max)
+        });
+        m.ledger.insert(
+            t.token.clone(),
+            InFlight {
+                pool: t.pool.clone(),
+                node: o.c.name.clone(),
+                executors: o.c.num_executors.max(1),
+                price,
+                started_ms: t.created_ms,
+                instance_id: t.instance.clone(),
+            },
+        );
+    }
 
     // Idle clocks: start when first seen idle, reset only when seen busy; survive
     // disconnects and reconnects (so a flapping agent cannot stay alive forever).
@@ -438,7 +521,13 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
                 );
             }
         }
-        v.in_flight_executors = pool_ledger.iter().map(|e| e.executors).sum();
+        // A launch whose node is already connected (its instance not in the describe yet)
+        // counts toward the caps, but its executors are counted above.
+        v.in_flight_executors = pool_ledger
+            .iter()
+            .filter(|e| !by_name.get(e.node.as_str()).is_some_and(|o| o.c.connected))
+            .map(|e| e.executors)
+            .sum();
         v.in_flight_instances = pool_ledger.len() as u32;
         v.instances = pool_live.len() as u32;
         v.dollars_per_hour = pool_live

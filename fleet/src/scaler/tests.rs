@@ -826,3 +826,71 @@ fn a_fence_found_in_jenkins_settles_from_the_observation_not_from_its_at() {
     );
     assert!(m.fences.is_empty());
 }
+
+fn fresh_node(name: &str, connected: bool, instance: Option<&str>, created: u64) -> Computer {
+    let mut c = node(name, "linux", connected, &[Some(true), Some(true)]);
+    c.description = Some(
+        NodeTag {
+            fleet: "ci".into(),
+            pool: "linux".into(),
+            token: format!("tok-{name}"),
+            instance: instance.map(str::to_string),
+            created_ms: created,
+        }
+        .render(),
+    );
+    c
+}
+
+/// Defect 3: after a restart, a node the fleet created whose instance is not in the describe
+/// yet (EC2's read-after-write lag, or `instance=pending` because the service was killed
+/// around `RunInstances`) counts as a launch in flight, toward demand and every cap, until
+/// the instance shows up or is proven absent.
+#[test]
+fn nodes_whose_instance_is_not_visible_yet_count_in_flight_after_a_restart() {
+    let c = cfg_with("max_instances = 1", "max_instances = 10");
+    let q = vec![waiting(1, "linux"), waiting(2, "linux")];
+    let plan_at = |nodes: &[Computer], insts: &[Instance], mem: &Memory, t: u64| {
+        let m = observe(mem, nodes, insts, &c, t);
+        let p = decide(
+            &Snapshot {
+                queue: &q,
+                computers: nodes,
+                instances: insts,
+                memory: &m,
+            },
+            &c,
+            t,
+        );
+        (m, p)
+    };
+    for instance in [Some("i-1"), None] {
+        let nodes = vec![fresh_node("a", false, instance, NOW - 1_000)];
+        let (m, p) = plan_at(&nodes, &[], &Memory::default(), NOW);
+        assert!(p.launches.is_empty(), "{instance:?}: {p:?}");
+        assert_eq!(m.ledger.len(), 1);
+        assert_eq!(p.pools["linux"].in_flight_executors, 2);
+        assert_eq!(p.pools["linux"].in_flight_instances, 1);
+        // Seen at last: the instance counts instead, once.
+        let insts = vec![inst("i-1", "linux", "a", "c5.xlarge", NOW)];
+        let (m, p) = plan_at(&nodes, &insts, &m, NOW + 1_000);
+        assert!(m.ledger.is_empty() && p.launches.is_empty(), "{p:?}");
+        assert_eq!(p.pools["linux"].connecting_executors, 2);
+        // Gone again later (terminated): not in flight again; the orphan rules take it.
+        let (m, _) = plan_at(&nodes, &[], &m, NOW + 2_000);
+        assert!(m.ledger.is_empty());
+    }
+    // Connected before its instance shows up: counts toward the caps, its executors once.
+    let nodes = vec![fresh_node("a", true, Some("i-1"), NOW - 1_000)];
+    let (_, p) = plan_at(&nodes, &[], &Memory::default(), NOW);
+    assert!(p.launches.is_empty(), "{p:?}");
+    assert_eq!(p.pools["linux"].in_flight_executors, 0);
+    assert_eq!(p.pools["linux"].idle_executors, 2);
+    // `instance=pending` and never seen: proven absent once the launch has settled.
+    let nodes = vec![fresh_node("a", false, None, NOW - 1_000)];
+    let (m, _) = plan_at(&nodes, &[], &Memory::default(), NOW);
+    let late = NOW - 1_000 + launch_settled_ms(&c);
+    let (m, p) = plan_at(&nodes, &[], &m, late);
+    assert!(m.ledger.is_empty());
+    assert_eq!(p.launches.len(), 1, "{p:?}");
+}

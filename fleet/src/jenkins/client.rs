@@ -34,6 +34,18 @@ impl JenkinsError {
         }
     }
 
+    /// Did Jenkins perhaps carry out the request although it failed? A transport failure
+    /// (timeout, connection dropped) or a 5xx says nothing: the request may have been applied,
+    /// or may still be (a Jenkins too slow to answer in time can act after the client gave
+    /// up). A 4xx is an answer that it was not.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            JenkinsError::Status { status, .. } => *status >= 500,
+            JenkinsError::Transport { .. } => true,
+            JenkinsError::Parse { .. } => false,
+        }
+    }
+
     /// A short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -575,7 +575,15 @@ impl Reconciler {
                         .actions
                         .push(format!("lifted fence on {} ({})", a.node, a.reason));
                 }
-                Err(e) => report.errors.push(format!("lift fence on {}: {e}", a.node)),
+                Err(e) => {
+                    if e.outcome_unknown() {
+                        // It may still land: no retire and no second toggle for a while.
+                        self.memory
+                            .lifting
+                            .insert(a.node.clone(), self.clock.now_ms());
+                    }
+                    report.errors.push(format!("lift fence on {}: {e}", a.node));
+                }
             }
         }
         let mut fresh_queue_mentions: Option<Result<BTreeSet<String>, String>> = None;
@@ -601,6 +609,25 @@ impl Reconciler {
             let node = match self.jenkins.computer(&a.node) {
                 Ok(Some(c)) => c,
                 Ok(None) => {
+                    // Our earlier delete landed after all: finish the retire.
+                    if self.memory.deleting.remove(&a.node).is_some() {
+                        if let Some(id) = &a.instance {
+                            match self.cloud.terminate(std::slice::from_ref(id)) {
+                                Ok(()) => {
+                                    fence_outcome(metrics, "retired");
+                                    report.actions.push(format!(
+                                        "retired {} (its earlier delete landed) and terminated {id}",
+                                        a.node
+                                    ));
+                                }
+                                Err(e) => {
+                                    self.note_cloud_error(&e, now);
+                                    report.errors.push(format!("retire {}: node gone, terminate of {id} failed (retried as an orphan): {e}", a.node));
+                                }
+                            }
+                            continue;
+                        }
+                    }
                     report.actions.push(format!("{} already gone", a.node));
                     continue;
                 }
@@ -657,12 +684,19 @@ impl Reconciler {
             }
             if let Err(e) = self.jenkins.delete_node(&a.node) {
                 fence_outcome(metrics, "aborted");
+                if e.outcome_unknown() {
+                    // It may still land: the node is never lifted again; the retire repeats.
+                    self.memory
+                        .deleting
+                        .insert(a.node.clone(), self.clock.now_ms());
+                }
                 report.errors.push(format!(
                     "retire {}: delete failed, instance kept: {e}",
                     a.node
                 ));
                 continue;
             }
+            self.memory.deleting.remove(&a.node);
             self.memory.fences.remove(&a.node);
             self.memory.idle_since.remove(&a.node);
             if let Some(id) = &a.instance {

@@ -56,6 +56,18 @@ pub struct Memory {
     pub offering_backoff: BTreeMap<Offering, Backoff>,
     /// Launch-to-online: node → launch time, until the node connects.
     pub launched_at: BTreeMap<String, u64>,
+    /// Nodes whose `doDelete` failed without saying whether Jenkins carried it out (it may
+    /// still land): never lifted, so no new work goes where a late delete can kill it; the
+    /// retire is repeated (a delete is idempotent). Cleared when the node is gone.
+    pub deleting: BTreeMap<String, u64>,
+    /// Nodes whose lift (`toggleOffline`) failed without saying whether it was applied, with
+    /// the time: while Jenkins still shows the fence, neither retired (the lift may land
+    /// between the final re-read and the delete) nor lifted again (a toggle is not
+    /// idempotent), for [`jenkins_write_settle_ms`].
+    pub lifting: BTreeMap<String, u64>,
+    /// The first observation of this process. For [`jenkins_write_settle_ms`] after it, no
+    /// destructive action and no lift: a write of the previous process may still land.
+    pub started_ms: Option<u64>,
     /// Launch tokens of existing owned nodes whose launch is settled: their instance was
     /// seen in a describe, or EC2 refused the launch. Such a node is never counted in flight
     /// again (its instance is gone, not late, or never existed).
@@ -168,6 +180,13 @@ fn boot_deadline(cfg: &Config, pool: &str) -> u64 {
         .map_or(DEFAULT_BOOT_DEADLINE_MS, |p| p.boot_deadline_ms)
 }
 
+/// A Jenkins write that failed without an answer (timeout, dropped connection, 5xx) is taken
+/// to land, if at all, within this long: a slow Jenkins may carry out a request after the
+/// client gave up.
+pub fn jenkins_write_settle_ms(cfg: &Config) -> u64 {
+    2 * cfg.jenkins.timeout_ms
+}
+
 /// The service sends no `RunInstances` for a node later than this after the node was created
 /// (its `created=`): retries of an unanswered launch stop there.
 pub fn launch_send_window_ms(cfg: &Config) -> u64 {
@@ -205,6 +224,9 @@ pub fn observe(
 ) -> Memory {
     let mut m = prev.clone();
     m.polls += 1;
+    if m.started_ms.is_none() {
+        m.started_ms = Some(now);
+    }
     let owned = owned_nodes(computers, &cfg.fleet_id);
     let inst = owned_instances(instances, cfg);
     let node_names: BTreeSet<&str> = owned.iter().map(|o| o.c.name.as_str()).collect();
@@ -312,6 +334,15 @@ pub fn observe(
         }
     }
     m.fences = fences;
+    m.deleting
+        .retain(|n, _| owned.iter().any(|o| &o.c.name == n));
+    let write_settle = jenkins_write_settle_ms(cfg);
+    m.lifting.retain(|n, t| {
+        now.saturating_sub(*t) < write_settle
+            && owned
+                .iter()
+                .any(|o| &o.c.name == n && drained_by_us(o.c, &cfg.fleet_id))
+    });
 
     // Instances without a connected node.
     let connected: BTreeSet<&str> = owned
@@ -393,10 +424,17 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
     let mut plan = Plan::default();
     let owned = owned_nodes(snap.computers, &cfg.fleet_id);
     let inst = owned_instances(snap.instances, cfg);
-    let recovering = mem.polls < 2;
+    // Just started: adopt, launch, but no destructive action and no lift until a write of
+    // the previous process (killed, or a replaced leader) can no longer land.
+    let recovering = mem.polls < 2
+        || mem
+            .started_ms
+            .is_some_and(|t| now < t.saturating_add(jenkins_write_settle_ms(cfg)));
     if recovering {
-        plan.notes
-            .push("first observation after start: adopting, no destructive action".into());
+        plan.notes.push(
+            "just started: adopting, no destructive action or lift while writes of the previous process may still land"
+                .into(),
+        );
     }
 
     let by_name: BTreeMap<&str, &Owned<'_>> =
@@ -482,6 +520,8 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
                 // count it as idle capacity instead of launching a replacement.
                 if v.demand_executors > 0
                     && !recovering
+                    && !mem.deleting.contains_key(&o.c.name)
+                    && !mem.lifting.contains_key(&o.c.name)
                     && o.c.connected
                     && o.c.is_certainly_idle()
                     && drained_by_us(o.c, &cfg.fleet_id)
@@ -627,7 +667,11 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         let busy = !o.c.is_certainly_idle();
         let pinned = mentioned.contains(o.c.name.as_str());
         let ours_in_jenkins = drained_by_us(o.c, &cfg.fleet_id);
-        let is_dying = dying.contains(o.c.name.as_str());
+        // A delete that may still land: never lift. A lift that may still land: wait.
+        let is_dying = dying.contains(o.c.name.as_str()) || mem.deleting.contains_key(&o.c.name);
+        if mem.lifting.contains_key(&o.c.name) {
+            continue;
+        }
         if lift_for_demand.contains(o.c.name.as_str()) && !is_dying {
             plan.lifts.push(action("demand for its pool came back"));
             continue;

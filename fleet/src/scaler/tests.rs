@@ -784,7 +784,10 @@ fn a_fence_found_in_jenkins_settles_from_the_observation_not_from_its_at() {
         node("a", "linux", true, &[Some(true), Some(true)]),
         NOW - 60 * MIN,
     )];
-    let m = observe(&Memory::default(), &nodes, &insts, &c, NOW);
+    // The answer to the fence was lost: the next observation adopts it.
+    let mut warm_mem = warm();
+    warm_mem.started_ms = Some(NOW - 60 * MIN);
+    let m = observe(&warm_mem, &nodes, &insts, &c, NOW);
     assert_eq!(
         m.fences.get("a"),
         Some(&NOW),
@@ -809,6 +812,14 @@ fn a_fence_found_in_jenkins_settles_from_the_observation_not_from_its_at() {
     let (m, p) = step(&m, NOW + 9_999);
     assert!(p.retires.is_empty(), "{p:?}");
     let (_, p) = step(&m, NOW + 10_000);
+    assert_eq!(p.retires.len(), 1, "{p:?}");
+    // After a restart, the same, and nothing destructive until a write of the killed
+    // process can no longer land (2 x jenkins.timeout = 20 s).
+    let m = observe(&Memory::default(), &nodes, &insts, &c, NOW);
+    assert_eq!(m.fences.get("a"), Some(&NOW));
+    let (m, p) = step(&m, NOW + 19_999);
+    assert!(p.retires.is_empty(), "{p:?}");
+    let (_, p) = step(&m, NOW + 20_000);
     assert_eq!(p.retires.len(), 1, "{p:?}");
     // A fence this process made keeps the time Jenkins' answer arrived.
     let mut prev = warm();
@@ -893,4 +904,42 @@ fn nodes_whose_instance_is_not_visible_yet_count_in_flight_after_a_restart() {
     let (m, p) = plan_at(&nodes, &[], &m, late);
     assert!(m.ledger.is_empty());
     assert_eq!(p.launches.len(), 1, "{p:?}");
+}
+
+/// Found by the soak: a `doDelete` that timed out can still land seconds later. A node whose
+/// delete has an unknown outcome is never lifted (work given to it would die with the late
+/// delete); a node whose lift has an unknown outcome is neither retired (the lift could land
+/// between the final re-read and the delete) nor lifted again, until it settles.
+#[test]
+fn writes_with_an_unknown_outcome_hold_the_fence() {
+    let c = cfg();
+    let insts = vec![inst("i-1", "linux", "a", "c5.xlarge", NOW - 60 * MIN)];
+    let idle = vec![fenced(
+        node("a", "linux", true, &[Some(true), Some(true)]),
+        NOW - 60_000,
+    )];
+    let demand = vec![waiting(1, "linux")];
+    let mut mem = fenced_mem(&[("a", NOW - 60_000)]);
+    assert_eq!(run(&c, &demand, &idle, &insts, &mem).lifts.len(), 1);
+    mem.deleting.insert("a".into(), NOW - 5_000);
+    let p = run(&c, &demand, &idle, &insts, &mem);
+    assert!(p.lifts.is_empty(), "{p:?}");
+    assert_eq!(p.launches.len(), 1, "not counted as supply");
+    let p = run(&c, &[], &idle, &insts, &mem);
+    assert_eq!(p.retires.len(), 1, "the delete is repeated");
+    let busy = vec![fenced(
+        node("a", "linux", true, &[Some(false), Some(true)]),
+        NOW - 60_000,
+    )];
+    assert!(run(&c, &[], &busy, &insts, &mem).lifts.is_empty());
+    // A lift that may still land.
+    let mut mem = fenced_mem(&[("a", NOW - 60_000)]);
+    mem.lifting.insert("a".into(), NOW - 5_000);
+    let p = run(&c, &[], &idle, &insts, &mem);
+    assert!(p.retires.is_empty() && p.lifts.is_empty(), "{p:?}");
+    // observe keeps the mark while Jenkins shows the fence, for 2 x jenkins.timeout.
+    let m = observe(&mem, &idle, &insts, &c, NOW);
+    assert!(m.lifting.contains_key("a"));
+    let m = observe(&mem, &idle, &insts, &c, NOW + 15_000);
+    assert!(m.lifting.is_empty());
 }

@@ -146,10 +146,11 @@ fn poll_until_deleted(e: &Env, r: &mut Reconciler, node: &str, polls: usize, pau
 #[test]
 fn the_settle_interval_runs_from_when_the_fence_took_effect() {
     let e = env("slow-fence", "", "settle_interval = \"1200ms\"");
-    let mut r = e.reconciler();
+    let r = e.reconciler();
     let settle = 1200;
 
     // A: Jenkins takes 1.5 s to apply the fence and answer.
+    let mut r = support::first_start(r);
     let node = one_idle_agent(&e, &mut r);
     e.jenkins.lock().faults.drain_delay_ms = 1500;
     let rep = r.poll_once(true);
@@ -162,8 +163,9 @@ fn the_settle_interval_runs_from_when_the_fence_took_effect() {
     poll_until_deleted(&e, &mut r, &node, 40, 50);
 
     // B: the answer to the fence is lost after Jenkins applied it (slowly), and the
-    // service restarts: the fence is adopted from Jenkins.
-    let mut r = e.reconciler();
+    // service restarts: the fence is adopted from Jenkins (and nothing is deleted for
+    // 2 x jenkins.timeout after the start).
+    let mut r = support::first_start(e.reconciler());
     let node2 = one_idle_agent(&e, &mut r);
     {
         let mut s = e.jenkins.lock();
@@ -182,7 +184,7 @@ fn the_settle_interval_runs_from_when_the_fence_took_effect() {
         s.faults.lose_percent = 0;
     }
     let mut r = e.reconciler();
-    poll_until_deleted(&e, &mut r, &node2, 40, 50);
+    poll_until_deleted(&e, &mut r, &node2, 60, 150);
 
     let deletes = e.jenkins.lock().deletes.clone();
     assert_eq!(deletes.len(), 2, "{deletes:?}");

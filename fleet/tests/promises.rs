@@ -320,7 +320,7 @@ fn a_restart_during_the_describe_lag_launches_nothing_twice() {
     // The retry never comes: the process dies right after the first answer is lost.
     *e.cloud.die_after_next_launch.lock().expect("lock") = true;
     e.reconciler().poll_once(true);
-    *e.cloud.dead.lock().expect("lock") = false;
+    e.cloud.set_dead(false);
     assert_eq!(e.live_instances().len(), 2);
     assert!(e
         .jenkins

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,13 @@ pub struct Deleted {
 pub struct JenkinsFaults {
     /// `changeOfflineCause` sleeps this long, then applies the fence, then answers.
     pub drain_delay_ms: u64,
+    /// Percent of `changeOfflineCause` requests that sleep `slow_drain_ms` before applying.
+    pub slow_drain_percent: u64,
+    pub slow_drain_ms: u64,
+    /// `kill -9` of the service at the next POST whose path ends with this: before Jenkins
+    /// applies it (`false`) or after (`true`). The service's process is dead from then on:
+    /// see [`FakeJenkins::dead`].
+    pub die_at: Option<(String, bool)>,
     /// Percent of requests answered only after `slow_ms`.
     pub slow_percent: u64,
     pub slow_ms: u64,
@@ -100,7 +108,10 @@ pub struct State {
     pub queue: Vec<Value>,
     pub calls: Vec<Call>,
     pub failure: Failure,
+    /// Runs on every request before Jenkins handles it.
     pub hook: Option<Hook>,
+    /// Runs on every request right after Jenkins handled it (and before it answers).
+    pub after_hook: Option<Hook>,
     pub faults: JenkinsFaults,
     pub deletes: Vec<Deleted>,
 }
@@ -109,6 +120,10 @@ pub struct State {
 pub struct FakeJenkins {
     pub url: String,
     pub state: Arc<Mutex<State>>,
+    /// Set when the service under test was killed (`die_at`, or by the EC2 fault layer that
+    /// shares this flag): every request is then dropped unanswered and unapplied, as nothing
+    /// more comes from a dead process. Clear it when a new service starts.
+    pub dead: Arc<AtomicBool>,
 }
 
 pub fn secret_of(name: &str) -> String {
@@ -161,17 +176,21 @@ impl FakeJenkins {
             calls: Vec::new(),
             failure: Failure::None,
             hook: None,
+            after_hook: None,
             faults: JenkinsFaults::default(),
             deletes: Vec::new(),
         }));
         let st = state.clone();
+        let dead = Arc::new(AtomicBool::new(false));
+        let d = dead.clone();
         std::thread::spawn(move || {
             for s in listener.incoming().flatten() {
                 let st = st.clone();
-                std::thread::spawn(move || handle(s, &st));
+                let d = d.clone();
+                std::thread::spawn(move || handle(s, &st, &d));
             }
         });
-        FakeJenkins { url, state }
+        FakeJenkins { url, state, dead }
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -232,7 +251,7 @@ fn computer_json(name: &str, n: &FakeNode) -> Value {
     })
 }
 
-fn handle(stream: TcpStream, st: &Mutex<State>) {
+fn handle(stream: TcpStream, st: &Mutex<State>, dead: &AtomicBool) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
@@ -291,8 +310,29 @@ fn handle(stream: TcpStream, st: &Mutex<State>) {
         Error,
         Lose,
     }
+    if dead.load(Ordering::SeqCst) {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    let mut die_after = false;
     let fault = {
         let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+        let die = match &s.faults.die_at {
+            Some((suffix, after)) if method == "POST" && call.path.ends_with(suffix.as_str()) => {
+                Some(*after)
+            }
+            _ => None,
+        };
+        if let Some(after) = die {
+            s.faults.die_at = None;
+            if !after {
+                dead.store(true, Ordering::SeqCst);
+                drop(s);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            die_after = true;
+        }
         s.calls.push(call.clone());
         if let Some(mut hook) = s.hook.take() {
             hook(&mut s, &call);
@@ -307,8 +347,14 @@ fn handle(stream: TcpStream, st: &Mutex<State>) {
             return;
         }
         let f = &mut s.faults;
-        if call.path.ends_with("/changeOfflineCause") && f.drain_delay_ms > 0 {
+        let drain = call.path.ends_with("/changeOfflineCause");
+        if die_after {
+            Fault::None
+        } else if drain && f.drain_delay_ms > 0 {
             Fault::Slow(f.drain_delay_ms)
+        } else if drain && f.roll(f.slow_drain_percent) {
+            f.injected.0 += 1;
+            Fault::Slow(f.slow_drain_ms)
         } else if f.roll(f.error_percent) {
             f.injected.1 += 1;
             Fault::Error
@@ -334,10 +380,20 @@ fn handle(stream: TcpStream, st: &Mutex<State>) {
         } else if !authorized {
             (403, "text/plain", "anonymous".to_string())
         } else {
-            route(&mut s, &call)
+            let r = route(&mut s, &call);
+            if let Some(mut hook) = s.after_hook.take() {
+                hook(&mut s, &call);
+                if s.after_hook.is_none() {
+                    s.after_hook = Some(hook);
+                }
+            }
+            r
         }
     };
-    if matches!(fault, Fault::Lose) {
+    if die_after {
+        dead.store(true, Ordering::SeqCst);
+    }
+    if matches!(fault, Fault::Lose) || die_after {
         // Applied, but the answer never arrives.
         let _ = stream.shutdown(std::net::Shutdown::Both);
         return;

@@ -16,7 +16,8 @@ use nectr_fleet::cloud::{
 };
 use nectr_fleet::util::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Seeded, per-call fault rates (percent).
@@ -69,6 +70,11 @@ impl Ec2Faults {
 pub struct Ec2Record {
     /// Instances made, with their client token: (token, id).
     pub made: Vec<(String, String)>,
+    /// Instance → its `nectr:node` tag.
+    pub node_of: BTreeMap<String, String>,
+    /// Launches that made the owned live instances exceed `cap` (counted when made, with
+    /// the instances not visible yet).
+    pub cap_overruns: Vec<String>,
     /// `RunInstances` repeated with a known token (answered from the first call).
     pub idempotent_repeats: u64,
     pub lost_answers: u64,
@@ -96,9 +102,17 @@ pub struct FaultyCloud<C: CloudProvider> {
     /// Instance id → the time (ms) it shows in describes.
     visible_from: Mutex<BTreeMap<String, u64>>,
     pub record: Mutex<Ec2Record>,
-    /// When set, every call fails without effect (the calling process is dead).
-    pub dead: Mutex<bool>,
+    /// When set, every call fails without effect (the calling process is dead). Share it
+    /// with the fake Jenkins ([`Self::share_dead`]) so a kill stops both sides.
+    pub dead: Mutex<Arc<AtomicBool>>,
+    /// Checked at every instance made: live owned instances (of `cap.0`, the fleet id) must
+    /// stay at or below `cap.1`.
+    pub cap: Mutex<Option<(String, usize)>>,
+    /// Called before a termination is applied, with the instance ids.
+    pub before_terminate: Mutex<Option<TerminateHook>>,
 }
+
+pub type TerminateHook = Box<dyn FnMut(&[String]) + Send>;
 
 impl<C: CloudProvider> FaultyCloud<C> {
     /// No faults, no visibility lag: idempotency only.
@@ -117,7 +131,9 @@ impl<C: CloudProvider> FaultyCloud<C> {
             tokens: Mutex::new(BTreeMap::new()),
             visible_from: Mutex::new(BTreeMap::new()),
             record: Mutex::new(Ec2Record::default()),
-            dead: Mutex::new(false),
+            dead: Mutex::new(Arc::new(AtomicBool::new(false))),
+            cap: Mutex::new(None),
+            before_terminate: Mutex::new(None),
         }
     }
 
@@ -131,8 +147,20 @@ impl<C: CloudProvider> FaultyCloud<C> {
         lock(&self.record).clone()
     }
 
+    pub fn share_dead(&self, flag: Arc<AtomicBool>) {
+        *lock(&self.dead) = flag;
+    }
+
+    pub fn set_dead(&self, dead: bool) {
+        lock(&self.dead).store(dead, Ordering::SeqCst);
+    }
+
+    fn is_dead(&self) -> bool {
+        lock(&self.dead).load(Ordering::SeqCst)
+    }
+
     fn dead_error(&self, action: &str) -> Option<CloudError> {
-        (*lock(&self.dead)).then(|| CloudError {
+        self.is_dead().then(|| CloudError {
             kind: CloudErrorKind::Transport,
             code: "Transport".into(),
             message: format!("{action}: the process is dead (injected)"),
@@ -245,9 +273,23 @@ impl<C: CloudProvider> CloudProvider for FaultyCloud<C> {
                 let delay = lock(&self.faults).visibility();
                 lock(&self.tokens).insert(spec.client_token.clone(), id.clone());
                 lock(&self.visible_from).insert(id.clone(), now_ms() + delay);
-                lock(&self.record)
-                    .made
-                    .push((spec.client_token.clone(), id.clone()));
+                let cap = lock(&self.cap).clone();
+                let over = cap.and_then(|(fleet, max)| {
+                    let live = self
+                        .inner
+                        .describe_owned(&fleet)
+                        .ok()?
+                        .iter()
+                        .filter(|i| i.is_live())
+                        .count();
+                    (live > max).then(|| format!("{id}: {live} live > cap {max}"))
+                });
+                let mut r = lock(&self.record);
+                r.made.push((spec.client_token.clone(), id.clone()));
+                if let Some(node) = spec.tags.get(nectr_fleet::cloud::TAG_NODE) {
+                    r.node_of.insert(id.clone(), node.clone());
+                }
+                r.cap_overruns.extend(over);
             }),
         };
         lock(&self.attempts).push((
@@ -256,7 +298,7 @@ impl<C: CloudProvider> CloudProvider for FaultyCloud<C> {
             r.is_ok() && !lose,
         ));
         if die {
-            *lock(&self.dead) = true;
+            self.set_dead(true);
         }
         match r {
             Ok(_) if lose => Err(lost("RunInstances")),
@@ -271,6 +313,9 @@ impl<C: CloudProvider> CloudProvider for FaultyCloud<C> {
         let (error, lose) = self.draw();
         if error {
             return Err(internal_error("TerminateInstances"));
+        }
+        if let Some(hook) = lock(&self.before_terminate).as_mut() {
+            hook(ids);
         }
         self.inner.terminate(ids)?;
         lock(&self.record).terminated.extend(ids.iter().cloned());

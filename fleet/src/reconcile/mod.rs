@@ -376,8 +376,11 @@ impl Reconciler {
                         self.leader_polls += 1;
                         if self.leader_polls == 1 {
                             log_info!("lease acquired (generation {generation}): observing one poll before acting");
-                            // The previous leader's in-flight launches are unknown for one poll.
+                            // The previous leader's in-flight launches are unknown for one poll,
+                            // and its last Jenkins writes may still land: start afresh (no
+                            // destructive action or lift for 2 x jenkins.timeout).
                             act = false;
+                            self.memory.started_ms = None;
                         }
                     }
                     Role::Standby { .. } | Role::Unknown { .. } => {

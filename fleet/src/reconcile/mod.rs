@@ -3,9 +3,17 @@
 //!
 //! Safety rules enforced here, on top of `decide`:
 //! - a failed read skips the whole poll: no decision, no action (stale data never acts);
-//! - a retire re-reads the node and the queue right before deleting; anything but a clean,
-//!   still-fenced, idle node aborts the delete;
-//! - the node is deleted before the instance is terminated.
+//! - the computers are read before the queue, so an item dispatched in between is never
+//!   counted both waiting and running;
+//! - a fence is known in force when Jenkins' answer arrives (not when it was asked for); a
+//!   retire re-checks on the clock that the settle interval has elapsed since, then re-reads
+//!   the node and the queue right before deleting; anything but a clean, still-fenced, idle
+//!   node aborts the delete;
+//! - the node is deleted before the instance is terminated;
+//! - a `RunInstances` without a clear answer is sent again with the same client token, and if
+//!   still unknown its node is kept and the launch stays in flight; a delete or lift without a
+//!   clear answer may still land, so the node keeps its fence (see `Memory::deleting`,
+//!   `Memory::lifting`).
 
 use crate::cloud::{
     CloudError, CloudErrorKind, CloudProvider, ImageRef, Instance, LaunchSpec, Offering, TAG_FLEET,

@@ -264,8 +264,9 @@ pub fn observe(
             m.settled_tokens.insert(t.token.clone());
         }
     }
+    let owned_tokens: BTreeSet<&str> = owned.iter().map(|o| o.tag.token.as_str()).collect();
     m.settled_tokens
-        .retain(|t| owned.iter().any(|o| &o.tag.token == t));
+        .retain(|t| owned_tokens.contains(t.as_str()));
     for o in &owned {
         let t = &o.tag;
         let visible = seen_tokens.contains(t.token.as_str())
@@ -334,8 +335,7 @@ pub fn observe(
         }
     }
     m.fences = fences;
-    m.deleting
-        .retain(|n, _| owned.iter().any(|o| &o.c.name == n));
+    m.deleting.retain(|n, _| node_names.contains(n.as_str()));
     let write_settle = jenkins_write_settle_ms(cfg);
     m.lifting.retain(|n, t| {
         now.saturating_sub(*t) < write_settle

@@ -754,6 +754,10 @@ mod e2e {
             lock(&self.violations).clone()
         }
 
+        pub fn launches(&self) -> usize {
+            self.cloud.record().made.len()
+        }
+
         pub fn fenced_scale_ins(&self) -> usize {
             self.jenkins
                 .lock()
@@ -898,9 +902,10 @@ fn soak_end_to_end() {
     }
     assert!(e.foreign_intact(), "a foreign node or instance was touched");
     eprintln!(
-        "soak end to end: {:.0} s, {} polls, {} fenced scale-ins, {} restarts, {} races injected; busy kills 0, early deletes 0, cap overruns 0, duplicate launches 0",
+        "soak end to end: {:.0} s, {} polls, {} launches, {} fenced scale-ins, {} restarts, {} races injected; busy kills 0, early deletes 0, cap overruns 0, duplicate launches 0",
         started.elapsed().as_secs_f64(),
         e.polls,
+        e.launches(),
         e.fenced_scale_ins(),
         e.restarts,
         e.races.lock().map(|r| *r).unwrap_or(0)

@@ -3,12 +3,38 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch. The only clock read in the crate outside tests; the
-/// reconcile loop calls it once per poll and hands the value to the pure layers.
+/// reconcile loop reads it through [`Clock`] and hands the value to the pure layers.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// What the reconcile loop takes from its surroundings besides Jenkins and the cloud: the
+/// time, waits, and fresh launch tokens. [`SystemClock`] is the real one; the soak test
+/// swaps in a virtual clock and a seeded token generator so a run replays from its seed.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    fn sleep_ms(&self, ms: u64);
+    /// `n` random bytes as lowercase hex (launch tokens, hence node names).
+    fn random_hex(&self, n: usize) -> String {
+        random_hex(n)
+    }
+}
+
+/// The wall clock, real sleeps and OS randomness.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.

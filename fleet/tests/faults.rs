@@ -37,8 +37,10 @@ fn env(name: &str, pool_extra: &str, top_extra: &str) -> Env {
     let cloud = Arc::new(FaultyCloud::new(
         Ec2Provider::new(&cfg.aws, creds).expect("provider"),
     ));
-    let rec = Reconciler::new(cfg, Some(path), cloud.clone(), Arc::new(Shared::default()))
-        .expect("reconciler");
+    let rec = support::first_start(
+        Reconciler::new(cfg, Some(path), cloud.clone(), Arc::new(Shared::default()))
+            .expect("reconciler"),
+    );
     Env {
         jenkins,
         _moto: moto,

@@ -47,13 +47,15 @@ fn env(name: &str, pool_extra: &str) -> Env {
 
 impl Env {
     fn reconciler(&self) -> Reconciler {
-        Reconciler::new(
-            self.cfg.clone(),
-            Some(self.path.clone()),
-            self.cloud.clone(),
-            Arc::new(Shared::default()),
+        support::first_start(
+            Reconciler::new(
+                self.cfg.clone(),
+                Some(self.path.clone()),
+                self.cloud.clone(),
+                Arc::new(Shared::default()),
+            )
+            .expect("reconciler"),
         )
-        .expect("reconciler")
     }
 
     fn live_instances(&self) -> Vec<nectr_fleet::cloud::Instance> {

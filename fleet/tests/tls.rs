@@ -2,7 +2,7 @@
 //! connection is refused. The fixtures in tests/fixtures/tls are a throw-away test CA and a
 //! server certificate for 127.0.0.1 (test-only key, valid for 100 years).
 
-use nectr_fleet::jenkins::JenkinsClient;
+use nectr_fleet::jenkins::{JenkinsApi, JenkinsClient};
 use nectr_fleet::secret::Secret;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};

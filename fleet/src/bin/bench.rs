@@ -152,6 +152,8 @@ fn main() {
         .collect();
     let mut mem = Memory {
         polls: 10,
+        // Running for an hour: past the start-up wait, so scale-in and orphans are decided too.
+        started_ms: Some(now - 3_600_000),
         ..Memory::default()
     };
     for c in &computers {

@@ -34,6 +34,18 @@ impl JenkinsError {
         }
     }
 
+    /// Did Jenkins perhaps carry out the request although it failed? A transport failure
+    /// (timeout, connection dropped) or a 5xx says nothing: the request may have been applied,
+    /// or may still be (a Jenkins too slow to answer in time can act after the client gave
+    /// up). A 4xx is an answer that it was not.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            JenkinsError::Status { status, .. } => *status >= 500,
+            JenkinsError::Transport { .. } => true,
+            JenkinsError::Parse { .. } => false,
+        }
+    }
+
     /// A short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -79,6 +91,28 @@ impl fmt::Display for JenkinsError {
 }
 
 impl std::error::Error for JenkinsError {}
+
+/// What the reconcile loop needs from Jenkins. [`JenkinsClient`] implements it over the REST
+/// API; the soak test implements it with an in-process Jenkins in virtual time.
+/// Implementations must be safe to call from several threads (launches run in parallel).
+pub trait JenkinsApi: Send + Sync {
+    /// Demand: the waiting items.
+    fn queue(&self) -> Result<Vec<QueueItem>, JenkinsError>;
+    /// Supply: every computer.
+    fn computers(&self) -> Result<Vec<Computer>, JenkinsError>;
+    /// One node; `Ok(None)` if it does not exist.
+    fn computer(&self, name: &str) -> Result<Option<Computer>, JenkinsError>;
+    /// Create an inbound node; "already exists" counts as success.
+    fn create_node(&self, spec: &NodeSpec) -> Result<(), JenkinsError>;
+    fn agent_secret(&self, name: &str) -> Result<Secret, JenkinsError>;
+    /// Fence: temporarily offline with `message` (idempotent).
+    fn drain(&self, name: &str, message: &str) -> Result<(), JenkinsError>;
+    /// Lift the fence (not idempotent: only after seeing the node fenced by us).
+    fn undrain(&self, name: &str) -> Result<(), JenkinsError>;
+    /// Delete; a node that is already gone counts as success.
+    fn delete_node(&self, name: &str) -> Result<(), JenkinsError>;
+    fn set_description(&self, name: &str, description: &str) -> Result<(), JenkinsError>;
+}
 
 /// Description of a node to create.
 #[derive(Clone, Debug)]
@@ -213,9 +247,11 @@ impl JenkinsClient {
         self.request("POST", path, what, Body::Form(form))
             .map(|(s, _)| s)
     }
+}
 
+impl JenkinsApi for JenkinsClient {
     /// Demand: one request.
-    pub fn queue(&self) -> Result<Vec<QueueItem>, JenkinsError> {
+    fn queue(&self) -> Result<Vec<QueueItem>, JenkinsError> {
         let what = "queue read";
         let body = self.get(
             &format!("queue/api/json?tree={}", pct_encode(QUEUE_TREE)),
@@ -228,7 +264,7 @@ impl JenkinsClient {
     }
 
     /// Supply: one request.
-    pub fn computers(&self) -> Result<Vec<Computer>, JenkinsError> {
+    fn computers(&self) -> Result<Vec<Computer>, JenkinsError> {
         let what = "computer list read";
         let body = self.get(
             &format!("computer/api/json?tree={}", pct_encode(COMPUTER_TREE)),
@@ -241,7 +277,7 @@ impl JenkinsClient {
     }
 
     /// One node; `Ok(None)` if Jenkins answers 404.
-    pub fn computer(&self, name: &str) -> Result<Option<Computer>, JenkinsError> {
+    fn computer(&self, name: &str) -> Result<Option<Computer>, JenkinsError> {
         let what = format!("read of node {name}");
         let path = format!(
             "computer/{}/api/json?tree={}",
@@ -260,7 +296,7 @@ impl JenkinsClient {
     /// `POST /computer/doCreateItem` (every Jenkins version): a permanent inbound node with
     /// a WebSocket launcher, EXCLUSIVE mode, `Always` retention. An "already exists" answer
     /// counts as success (the create is retried after a crash).
-    pub fn create_node(&self, spec: &NodeSpec) -> Result<(), JenkinsError> {
+    fn create_node(&self, spec: &NodeSpec) -> Result<(), JenkinsError> {
         let json = serde_json::json!({
             "name": spec.name,
             "nodeDescription": spec.description,
@@ -297,7 +333,7 @@ impl JenkinsClient {
     }
 
     /// The agent secret from `slave-agent.jnlp`.
-    pub fn agent_secret(&self, name: &str) -> Result<Secret, JenkinsError> {
+    fn agent_secret(&self, name: &str) -> Result<Secret, JenkinsError> {
         let what = format!("secret read of node {name}");
         let body = self.get(
             &format!("computer/{}/slave-agent.jnlp", pct_encode(name)),
@@ -309,7 +345,7 @@ impl JenkinsClient {
     }
 
     /// Fence: `changeOfflineCause` (idempotent) with nectr's message.
-    pub fn drain(&self, name: &str, message: &str) -> Result<(), JenkinsError> {
+    fn drain(&self, name: &str, message: &str) -> Result<(), JenkinsError> {
         let what = format!("drain of node {name}");
         let path = format!(
             "computer/{}/changeOfflineCause?offlineMessage={}",
@@ -322,7 +358,7 @@ impl JenkinsClient {
 
     /// Lift the fence with `toggleOffline`. The caller must have just seen the node
     /// temporarily offline with nectr's own reason (toggle is not idempotent).
-    pub fn undrain(&self, name: &str) -> Result<(), JenkinsError> {
+    fn undrain(&self, name: &str) -> Result<(), JenkinsError> {
         let what = format!("undrain of node {name}");
         self.post(
             &format!("computer/{}/toggleOffline", pct_encode(name)),
@@ -333,7 +369,7 @@ impl JenkinsClient {
     }
 
     /// `doDelete`; a 404 means it is already gone.
-    pub fn delete_node(&self, name: &str) -> Result<(), JenkinsError> {
+    fn delete_node(&self, name: &str) -> Result<(), JenkinsError> {
         let what = format!("delete of node {name}");
         match self.post(
             &format!("computer/{}/doDelete", pct_encode(name)),
@@ -348,7 +384,7 @@ impl JenkinsClient {
 
     /// Replace the description (`submitDescription`, Jenkins 2.385+). Best effort: the node
     /// is matched to its instance by EC2 tags anyway.
-    pub fn set_description(&self, name: &str, description: &str) -> Result<(), JenkinsError> {
+    fn set_description(&self, name: &str, description: &str) -> Result<(), JenkinsError> {
         let what = format!("description update of node {name}");
         self.post(
             &format!("computer/{}/submitDescription", pct_encode(name)),

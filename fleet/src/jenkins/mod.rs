@@ -5,7 +5,7 @@ pub mod client;
 pub mod label;
 pub mod why;
 
-pub use client::{JenkinsClient, JenkinsError};
+pub use client::{JenkinsApi, JenkinsClient, JenkinsError};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

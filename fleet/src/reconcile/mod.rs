@@ -3,9 +3,17 @@
 //!
 //! Safety rules enforced here, on top of `decide`:
 //! - a failed read skips the whole poll: no decision, no action (stale data never acts);
-//! - a retire re-reads the node and the queue right before deleting; anything but a clean,
-//!   still-fenced, idle node aborts the delete;
-//! - the node is deleted before the instance is terminated.
+//! - the computers are read before the queue, so an item dispatched in between is never
+//!   counted both waiting and running;
+//! - a fence is known in force when Jenkins' answer arrives (not when it was asked for); a
+//!   retire re-checks on the clock that the settle interval has elapsed since, then re-reads
+//!   the node and the queue right before deleting; anything but a clean, still-fenced, idle
+//!   node aborts the delete;
+//! - the node is deleted before the instance is terminated;
+//! - a `RunInstances` without a clear answer is sent again with the same client token, and if
+//!   still unknown its node is kept and the launch stays in flight; a delete or lift without a
+//!   clear answer may still land, so the node keeps its fence (see `Memory::deleting`,
+//!   `Memory::lifting`).
 
 use crate::cloud::{
     CloudError, CloudErrorKind, CloudProvider, ImageRef, Instance, LaunchSpec, Offering, TAG_FLEET,
@@ -15,13 +23,13 @@ use crate::config::{self, Config, ImageSource};
 use crate::jenkins::client::NodeSpec;
 use crate::jenkins::why::{classify, mentioned_names};
 use crate::jenkins::{
-    drain_message, parse_drain_message, Computer, JenkinsClient, NodeTag, QueueItem,
+    drain_message, parse_drain_message, Computer, JenkinsApi, JenkinsClient, NodeTag, QueueItem,
 };
 use crate::lease::{Lease, Role};
 use crate::scaler::{self, Backoff, InFlight, LaunchPlan, Memory, Plan, Snapshot};
 use crate::secret::Secret;
 use crate::server::Shared;
-use crate::util::{now_ms, random_hex};
+use crate::util::{Clock, SystemClock};
 use crate::{log_error, log_info, log_warn};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,8 +39,43 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
-/// (instance id, offering, executors) or (failure reason, message).
-type LaunchResult = Result<(String, Offering, u32), (String, String)>;
+
+/// How one launch ended.
+#[derive(Debug)]
+enum LaunchResult {
+    Launched {
+        id: String,
+        offering: Offering,
+        executors: u32,
+    },
+    /// Certainly nothing launched; the never-connected node was deleted again.
+    Failed { reason: String, message: String },
+    /// `RunInstances` may have acted but no answer said so (lost, timed out, 5xx) and
+    /// retries with the same client token did not settle it: the node stays, and the launch
+    /// stays in the ledger until its instance shows up or is proven absent.
+    Unresolved { message: String },
+}
+
+impl LaunchResult {
+    fn failed(reason: &str, message: impl Into<String>) -> Self {
+        LaunchResult::Failed {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Retries of a `RunInstances` whose answer was lost, with the same client token (EC2 then
+/// answers with the instance the first call made, or makes it now), and their pauses.
+const LAUNCH_RETRIES: u32 = 3;
+const LAUNCH_RETRY_PAUSE_MS: u64 = 500;
+
+/// Did EC2 perhaps act although the call failed? A transport failure (timeout, connection
+/// dropped) or a 5xx/unparseable answer says nothing about it; capacity, throttling, auth and
+/// invalid-request errors are answers that nothing was launched.
+fn launch_outcome_unknown(e: &CloudError) -> bool {
+    matches!(e.kind, CloudErrorKind::Transport | CloudErrorKind::Other)
+}
 
 /// What one poll did.
 #[derive(Debug, Default)]
@@ -49,8 +92,14 @@ pub struct Reconciler {
     config_path: Option<PathBuf>,
     config_text: Option<String>,
     config_error: Option<String>,
-    jenkins: JenkinsClient,
+    jenkins: Arc<dyn JenkinsApi>,
+    /// False when the Jenkins client was handed in ([`Reconciler::with_parts`]): a config
+    /// edit of the `[jenkins]` credentials then does not replace it.
+    jenkins_from_config: bool,
     cloud: Arc<dyn CloudProvider>,
+    clock: Arc<dyn Clock>,
+    /// Launches run in parallel, this many at a time (1 = in order, on the loop's thread).
+    launch_parallelism: usize,
     pub memory: Memory,
     pub shared: Arc<Shared>,
     images: BTreeMap<(String, String), (String, u64)>,
@@ -85,16 +134,42 @@ impl Reconciler {
             cfg.jenkins.timeout_ms,
             cfg.jenkins.ca_file.as_deref(),
         )?;
+        let mut r = Self::with_parts(
+            cfg,
+            config_path,
+            Arc::new(jenkins),
+            cloud,
+            Arc::new(SystemClock),
+            shared,
+        );
+        r.jenkins_from_config = true;
+        Ok(r)
+    }
+
+    /// A reconciler over any Jenkins, cloud and clock (the soak test runs it against
+    /// in-process fakes in virtual time). Edits of `[jenkins]` credentials in the config file
+    /// keep `jenkins` as it is.
+    pub fn with_parts(
+        cfg: Config,
+        config_path: Option<PathBuf>,
+        jenkins: Arc<dyn JenkinsApi>,
+        cloud: Arc<dyn CloudProvider>,
+        clock: Arc<dyn Clock>,
+        shared: Arc<Shared>,
+    ) -> Self {
         let config_text = config_path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok());
-        Ok(Reconciler {
+        Reconciler {
             cfg,
             config_path,
             config_text,
             config_error: None,
             jenkins,
+            jenkins_from_config: false,
             cloud,
+            clock,
+            launch_parallelism: 8,
             memory: Memory::default(),
             shared,
             images: BTreeMap::new(),
@@ -108,7 +183,14 @@ impl Reconciler {
             lease: None,
             role: None,
             leader_polls: 0,
-        })
+        }
+    }
+
+    /// How many launches run at once (default 8; 1 runs them in order on the loop's thread,
+    /// which keeps a seeded soak run reproducible).
+    pub fn with_launch_parallelism(mut self, n: usize) -> Self {
+        self.launch_parallelism = n.max(1);
+        self
     }
 
     /// Run as one of several replicas: act only while holding `lease`.
@@ -183,10 +265,11 @@ impl Reconciler {
                     );
                     return;
                 }
-                if new.jenkins.token_file != self.cfg.jenkins.token_file
-                    || new.jenkins.user != self.cfg.jenkins.user
-                    || new.jenkins.timeout_ms != self.cfg.jenkins.timeout_ms
-                    || new.jenkins.ca_file != self.cfg.jenkins.ca_file
+                if self.jenkins_from_config
+                    && (new.jenkins.token_file != self.cfg.jenkins.token_file
+                        || new.jenkins.user != self.cfg.jenkins.user
+                        || new.jenkins.timeout_ms != self.cfg.jenkins.timeout_ms
+                        || new.jenkins.ca_file != self.cfg.jenkins.ca_file)
                 {
                     let client = new.read_jenkins_token().and_then(|t| {
                         JenkinsClient::with_ca(
@@ -198,7 +281,7 @@ impl Reconciler {
                         )
                     });
                     match client {
-                        Ok(c) => self.jenkins = c,
+                        Ok(c) => self.jenkins = Arc::new(c),
                         Err(e) => {
                             self.config_error = Some(format!(
                                 "{e}; the edit was rejected and the running config stays"
@@ -243,7 +326,11 @@ impl Reconciler {
     fn observe_all(&mut self) -> Result<Observation, Vec<String>> {
         let mut errors = Vec::new();
         let m = &self.shared.metrics;
-        let queue = self.jenkins.queue().map_err(|e| {
+        // Supply first, then demand. Jenkins moves an item from the queue to an executor; read
+        // in this order, an item dispatched between the two reads shows as neither waiting
+        // nor running (missed for one poll, and its executor counted idle), never as both
+        // (which would launch for work that already runs).
+        let computers = self.jenkins.computers().map_err(|e| {
             m.inc(
                 "nectr_fleet_errors_total",
                 &[("source", "jenkins"), ("kind", e.kind())],
@@ -251,7 +338,7 @@ impl Reconciler {
             );
             e.to_string()
         });
-        let computers = self.jenkins.computers().map_err(|e| {
+        let queue = self.jenkins.queue().map_err(|e| {
             m.inc(
                 "nectr_fleet_errors_total",
                 &[("source", "jenkins"), ("kind", e.kind())],
@@ -266,7 +353,7 @@ impl Reconciler {
                 Ok(i)
             }
             Err(e) => {
-                self.note_cloud_error(&e, now_ms());
+                self.note_cloud_error(&e, self.clock.now_ms());
                 Err(format!("cloud describe: {e}"))
             }
         };
@@ -287,7 +374,7 @@ impl Reconciler {
         if act {
             self.reload();
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut act = act;
         if act {
             if let Some(lease) = self.lease.as_mut() {
@@ -297,8 +384,11 @@ impl Reconciler {
                         self.leader_polls += 1;
                         if self.leader_polls == 1 {
                             log_info!("lease acquired (generation {generation}): observing one poll before acting");
-                            // The previous leader's in-flight launches are unknown for one poll.
+                            // The previous leader's in-flight launches are unknown for one poll,
+                            // and its last Jenkins writes may still land: start afresh (no
+                            // destructive action or lift for 2 x jenkins.timeout).
                             act = false;
+                            self.memory.started_ms = None;
                         }
                     }
                     Role::Standby { .. } | Role::Unknown { .. } => {
@@ -342,6 +432,9 @@ impl Reconciler {
         };
         report.observed = true;
         metrics.inc("nectr_fleet_polls_total", &[("result", "ok")], 1.0);
+        // From here on the poll's time is when its observation was complete: a fence seen in
+        // it was in force by then at the latest (see `Memory::fences`).
+        let now = self.clock.now_ms();
 
         // Launch-to-online latency and idle instance-seconds, from this observation.
         let connected: BTreeSet<&str> = computers
@@ -493,7 +586,15 @@ impl Reconciler {
                         .actions
                         .push(format!("lifted fence on {} ({})", a.node, a.reason));
                 }
-                Err(e) => report.errors.push(format!("lift fence on {}: {e}", a.node)),
+                Err(e) => {
+                    if e.outcome_unknown() {
+                        // It may still land: no retire and no second toggle for a while.
+                        self.memory
+                            .lifting
+                            .insert(a.node.clone(), self.clock.now_ms());
+                    }
+                    report.errors.push(format!("lift fence on {}: {e}", a.node));
+                }
             }
         }
         let mut fresh_queue_mentions: Option<Result<BTreeSet<String>, String>> = None;
@@ -502,10 +603,42 @@ impl Reconciler {
                 report.errors.push("lease expired locally: stopping".into());
                 break;
             }
+            // The settle interval must have fully elapsed since the fence was known in force
+            // before the final re-read is sent (decide checked it at the observation; this
+            // holds it against the clock, whatever the poll's calls took).
+            let settled = self.memory.fences.get(&a.node).is_some_and(|t| {
+                self.clock.now_ms() >= t.saturating_add(self.cfg.settle_interval_ms)
+            });
+            if !settled {
+                report.actions.push(format!(
+                    "retire of {} postponed: the settle interval since the fence is not over",
+                    a.node
+                ));
+                continue;
+            }
             // Final re-read of the node, and of the queue items pinned to it.
             let node = match self.jenkins.computer(&a.node) {
                 Ok(Some(c)) => c,
                 Ok(None) => {
+                    // Our earlier delete landed after all: finish the retire.
+                    if self.memory.deleting.remove(&a.node).is_some() {
+                        if let Some(id) = &a.instance {
+                            match self.cloud.terminate(std::slice::from_ref(id)) {
+                                Ok(()) => {
+                                    fence_outcome(metrics, "retired");
+                                    report.actions.push(format!(
+                                        "retired {} (its earlier delete landed) and terminated {id}",
+                                        a.node
+                                    ));
+                                }
+                                Err(e) => {
+                                    self.note_cloud_error(&e, now);
+                                    report.errors.push(format!("retire {}: node gone, terminate of {id} failed (retried as an orphan): {e}", a.node));
+                                }
+                            }
+                            continue;
+                        }
+                    }
                     report.actions.push(format!("{} already gone", a.node));
                     continue;
                 }
@@ -562,12 +695,19 @@ impl Reconciler {
             }
             if let Err(e) = self.jenkins.delete_node(&a.node) {
                 fence_outcome(metrics, "aborted");
+                if e.outcome_unknown() {
+                    // It may still land: the node is never lifted again; the retire repeats.
+                    self.memory
+                        .deleting
+                        .insert(a.node.clone(), self.clock.now_ms());
+                }
                 report.errors.push(format!(
                     "retire {}: delete failed, instance kept: {e}",
                     a.node
                 ));
                 continue;
             }
+            self.memory.deleting.remove(&a.node);
             self.memory.fences.remove(&a.node);
             self.memory.idle_since.remove(&a.node);
             if let Some(id) = &a.instance {
@@ -589,10 +729,15 @@ impl Reconciler {
                 report.errors.push("lease expired locally: stopping".into());
                 break;
             }
-            let msg = drain_message(&self.cfg.fleet_id, now);
+            // `at=` says when the fence was asked for; it is informative only.
+            let msg = drain_message(&self.cfg.fleet_id, self.clock.now_ms());
             match self.jenkins.drain(&a.node, &msg) {
                 Ok(()) => {
-                    self.memory.fences.insert(a.node.clone(), now);
+                    // Jenkins applied it by the time its answer arrived: the fence is known in
+                    // force from now, however long the request took. A lost answer leaves no
+                    // entry; the next observation adopts the fence if Jenkins shows it.
+                    let in_force = self.clock.now_ms();
+                    self.memory.fences.insert(a.node.clone(), in_force);
                     fence_outcome(metrics, "fenced");
                     report
                         .actions
@@ -736,7 +881,7 @@ impl Reconciler {
             let Some(pool) = self.cfg.pool(&l.pool).cloned() else {
                 continue;
             };
-            let token = random_hex(8);
+            let token = self.clock.random_hex(8);
             let node = format!("{}-{}-{}", self.cfg.jenkins.node_prefix, pool.name, token);
             let image = self.resolve_image(&pool.image, now);
             let subnet = if pool.subnets.is_empty() {
@@ -774,51 +919,62 @@ impl Reconciler {
             .iter()
             .map(|(k, v)| (k.clone(), v.oldest_wait_ms))
             .collect();
-        let cfg = &self.cfg;
-        let jenkins = &self.jenkins;
-        let cloud = &self.cloud;
-        let backoff = &self.memory.offering_backoff;
         let lease = self.lease.as_ref();
         let may_act = move || lease.is_none_or(Lease::may_act);
-        let indexed: Vec<(usize, &Job)> = jobs.iter().enumerate().collect();
-        let results: Vec<(usize, LaunchResult, Vec<Offering>)> = std::thread::scope(|s| {
-            let mut out = Vec::new();
-            for chunk in indexed.chunks(8) {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|(i, j)| {
-                        let i = *i;
-                        s.spawn(move || {
-                            let mut capacity_failed = Vec::new();
-                            let r = launch_one(
-                                &may_act,
-                                cfg,
-                                jenkins,
-                                cloud.as_ref(),
-                                &j.launch,
-                                &j.token,
-                                &j.node,
-                                &j.image,
-                                j.subnet.clone(),
-                                backoff,
-                                &mut capacity_failed,
-                                now,
-                            );
-                            (i, r, capacity_failed)
+        let ctx = LaunchCtx {
+            may_act: &may_act,
+            cfg: &self.cfg,
+            jenkins: self.jenkins.as_ref(),
+            cloud: self.cloud.as_ref(),
+            clock: self.clock.as_ref(),
+            backoff: &self.memory.offering_backoff,
+            now,
+        };
+        let run = |j: &Job| {
+            let mut capacity_failed = Vec::new();
+            let r = launch_one(
+                &ctx,
+                &j.launch,
+                &j.token,
+                &j.node,
+                &j.image,
+                j.subnet.clone(),
+                &mut capacity_failed,
+            );
+            (r, capacity_failed)
+        };
+        let mut results: Vec<(usize, LaunchResult, Vec<Offering>)> = Vec::new();
+        if self.launch_parallelism <= 1 {
+            for (i, j) in jobs.iter().enumerate() {
+                let (r, c) = run(j);
+                results.push((i, r, c));
+            }
+        } else {
+            let indexed: Vec<(usize, &Job)> = jobs.iter().enumerate().collect();
+            std::thread::scope(|s| {
+                for chunk in indexed.chunks(self.launch_parallelism) {
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|(i, j)| {
+                            let i = *i;
+                            let run = &run;
+                            s.spawn(move || {
+                                let (r, c) = run(j);
+                                (i, r, c)
+                            })
                         })
-                    })
-                    .collect();
-                for h in handles {
-                    match h.join() {
-                        Ok(r) => out.push(r),
-                        Err(_) => log_error!("a launch thread panicked"),
+                        .collect();
+                    for h in handles {
+                        match h.join() {
+                            Ok(r) => results.push(r),
+                            Err(_) => log_error!("a launch thread panicked"),
+                        }
                     }
                 }
-            }
-            out
-        });
+            });
+        }
         let metrics = &self.shared.metrics;
-        let now_done = now_ms();
+        let now_done = self.clock.now_ms();
         for (i, r, capacity_failed) in results {
             let j = &jobs[i];
             for o in capacity_failed {
@@ -843,7 +999,11 @@ impl Reconciler {
                 );
             }
             match r {
-                Ok((id, offering, executors)) => {
+                LaunchResult::Launched {
+                    id,
+                    offering,
+                    executors,
+                } => {
                     if let Some(e) = self.memory.ledger.get_mut(&j.token) {
                         e.instance_id = Some(id.clone());
                         e.executors = executors;
@@ -868,8 +1028,26 @@ impl Reconciler {
                         .actions
                         .push(format!("launched {id} ({offering}) for node {}", j.node));
                 }
-                Err((reason, msg)) => {
+                LaunchResult::Unresolved { message } => {
+                    // Keep the ledger entry: counted in flight toward demand and every cap.
+                    metrics.inc(
+                        "nectr_fleet_launch_failures_total",
+                        &[("pool", &j.launch.pool), ("reason", "unresolved")],
+                        1.0,
+                    );
+                    report.errors.push(format!(
+                        "launch for pool {} (node {}): {message}; the node is kept and the launch counted in flight until its instance shows up or is proven absent",
+                        j.launch.pool, j.node
+                    ));
+                }
+                LaunchResult::Failed {
+                    reason,
+                    message: msg,
+                } => {
+                    // Certainly not launched: never counted in flight, even if the delete of
+                    // its node failed (the orphan rules remove it).
                     self.memory.ledger.remove(&j.token);
+                    self.memory.settled_tokens.insert(j.token.clone());
                     metrics.inc(
                         "nectr_fleet_launch_failures_total",
                         &[("pool", &j.launch.pool), ("reason", &reason)],
@@ -983,28 +1161,44 @@ impl Reconciler {
     }
 }
 
-/// Create the node, read its secret, RunInstances over the offerings in order. On failure
-/// the never-connected node is deleted again. Returns (instance id, offering, executors) or
-/// (reason, message).
-#[allow(clippy::too_many_arguments)]
+/// What every launch of one poll shares.
+struct LaunchCtx<'a> {
+    may_act: &'a (dyn Fn() -> bool + Sync),
+    cfg: &'a Config,
+    jenkins: &'a dyn JenkinsApi,
+    cloud: &'a dyn CloudProvider,
+    clock: &'a dyn Clock,
+    backoff: &'a BTreeMap<Offering, Backoff>,
+    /// The poll's time: the node's `created=`.
+    now: u64,
+}
+
+/// Create the node, read its secret, RunInstances over the offerings in order. When nothing
+/// was launched, the never-connected node is deleted again; when the outcome stays unknown,
+/// it is kept.
 fn launch_one(
-    may_act: &(dyn Fn() -> bool + Sync),
-    cfg: &Config,
-    jenkins: &JenkinsClient,
-    cloud: &dyn CloudProvider,
+    ctx: &LaunchCtx<'_>,
     l: &LaunchPlan,
     token: &str,
     node: &str,
     image: &Result<ImageRef, String>,
     subnet: Option<String>,
-    backoff: &BTreeMap<Offering, Backoff>,
     capacity_failed: &mut Vec<Offering>,
-    now: u64,
 ) -> LaunchResult {
+    let LaunchCtx {
+        cfg,
+        jenkins,
+        backoff,
+        now,
+        ..
+    } = *ctx;
     let Some(pool) = cfg.pool(&l.pool) else {
-        return Err(("config".into(), format!("pool {} is gone", l.pool)));
+        return LaunchResult::failed("config", format!("pool {} is gone", l.pool));
     };
-    let image = image.clone().map_err(|e| ("image".to_string(), e))?;
+    let image = match image {
+        Ok(i) => i.clone(),
+        Err(e) => return LaunchResult::failed("image", e.clone()),
+    };
     let tag = NodeTag {
         fleet: cfg.fleet_id.clone(),
         pool: pool.name.clone(),
@@ -1037,7 +1231,10 @@ fn launch_one(
                 remote_fs: pool.remote_fs.clone(),
             };
             if let Err(e) = jenkins.create_node(&spec) {
-                return Err(("jenkins".into(), e.to_string()));
+                // Nothing was launched for it: remove a node made despite the error (an
+                // answer lost after Jenkins created it).
+                let _ = jenkins.delete_node(node);
+                return LaunchResult::failed("jenkins", e.to_string());
             }
             created_with = Some(executors);
         }
@@ -1046,7 +1243,7 @@ fn launch_one(
                 Ok(s) => secret = Some(s),
                 Err(e) => {
                     let _ = jenkins.delete_node(node);
-                    return Err(("jenkins".into(), e.to_string()));
+                    return LaunchResult::failed("jenkins", e.to_string());
                 }
             }
         }
@@ -1081,34 +1278,105 @@ fn launch_one(
             user_data,
             tags,
         };
-        if !may_act() {
-            let _ = jenkins.delete_node(node);
-            return Err((
-                "lease".into(),
-                "lease expired locally before RunInstances".into(),
-            ));
-        }
-        match cloud.launch(&spec) {
+        match run_instances(ctx, &spec) {
             Ok(id) => {
                 let mut t = tag.clone();
                 t.instance = Some(id.clone());
                 if let Err(e) = jenkins.set_description(node, &t.render()) {
                     log_warn!("node {node}: description update failed (the instance is linked by its tags anyway): {e}");
                 }
-                return Ok((id, offering.clone(), executors));
+                return LaunchResult::Launched {
+                    id,
+                    offering: offering.clone(),
+                    executors,
+                };
             }
-            Err(e) if e.kind == CloudErrorKind::Capacity => {
+            Err(RunError::Unresolved(message)) => return LaunchResult::Unresolved { message },
+            Err(RunError::Refused(e)) if e.kind == CloudErrorKind::Capacity => {
                 capacity_failed.push(offering.clone());
                 last_err = ("capacity".into(), e.to_string());
             }
-            Err(e) => {
+            Err(RunError::Refused(e)) => {
                 let _ = jenkins.delete_node(node);
-                return Err((e.kind.as_str().to_string(), e.to_string()));
+                return LaunchResult::failed(e.kind.as_str(), e.to_string());
+            }
+            Err(RunError::NotSent(message)) => {
+                let _ = jenkins.delete_node(node);
+                return LaunchResult::failed("not-sent", message);
             }
         }
     }
     let _ = jenkins.delete_node(node);
-    Err(last_err)
+    LaunchResult::failed(&last_err.0, last_err.1)
+}
+
+/// Why [`run_instances`] did not give an instance id.
+enum RunError {
+    /// Not sent (the lease expired locally, or the send window is over): nothing launched.
+    NotSent(String),
+    /// EC2 answered that it launched nothing.
+    Refused(CloudError),
+    /// EC2 may have launched it; no answer said.
+    Unresolved(String),
+}
+
+/// `RunInstances` until an answer settles the outcome. A failure that leaves it unknown
+/// (see [`launch_outcome_unknown`]) is retried with the same spec and client token, so EC2
+/// answers with the instance the lost call made, or makes it now: never a second one. No
+/// request is sent after the send window (`scaler::launch_send_window_ms`) or without the
+/// lease; after an unknown outcome nothing short of an answer for this token settles it.
+fn run_instances(ctx: &LaunchCtx<'_>, spec: &LaunchSpec) -> Result<String, RunError> {
+    let deadline = ctx
+        .now
+        .saturating_add(scaler::launch_send_window_ms(ctx.cfg));
+    let mut unknown: Option<CloudError> = None;
+    let mut retries = 0;
+    loop {
+        let stop = if !(ctx.may_act)() {
+            Some("the lease expired locally")
+        } else if ctx.clock.now_ms() > deadline {
+            Some("the launch's send window is over")
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            return Err(match &unknown {
+                None => RunError::NotSent(format!("{why} before RunInstances was sent")),
+                Some(e) => RunError::Unresolved(format!(
+                    "RunInstances failed without saying whether it launched ({e}) and {why}"
+                )),
+            });
+        }
+        match ctx.cloud.launch(spec) {
+            Ok(id) => return Ok(id),
+            Err(e) if launch_outcome_unknown(&e) || unknown.is_some() => {
+                // After an unknown outcome, a throttled or refused retry says nothing about
+                // the first call either; only capacity and invalid-request answers are about
+                // this token (EC2 would have answered a made instance with its id).
+                if unknown.is_some()
+                    && matches!(e.kind, CloudErrorKind::Capacity | CloudErrorKind::Invalid)
+                {
+                    return Err(RunError::Refused(e));
+                }
+                if launch_outcome_unknown(&e) {
+                    log_warn!(
+                        "RunInstances for token {}: outcome unknown ({e}); retrying with the same client token",
+                        spec.client_token
+                    );
+                    unknown = Some(e);
+                }
+                retries += 1;
+                if retries > LAUNCH_RETRIES {
+                    let e = unknown.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                    return Err(RunError::Unresolved(format!(
+                        "RunInstances failed {retries} times without saying whether it launched (last unknown outcome: {e})"
+                    )));
+                }
+                ctx.clock.sleep_ms(LAUNCH_RETRY_PAUSE_MS << (retries - 1));
+            }
+            Err(e) => return Err(RunError::Refused(e)),
+        }
+    }
 }
 
 /// Counts one step of the scale-in fence (`fenced`, `retired`, `lifted`, `aborted`).

@@ -12,14 +12,19 @@ use crate::jenkins::{parse_drain_message, Computer, NodeTag, QueueItem};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A launch requested but not yet seen in a describe: the in-flight ledger, keyed by the
-/// EC2 client token.
+/// launch token (the node's `token=`, the stem of the EC2 client token). It counts toward
+/// demand and every cap until its instance shows up in a describe or is proven absent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InFlight {
     pub pool: String,
     pub node: String,
     pub executors: u32,
     pub price: Option<f64>,
+    /// When its node was created (the node's `created=`).
     pub started_ms: u64,
+    /// Known once `RunInstances` answered. `None`: not answered yet, or the answer was lost
+    /// (the launch may or may not have happened), or the entry was rebuilt from a node whose
+    /// description still says `instance=pending`.
     pub instance_id: Option<String>,
 }
 
@@ -39,7 +44,10 @@ pub struct Memory {
     pub ledger: BTreeMap<String, InFlight>,
     /// Node → first poll at which it was seen idle after being busy (or since start).
     pub idle_since: BTreeMap<String, u64>,
-    /// Node → time nectr fenced it.
+    /// Node → when its fence was known to be in force: the time Jenkins' answer to the fence
+    /// arrived, or (for a fence found in Jenkins, e.g. after a restart or a lost answer) the
+    /// time of the observation that showed it. Never the `at=` of the drain message, which is
+    /// when the request was sent. The settle interval runs from here.
     pub fences: BTreeMap<String, u64>,
     /// Instance → (first poll without a connected node, consecutive polls).
     pub disconnected: BTreeMap<String, (u64, u32)>,
@@ -48,6 +56,22 @@ pub struct Memory {
     pub offering_backoff: BTreeMap<Offering, Backoff>,
     /// Launch-to-online: node → launch time, until the node connects.
     pub launched_at: BTreeMap<String, u64>,
+    /// Nodes whose `doDelete` failed without saying whether Jenkins carried it out (it may
+    /// still land): never lifted, so no new work goes where a late delete can kill it; the
+    /// retire is repeated (a delete is idempotent). Cleared when the node is gone.
+    pub deleting: BTreeMap<String, u64>,
+    /// Nodes whose lift (`toggleOffline`) failed without saying whether it was applied, with
+    /// the time: while Jenkins still shows the fence, neither retired (the lift may land
+    /// between the final re-read and the delete) nor lifted again (a toggle is not
+    /// idempotent), for [`jenkins_write_settle_ms`].
+    pub lifting: BTreeMap<String, u64>,
+    /// The first observation of this process. For [`jenkins_write_settle_ms`] after it, no
+    /// destructive action and no lift: a write of the previous process may still land.
+    pub started_ms: Option<u64>,
+    /// Launch tokens of existing owned nodes whose launch is settled: their instance was
+    /// seen in a describe, or EC2 refused the launch. Such a node is never counted in flight
+    /// again (its instance is gone, not late, or never existed).
+    pub settled_tokens: BTreeSet<String>,
 }
 
 /// One fresh, complete observation plus memory. `decide` is only called when both reads of
@@ -156,18 +180,29 @@ fn boot_deadline(cfg: &Config, pool: &str) -> u64 {
         .map_or(DEFAULT_BOOT_DEADLINE_MS, |p| p.boot_deadline_ms)
 }
 
-/// Is this node fenced by this fleet, and since when?
-fn fence_time(c: &Computer, mem: &Memory, fleet_id: &str) -> Option<u64> {
-    if let Some(t) = mem.fences.get(&c.name) {
-        return Some(*t);
-    }
-    if c.temporarily_offline {
-        return c
-            .offline_cause_reason
-            .as_deref()
-            .and_then(|r| parse_drain_message(r, fleet_id));
-    }
-    None
+/// A Jenkins write that failed without an answer (timeout, dropped connection, 5xx) is taken
+/// to land, if at all, within this long: a slow Jenkins may carry out a request after the
+/// client gave up.
+pub fn jenkins_write_settle_ms(cfg: &Config) -> u64 {
+    2 * cfg.jenkins.timeout_ms
+}
+
+/// The service sends no `RunInstances` for a node later than this after the node was created
+/// (its `created=`): retries of an unanswered launch stop there.
+pub fn launch_send_window_ms(cfg: &Config) -> u64 {
+    2 * cfg.jenkins.timeout_ms + 2 * cfg.aws.timeout_ms
+}
+
+/// A launch without a known instance id (its answer was lost, or the service was killed
+/// around `RunInstances`) whose instance has not shown up in a describe this long after its
+/// node was created is proven absent: nothing was sent for it after the send window, a
+/// request is answered or given up within `aws.timeout`, and EC2 shows what it launched
+/// within seconds (`orphan_grace`, at least two polls, covers that lag). Until then it counts
+/// toward demand and every cap.
+pub fn launch_settled_ms(cfg: &Config) -> u64 {
+    launch_send_window_ms(cfg)
+        + cfg.aws.timeout_ms
+        + cfg.orphan_grace_ms.max(2 * cfg.poll_interval_ms)
 }
 
 /// Temporarily offline with this fleet's drain message.
@@ -189,21 +224,81 @@ pub fn observe(
 ) -> Memory {
     let mut m = prev.clone();
     m.polls += 1;
+    if m.started_ms.is_none() {
+        m.started_ms = Some(now);
+    }
     let owned = owned_nodes(computers, &cfg.fleet_id);
     let inst = owned_instances(instances, cfg);
     let node_names: BTreeSet<&str> = owned.iter().map(|o| o.c.name.as_str()).collect();
 
-    // Ledger: drop launches now visible in the describe, and launches that never showed up
-    // within the boot deadline.
+    // Ledger: drop launches now visible in the describe. A launch EC2 confirmed (with an
+    // instance id) stays until its instance shows up, up to the boot deadline; one whose
+    // outcome is unknown stays until it shows up or is proven absent (`launch_settled_ms`).
     let seen_tokens: BTreeSet<&str> = inst.iter().filter_map(|i| i.token()).collect();
     let seen_ids: BTreeSet<&str> = inst.iter().map(|i| i.id.as_str()).collect();
+    let seen_nodes: BTreeSet<&str> = inst.iter().filter_map(|i| i.node()).collect();
+    let settled = launch_settled_ms(cfg);
+    let keep_for = |pool: &str, confirmed: bool| {
+        if confirmed {
+            boot_deadline(cfg, pool)
+        } else {
+            settled
+        }
+    };
     m.ledger.retain(|token, e| {
         let seen = seen_tokens.contains(token.as_str())
+            || seen_nodes.contains(e.node.as_str())
             || e.instance_id
                 .as_deref()
                 .is_some_and(|id| seen_ids.contains(id));
-        !seen && now.saturating_sub(e.started_ms) < boot_deadline(cfg, &e.pool)
+        !seen && now.saturating_sub(e.started_ms) < keep_for(&e.pool, e.instance_id.is_some())
     });
+    // Nodes this fleet created whose instance is not in the describe (yet): after a restart
+    // or a takeover, or when EC2's read-after-write lag hides a fresh instance, they are
+    // launches in flight like any other, toward demand and every cap, until the instance
+    // shows up or is proven absent. Without this, a restart right after `RunInstances`
+    // launches again (a duplicate, and a cap overrun).
+    for o in &owned {
+        let t = &o.tag;
+        if seen_tokens.contains(t.token.as_str()) || seen_nodes.contains(o.c.name.as_str()) {
+            m.settled_tokens.insert(t.token.clone());
+        }
+    }
+    let owned_tokens: BTreeSet<&str> = owned.iter().map(|o| o.tag.token.as_str()).collect();
+    m.settled_tokens
+        .retain(|t| owned_tokens.contains(t.as_str()));
+    for o in &owned {
+        let t = &o.tag;
+        let visible = seen_tokens.contains(t.token.as_str())
+            || seen_nodes.contains(o.c.name.as_str())
+            || t.instance
+                .as_deref()
+                .is_some_and(|id| seen_ids.contains(id));
+        if visible
+            || m.settled_tokens.contains(&t.token)
+            || m.ledger.contains_key(&t.token)
+            || now.saturating_sub(t.created_ms) >= keep_for(&t.pool, t.instance.is_some())
+        {
+            continue;
+        }
+        let price = cfg.pool(&t.pool).and_then(|p| {
+            p.instance_types
+                .iter()
+                .filter_map(|it| it.price)
+                .reduce(f64::max)
+        });
+        m.ledger.insert(
+            t.token.clone(),
+            InFlight {
+                pool: t.pool.clone(),
+                node: o.c.name.clone(),
+                executors: o.c.num_executors.max(1),
+                price,
+                started_ms: t.created_ms,
+                instance_id: t.instance.clone(),
+            },
+        );
+    }
 
     // Idle clocks: start when first seen idle, reset only when seen busy; survive
     // disconnects and reconnects (so a flapping agent cannot stay alive forever).
@@ -225,29 +320,29 @@ pub fn observe(
     }
     m.idle_since = idle;
 
-    // Fences: forget nodes that are gone or no longer carry our reason; adopt fences found
-    // in Jenkins (after a restart).
+    // Fences: keep those Jenkins still shows with our reason (a fence is only remembered once
+    // Jenkins answered it, and Jenkins reads its own writes, so one it does not show was
+    // lifted or replaced). Adopt the ones found in Jenkins (after a restart, or when the
+    // answer to the fence was lost), in force since this observation: `now` must not be
+    // earlier than the moment the computer list was received. The `at=` of the reason is when
+    // the request was sent, possibly long before Jenkins applied it, so it never starts the
+    // settle interval.
     let mut fences = BTreeMap::new();
     for o in &owned {
-        let ours = o.c.temporarily_offline
-            && o.c
-                .offline_cause_reason
-                .as_deref()
-                .and_then(|r| parse_drain_message(r, &cfg.fleet_id))
-                .is_some();
-        if let Some(t) = prev.fences.get(&o.c.name) {
-            // Just fenced by us and Jenkins may not show it yet: keep for one settle period.
-            if ours || now.saturating_sub(*t) < cfg.settle_interval_ms.max(cfg.poll_interval_ms) * 3
-            {
-                fences.insert(o.c.name.clone(), *t);
-            }
-        } else if ours {
-            if let Some(t) = fence_time(o.c, prev, &cfg.fleet_id) {
-                fences.insert(o.c.name.clone(), t.min(now));
-            }
+        if drained_by_us(o.c, &cfg.fleet_id) {
+            let t = prev.fences.get(&o.c.name).copied().unwrap_or(now);
+            fences.insert(o.c.name.clone(), t);
         }
     }
     m.fences = fences;
+    m.deleting.retain(|n, _| node_names.contains(n.as_str()));
+    let write_settle = jenkins_write_settle_ms(cfg);
+    m.lifting.retain(|n, t| {
+        now.saturating_sub(*t) < write_settle
+            && owned
+                .iter()
+                .any(|o| &o.c.name == n && drained_by_us(o.c, &cfg.fleet_id))
+    });
 
     // Instances without a connected node.
     let connected: BTreeSet<&str> = owned
@@ -329,10 +424,17 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
     let mut plan = Plan::default();
     let owned = owned_nodes(snap.computers, &cfg.fleet_id);
     let inst = owned_instances(snap.instances, cfg);
-    let recovering = mem.polls < 2;
+    // Just started: adopt, launch, but no destructive action and no lift until a write of
+    // the previous process (killed, or a replaced leader) can no longer land.
+    let recovering = mem.polls < 2
+        || mem
+            .started_ms
+            .is_some_and(|t| now < t.saturating_add(jenkins_write_settle_ms(cfg)));
     if recovering {
-        plan.notes
-            .push("first observation after start: adopting, no destructive action".into());
+        plan.notes.push(
+            "just started: adopting, no destructive action or lift while writes of the previous process may still land"
+                .into(),
+        );
     }
 
     let by_name: BTreeMap<&str, &Owned<'_>> =
@@ -411,14 +513,15 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
                 fenced += 1;
                 continue;
             }
-            let is_fenced =
-                fence_time(o.c, mem, &cfg.fleet_id).is_some() || o.c.temporarily_offline;
+            let is_fenced = mem.fences.contains_key(&o.c.name) || o.c.temporarily_offline;
             if is_fenced {
                 fenced += 1;
                 // Demand came back while this node was being retired: lift the fence and
                 // count it as idle capacity instead of launching a replacement.
                 if v.demand_executors > 0
                     && !recovering
+                    && !mem.deleting.contains_key(&o.c.name)
+                    && !mem.lifting.contains_key(&o.c.name)
                     && o.c.connected
                     && o.c.is_certainly_idle()
                     && drained_by_us(o.c, &cfg.fleet_id)
@@ -458,7 +561,13 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
                 );
             }
         }
-        v.in_flight_executors = pool_ledger.iter().map(|e| e.executors).sum();
+        // A launch whose node is already connected (its instance not in the describe yet)
+        // counts toward the caps, but its executors are counted above.
+        v.in_flight_executors = pool_ledger
+            .iter()
+            .filter(|e| !by_name.get(e.node.as_str()).is_some_and(|o| o.c.connected))
+            .map(|e| e.executors)
+            .sum();
         v.in_flight_instances = pool_ledger.len() as u32;
         v.instances = pool_live.len() as u32;
         v.dollars_per_hour = pool_live
@@ -539,9 +648,10 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
     // ---- fences in progress: lift or retire ----
     let mut fencing: BTreeSet<&str> = BTreeSet::new();
     for o in &owned {
-        let Some(fenced_at) = fence_time(o.c, mem, &cfg.fleet_id) else {
+        let fenced_at = mem.fences.get(&o.c.name).copied();
+        if fenced_at.is_none() && !drained_by_us(o.c, &cfg.fleet_id) {
             continue;
-        };
+        }
         fencing.insert(o.c.name.as_str());
         // Only an instance seen in this fleet's tag-filtered describe is ever terminated.
         let instance = instance_of_node
@@ -557,7 +667,11 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         let busy = !o.c.is_certainly_idle();
         let pinned = mentioned.contains(o.c.name.as_str());
         let ours_in_jenkins = drained_by_us(o.c, &cfg.fleet_id);
-        let is_dying = dying.contains(o.c.name.as_str());
+        // A delete that may still land: never lift. A lift that may still land: wait.
+        let is_dying = dying.contains(o.c.name.as_str()) || mem.deleting.contains_key(&o.c.name);
+        if mem.lifting.contains_key(&o.c.name) {
+            continue;
+        }
         if lift_for_demand.contains(o.c.name.as_str()) && !is_dying {
             plan.lifts.push(action("demand for its pool came back"));
             continue;
@@ -578,7 +692,9 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         if recovering || !ours_in_jenkins {
             continue;
         }
-        if now.saturating_sub(fenced_at) >= cfg.settle_interval_ms {
+        // The settle interval runs from when the fence was known in force; `now` is no
+        // earlier than this poll's observation, and the final re-read comes after it.
+        if fenced_at.is_some_and(|t| now.saturating_sub(t) >= cfg.settle_interval_ms) {
             plan.retires.push(action("idle after the settle interval"));
         }
     }

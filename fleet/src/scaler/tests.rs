@@ -129,6 +129,15 @@ fn warm() -> Memory {
     }
 }
 
+/// Warm memory that knows `nodes` as fenced, in force since the given times.
+fn fenced_mem(nodes: &[(&str, u64)]) -> Memory {
+    let mut m = warm();
+    for (n, t) in nodes {
+        m.fences.insert(n.to_string(), *t);
+    }
+    m
+}
+
 fn run(cfg: &Config, q: &[QueueItem], c: &[Computer], i: &[Instance], mem: &Memory) -> Plan {
     decide(
         &Snapshot {
@@ -409,14 +418,14 @@ fn fence_then_retire_or_lift() {
         node("a", "linux", true, &[Some(true), Some(true)]),
         NOW - 5_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 5_000)]));
     assert!(p.retires.is_empty() && p.lifts.is_empty() && p.fences.is_empty());
-    // 15 s ago: retire, with the instance.
+    // Fenced 15 s ago: retire, with the instance.
     let nodes = vec![fenced(
         node("a", "linux", true, &[Some(true), Some(true)]),
         NOW - 15_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 15_000)]));
     assert_eq!(p.retires.len(), 1);
     assert_eq!(p.retires[0].instance.as_deref(), Some("i-1"));
     // A build was assigned after the fence: lift, never retire.
@@ -424,7 +433,7 @@ fn fence_then_retire_or_lift() {
         node("a", "linux", true, &[Some(false), Some(true)]),
         NOW - 15_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 15_000)]));
     assert!(p.retires.is_empty());
     assert_eq!(p.lifts.len(), 1);
     // Unknown executor state counts as busy.
@@ -432,7 +441,7 @@ fn fence_then_retire_or_lift() {
         node("a", "linux", true, &[None, Some(true)]),
         NOW - 15_000,
     )];
-    let p = run(&c, &[], &nodes, &insts, &warm());
+    let p = run(&c, &[], &nodes, &insts, &fenced_mem(&[("a", NOW - 15_000)]));
     assert!(p.retires.is_empty());
     // Someone else changed the offline reason: neither retire nor lift.
     let mut n = fenced(
@@ -645,6 +654,7 @@ fn world_plan(w: &World) -> (Config, Plan, Memory) {
             .insert(n.name.clone(), NOW - w.idle_ages[k] * MIN);
         if let Some(age) = w.fenced_ages[k] {
             *n = fenced(n.clone(), NOW - age * 1000);
+            mem.fences.insert(n.name.clone(), NOW - age * 1000);
         }
         mem.disconnected
             .insert(format!("i-{k}"), (NOW - 30 * MIN, 10));
@@ -756,9 +766,180 @@ fn node_of_a_dying_instance_is_fenced_never_lifted_and_deleted_when_idle() {
         &[waiting(1, "linux")],
         &fenced_idle,
         std::slice::from_ref(&i),
-        &warm(),
+        &fenced_mem(&[("a", NOW - 60_000)]),
     );
     assert!(p.lifts.is_empty(), "demand never lifts a dying node");
     assert_eq!(p.retires.len(), 1);
     assert_eq!(p.retires[0].instance, None);
+}
+
+/// Defect 1: a fence is timed from when it was known in force, never from the `at=` of its
+/// drain message (the time the request was sent, possibly long before Jenkins applied it).
+#[test]
+fn a_fence_found_in_jenkins_settles_from_the_observation_not_from_its_at() {
+    let c = cfg(); // settle_interval 10 s
+    let insts = vec![inst("i-1", "linux", "a", "c5.xlarge", NOW - 60 * MIN)];
+    // Asked for an hour ago (a restart, or an answer lost in a slow Jenkins), seen now.
+    let nodes = vec![fenced(
+        node("a", "linux", true, &[Some(true), Some(true)]),
+        NOW - 60 * MIN,
+    )];
+    // The answer to the fence was lost: the next observation adopts it.
+    let mut warm_mem = warm();
+    warm_mem.started_ms = Some(NOW - 60 * MIN);
+    let m = observe(&warm_mem, &nodes, &insts, &c, NOW);
+    assert_eq!(
+        m.fences.get("a"),
+        Some(&NOW),
+        "in force since this observation"
+    );
+    let step = |m: &Memory, t: u64| {
+        let m = observe(m, &nodes, &insts, &c, t);
+        let p = decide(
+            &Snapshot {
+                queue: &[],
+                computers: &nodes,
+                instances: &insts,
+                memory: &m,
+            },
+            &c,
+            t,
+        );
+        (m, p)
+    };
+    let (m, p) = step(&m, NOW + 1_000);
+    assert!(p.retires.is_empty(), "1 s after it was seen: {p:?}");
+    let (m, p) = step(&m, NOW + 9_999);
+    assert!(p.retires.is_empty(), "{p:?}");
+    let (_, p) = step(&m, NOW + 10_000);
+    assert_eq!(p.retires.len(), 1, "{p:?}");
+    // After a restart, the same, and nothing destructive until a write of the killed
+    // process can no longer land (2 x jenkins.timeout = 20 s).
+    let m = observe(&Memory::default(), &nodes, &insts, &c, NOW);
+    assert_eq!(m.fences.get("a"), Some(&NOW));
+    let (m, p) = step(&m, NOW + 19_999);
+    assert!(p.retires.is_empty(), "{p:?}");
+    let (_, p) = step(&m, NOW + 20_000);
+    assert_eq!(p.retires.len(), 1, "{p:?}");
+    // A fence this process made keeps the time Jenkins' answer arrived.
+    let mut prev = warm();
+    prev.fences.insert("a".into(), NOW - 3_000);
+    let m = observe(&prev, &nodes, &insts, &c, NOW);
+    assert_eq!(m.fences.get("a"), Some(&(NOW - 3_000)));
+    // One Jenkins no longer shows (lifted by someone, or our lift's answer was lost) is
+    // forgotten at once.
+    let m = observe(
+        &prev,
+        &[node("a", "linux", true, &[Some(true)])],
+        &insts,
+        &c,
+        NOW,
+    );
+    assert!(m.fences.is_empty());
+}
+
+fn fresh_node(name: &str, connected: bool, instance: Option<&str>, created: u64) -> Computer {
+    let mut c = node(name, "linux", connected, &[Some(true), Some(true)]);
+    c.description = Some(
+        NodeTag {
+            fleet: "ci".into(),
+            pool: "linux".into(),
+            token: format!("tok-{name}"),
+            instance: instance.map(str::to_string),
+            created_ms: created,
+        }
+        .render(),
+    );
+    c
+}
+
+/// Defect 3: after a restart, a node the fleet created whose instance is not in the describe
+/// yet (EC2's read-after-write lag, or `instance=pending` because the service was killed
+/// around `RunInstances`) counts as a launch in flight, toward demand and every cap, until
+/// the instance shows up or is proven absent.
+#[test]
+fn nodes_whose_instance_is_not_visible_yet_count_in_flight_after_a_restart() {
+    let c = cfg_with("max_instances = 1", "max_instances = 10");
+    let q = vec![waiting(1, "linux"), waiting(2, "linux")];
+    let plan_at = |nodes: &[Computer], insts: &[Instance], mem: &Memory, t: u64| {
+        let m = observe(mem, nodes, insts, &c, t);
+        let p = decide(
+            &Snapshot {
+                queue: &q,
+                computers: nodes,
+                instances: insts,
+                memory: &m,
+            },
+            &c,
+            t,
+        );
+        (m, p)
+    };
+    for instance in [Some("i-1"), None] {
+        let nodes = vec![fresh_node("a", false, instance, NOW - 1_000)];
+        let (m, p) = plan_at(&nodes, &[], &Memory::default(), NOW);
+        assert!(p.launches.is_empty(), "{instance:?}: {p:?}");
+        assert_eq!(m.ledger.len(), 1);
+        assert_eq!(p.pools["linux"].in_flight_executors, 2);
+        assert_eq!(p.pools["linux"].in_flight_instances, 1);
+        // Seen at last: the instance counts instead, once.
+        let insts = vec![inst("i-1", "linux", "a", "c5.xlarge", NOW)];
+        let (m, p) = plan_at(&nodes, &insts, &m, NOW + 1_000);
+        assert!(m.ledger.is_empty() && p.launches.is_empty(), "{p:?}");
+        assert_eq!(p.pools["linux"].connecting_executors, 2);
+        // Gone again later (terminated): not in flight again; the orphan rules take it.
+        let (m, _) = plan_at(&nodes, &[], &m, NOW + 2_000);
+        assert!(m.ledger.is_empty());
+    }
+    // Connected before its instance shows up: counts toward the caps, its executors once.
+    let nodes = vec![fresh_node("a", true, Some("i-1"), NOW - 1_000)];
+    let (_, p) = plan_at(&nodes, &[], &Memory::default(), NOW);
+    assert!(p.launches.is_empty(), "{p:?}");
+    assert_eq!(p.pools["linux"].in_flight_executors, 0);
+    assert_eq!(p.pools["linux"].idle_executors, 2);
+    // `instance=pending` and never seen: proven absent once the launch has settled.
+    let nodes = vec![fresh_node("a", false, None, NOW - 1_000)];
+    let (m, _) = plan_at(&nodes, &[], &Memory::default(), NOW);
+    let late = NOW - 1_000 + launch_settled_ms(&c);
+    let (m, p) = plan_at(&nodes, &[], &m, late);
+    assert!(m.ledger.is_empty());
+    assert_eq!(p.launches.len(), 1, "{p:?}");
+}
+
+/// Found by the soak: a `doDelete` that timed out can still land seconds later. A node whose
+/// delete has an unknown outcome is never lifted (work given to it would die with the late
+/// delete); a node whose lift has an unknown outcome is neither retired (the lift could land
+/// between the final re-read and the delete) nor lifted again, until it settles.
+#[test]
+fn writes_with_an_unknown_outcome_hold_the_fence() {
+    let c = cfg();
+    let insts = vec![inst("i-1", "linux", "a", "c5.xlarge", NOW - 60 * MIN)];
+    let idle = vec![fenced(
+        node("a", "linux", true, &[Some(true), Some(true)]),
+        NOW - 60_000,
+    )];
+    let demand = vec![waiting(1, "linux")];
+    let mut mem = fenced_mem(&[("a", NOW - 60_000)]);
+    assert_eq!(run(&c, &demand, &idle, &insts, &mem).lifts.len(), 1);
+    mem.deleting.insert("a".into(), NOW - 5_000);
+    let p = run(&c, &demand, &idle, &insts, &mem);
+    assert!(p.lifts.is_empty(), "{p:?}");
+    assert_eq!(p.launches.len(), 1, "not counted as supply");
+    let p = run(&c, &[], &idle, &insts, &mem);
+    assert_eq!(p.retires.len(), 1, "the delete is repeated");
+    let busy = vec![fenced(
+        node("a", "linux", true, &[Some(false), Some(true)]),
+        NOW - 60_000,
+    )];
+    assert!(run(&c, &[], &busy, &insts, &mem).lifts.is_empty());
+    // A lift that may still land.
+    let mut mem = fenced_mem(&[("a", NOW - 60_000)]);
+    mem.lifting.insert("a".into(), NOW - 5_000);
+    let p = run(&c, &[], &idle, &insts, &mem);
+    assert!(p.retires.is_empty() && p.lifts.is_empty(), "{p:?}");
+    // observe keeps the mark while Jenkins shows the fence, for 2 x jenkins.timeout.
+    let m = observe(&mem, &idle, &insts, &c, NOW);
+    assert!(m.lifting.contains_key("a"));
+    let m = observe(&mem, &idle, &insts, &c, NOW + 15_000);
+    assert!(m.lifting.is_empty());
 }

@@ -1,10 +1,16 @@
 //! A scripted fake Jenkins controller: serves the REST endpoints nectr-fleet uses, records
-//! every call, and lets a test inject failures and state changes.
+//! every call, and lets a test inject failures and state changes: every GET failing or
+//! hanging ([`Failure`]), and per-request faults ([`JenkinsFaults`]): a slow
+//! `changeOfflineCause` (applied only at the end of its delay), slow answers, 500s before
+//! applying, and answers lost after applying (the connection closes without a response).
+//! It records when each fence took effect and every delete, so a test can check that no
+//! node was deleted busy or sooner than the settle interval after its fence.
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +22,64 @@ pub struct FakeNode {
     pub connected: bool,
     pub temporarily_offline: bool,
     pub reason: String,
+    /// When the node last went temporarily offline (ms since the epoch).
+    pub fenced_since_ms: Option<u64>,
+}
+
+impl FakeNode {
+    pub fn busy(&self) -> bool {
+        self.executors.iter().any(|idle| !idle)
+    }
+}
+
+/// A `doDelete` that Jenkins carried out.
+#[derive(Clone, Debug)]
+pub struct Deleted {
+    pub name: String,
+    pub at_ms: u64,
+    /// A build was running on it: a busy kill.
+    pub busy: bool,
+    pub connected: bool,
+    pub fenced_since_ms: Option<u64>,
+}
+
+/// Per-request faults, drawn from a seeded generator.
+#[derive(Clone, Debug, Default)]
+pub struct JenkinsFaults {
+    /// `changeOfflineCause` sleeps this long, then applies the fence, then answers.
+    pub drain_delay_ms: u64,
+    /// Percent of `changeOfflineCause` requests that sleep `slow_drain_ms` before applying.
+    pub slow_drain_percent: u64,
+    pub slow_drain_ms: u64,
+    /// `kill -9` of the service at the next POST whose path ends with this: before Jenkins
+    /// applies it (`false`) or after (`true`). The service's process is dead from then on:
+    /// see [`FakeJenkins::dead`].
+    pub die_at: Option<(String, bool)>,
+    /// Percent of requests answered only after `slow_ms`.
+    pub slow_percent: u64,
+    pub slow_ms: u64,
+    /// Percent of requests answered 500 without being applied.
+    pub error_percent: u64,
+    /// Percent of POSTs applied whose answer is lost (connection closed, no response).
+    pub lose_percent: u64,
+    pub seed: u64,
+    /// Counts of injected faults: (slow, errors, lost answers).
+    pub injected: (u64, u64, u64),
+}
+
+impl JenkinsFaults {
+    fn roll(&mut self, percent: u64) -> bool {
+        if percent == 0 {
+            return false;
+        }
+        // xorshift64*
+        let mut x = self.seed | 1;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.seed = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % 100 < percent
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -44,13 +108,22 @@ pub struct State {
     pub queue: Vec<Value>,
     pub calls: Vec<Call>,
     pub failure: Failure,
+    /// Runs on every request before Jenkins handles it.
     pub hook: Option<Hook>,
+    /// Runs on every request right after Jenkins handled it (and before it answers).
+    pub after_hook: Option<Hook>,
+    pub faults: JenkinsFaults,
+    pub deletes: Vec<Deleted>,
 }
 
 #[derive(Clone)]
 pub struct FakeJenkins {
     pub url: String,
     pub state: Arc<Mutex<State>>,
+    /// Set when the service under test was killed (`die_at`, or by the EC2 fault layer that
+    /// shares this flag): every request is then dropped unanswered and unapplied, as nothing
+    /// more comes from a dead process. Clear it when a new service starts.
+    pub dead: Arc<AtomicBool>,
 }
 
 pub fn secret_of(name: &str) -> String {
@@ -103,15 +176,21 @@ impl FakeJenkins {
             calls: Vec::new(),
             failure: Failure::None,
             hook: None,
+            after_hook: None,
+            faults: JenkinsFaults::default(),
+            deletes: Vec::new(),
         }));
         let st = state.clone();
+        let dead = Arc::new(AtomicBool::new(false));
+        let d = dead.clone();
         std::thread::spawn(move || {
             for s in listener.incoming().flatten() {
                 let st = st.clone();
-                std::thread::spawn(move || handle(s, &st));
+                let d = d.clone();
+                std::thread::spawn(move || handle(s, &st, &d));
             }
         });
-        FakeJenkins { url, state }
+        FakeJenkins { url, state, dead }
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -172,7 +251,7 @@ fn computer_json(name: &str, n: &FakeNode) -> Value {
     })
 }
 
-fn handle(stream: TcpStream, st: &Mutex<State>) {
+fn handle(stream: TcpStream, st: &Mutex<State>, dead: &AtomicBool) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
@@ -225,8 +304,35 @@ fn handle(stream: TcpStream, st: &Mutex<State>) {
         accept_language: lang,
         authorized,
     };
-    let (status, ctype, out) = {
+    enum Fault {
+        None,
+        Slow(u64),
+        Error,
+        Lose,
+    }
+    if dead.load(Ordering::SeqCst) {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    let mut die_after = false;
+    let fault = {
         let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+        let die = match &s.faults.die_at {
+            Some((suffix, after)) if method == "POST" && call.path.ends_with(suffix.as_str()) => {
+                Some(*after)
+            }
+            _ => None,
+        };
+        if let Some(after) = die {
+            s.faults.die_at = None;
+            if !after {
+                dead.store(true, Ordering::SeqCst);
+                drop(s);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            die_after = true;
+        }
         s.calls.push(call.clone());
         if let Some(mut hook) = s.hook.take() {
             hook(&mut s, &call);
@@ -240,14 +346,58 @@ fn handle(stream: TcpStream, st: &Mutex<State>) {
             std::thread::sleep(Duration::from_secs(4));
             return;
         }
-        if method == "GET" && failure == Failure::Status500 {
+        let f = &mut s.faults;
+        let drain = call.path.ends_with("/changeOfflineCause");
+        if die_after {
+            Fault::None
+        } else if drain && f.drain_delay_ms > 0 {
+            Fault::Slow(f.drain_delay_ms)
+        } else if drain && f.roll(f.slow_drain_percent) {
+            f.injected.0 += 1;
+            Fault::Slow(f.slow_drain_ms)
+        } else if f.roll(f.error_percent) {
+            f.injected.1 += 1;
+            Fault::Error
+        } else if method == "POST" && f.roll(f.lose_percent) {
+            f.injected.2 += 1;
+            Fault::Lose
+        } else if f.roll(f.slow_percent) {
+            f.injected.0 += 1;
+            Fault::Slow(f.slow_ms)
+        } else {
+            Fault::None
+        }
+    };
+    if let Fault::Slow(ms) = fault {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    let (status, ctype, out) = {
+        let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(fault, Fault::Error) {
+            (500, "text/html", "<html>Injected error</html>".to_string())
+        } else if method == "GET" && s.failure == Failure::Status500 {
             (500, "text/html", "<html>Oops</html>".to_string())
         } else if !authorized {
             (403, "text/plain", "anonymous".to_string())
         } else {
-            route(&mut s, &call)
+            let r = route(&mut s, &call);
+            if let Some(mut hook) = s.after_hook.take() {
+                hook(&mut s, &call);
+                if s.after_hook.is_none() {
+                    s.after_hook = Some(hook);
+                }
+            }
+            r
         }
     };
+    if die_after {
+        dead.store(true, Ordering::SeqCst);
+    }
+    if matches!(fault, Fault::Lose) || die_after {
+        // Applied, but the answer never arrives.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
     let mut w = stream;
     let reason = match status {
         200 => "OK",
@@ -330,6 +480,9 @@ fn route(s: &mut State, c: &Call) -> (u16, &'static str, String) {
             let q = form(&c.query);
             match s.nodes.get_mut(*name) {
                 Some(n) => {
+                    if !n.temporarily_offline {
+                        n.fenced_since_ms = Some(nectr_fleet::util::now_ms());
+                    }
                     n.temporarily_offline = true;
                     n.reason = q.get("offlineMessage").cloned().unwrap_or_default();
                     (302, "text/plain", String::new())
@@ -340,15 +493,27 @@ fn route(s: &mut State, c: &Call) -> (u16, &'static str, String) {
         ("POST", ["computer", name, "toggleOffline"]) => match s.nodes.get_mut(*name) {
             Some(n) => {
                 n.temporarily_offline = !n.temporarily_offline;
-                if !n.temporarily_offline {
+                if n.temporarily_offline {
+                    n.fenced_since_ms = Some(nectr_fleet::util::now_ms());
+                } else {
                     n.reason.clear();
+                    n.fenced_since_ms = None;
                 }
                 (302, "text/plain", String::new())
             }
             None => (404, "text/plain", String::new()),
         },
         ("POST", ["computer", name, "doDelete"]) => match s.nodes.remove(*name) {
-            Some(_) => (302, "text/plain", String::new()),
+            Some(n) => {
+                s.deletes.push(Deleted {
+                    name: name.to_string(),
+                    at_ms: nectr_fleet::util::now_ms(),
+                    busy: n.busy(),
+                    connected: n.connected,
+                    fenced_since_ms: n.fenced_since_ms,
+                });
+                (302, "text/plain", String::new())
+            }
             None => (404, "text/plain", String::new()),
         },
         ("POST", ["computer", name, "submitDescription"]) => {

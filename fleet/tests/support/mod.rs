@@ -7,9 +7,20 @@ pub mod fake_imds;
 pub mod fake_jenkins;
 pub mod faulty_cloud;
 pub mod moto;
+pub mod world;
 
 use nectr_fleet::config::{load_str, Config};
 use std::path::{Path, PathBuf};
+
+/// The service under test is the first to run against this Jenkins, so no write of a
+/// predecessor can still land: skip the wait a real start keeps before destructive actions
+/// (`scaler::jenkins_write_settle_ms`, 2 x `jenkins.timeout`).
+pub fn first_start(
+    mut r: nectr_fleet::reconcile::Reconciler,
+) -> nectr_fleet::reconcile::Reconciler {
+    r.memory.started_ms = Some(0);
+    r
+}
 
 /// A fresh temporary directory under the target dir.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -38,10 +49,15 @@ pub fn config_text(
     } else {
         "orphan_grace = \"60s\""
     };
+    let settle = if top_extra.contains("settle_interval") {
+        ""
+    } else {
+        "settle_interval = \"0s\""
+    };
     format!(
         r#"fleet_id = "{fleet}"
 poll_interval = "1s"
-settle_interval = "0s"
+{settle}
 {grace}
 {top_extra}
 [jenkins]

@@ -392,6 +392,91 @@ fn workspace_and_node_pages(websocket: bool) {
     assert!(out.contains("--jvm"), "{out}");
 }
 
+/// Steps Jenkinsfiles use every day beyond the basics: credentials bound to variables and
+/// files, a `#!/bin/bash` script, `timeout` aborting a step, `parallel` branches on one node,
+/// and fingerprinted artifacts.
+fn everyday_pipeline_steps(websocket: bool) {
+    let n = node("daily", websocket);
+    let j = Jenkins::shared();
+    let suffix = if websocket { "ws" } else { "jnlp4" };
+    let out = j.script(&format!(
+        "import com.cloudbees.plugins.credentials.*\n\
+         import com.cloudbees.plugins.credentials.domains.Domain\n\
+         import org.jenkinsci.plugins.plaincredentials.impl.*\n\
+         def store = SystemCredentialsProvider.getInstance().getStore()\n\
+         store.addCredentials(Domain.global(), new StringCredentialsImpl(CredentialsScope.GLOBAL, 'tok-{suffix}', 'a token', hudson.util.Secret.fromString('s3cr3t-value')))\n\
+         store.addCredentials(Domain.global(), new FileCredentialsImpl(CredentialsScope.GLOBAL, 'file-{suffix}', 'a file', 'key.txt', SecretBytes.fromBytes('file-secret'.bytes)))\n\
+         print('ok')"
+    ));
+    assert_eq!(out.trim(), "ok", "{out}");
+    let job = format!("daily-{}", n.name);
+    let script = format!(
+        r#"node('{label}') {{
+  withCredentials([string(credentialsId: 'tok-{suffix}', variable: 'TOK'), file(credentialsId: 'file-{suffix}', variable: 'KEYFILE')]) {{
+    sh 'test "$TOK" = s3cr3t-value && echo token-ok; echo "file=$(cat "$KEYFILE")"'
+  }}
+  sh '''#!/bin/bash
+echo "running bash ${{BASH_VERSINFO[0]}}"'''
+  try {{
+    timeout(time: 3, unit: 'SECONDS') {{ sh 'sleep 120' }}
+  }} catch (err) {{
+    echo 'the timeout stopped the step'
+  }}
+  echo 'after-timeout'
+  parallel a: {{ sh 'echo in-branch-a' }}, b: {{ sh 'echo in-branch-b' }}
+  writeFile file: 'out/fp.bin', text: 'fingerprinted'
+  archiveArtifacts artifacts: 'out/*.bin', fingerprint: true
+}}
+"#,
+        label = n.label
+    );
+    let (result, console, _) = run_pipeline(&job, &script);
+    assert_eq!(
+        result,
+        "SUCCESS",
+        "{console}\nagent log:\n{}",
+        n.agent.log_text()
+    );
+    for want in [
+        "token-ok",
+        "file=file-secret",
+        "running bash ",
+        "Cancelling nested steps due to timeout",
+        "the timeout stopped the step",
+        "after-timeout",
+        "in-branch-a",
+        "in-branch-b",
+        "Recording fingerprints",
+    ] {
+        assert!(console.contains(want), "missing {want:?} in:\n{console}");
+    }
+    assert!(
+        !console.contains("s3cr3t-value"),
+        "the token leaked into the log"
+    );
+    // The fingerprint the agent computed is the file's MD5 (the system's md5sum agrees).
+    let md5 = md5sum(b"fingerprinted");
+    let (s, fp) = j.get(&format!("fingerprint/{md5}/api/json?tree=fileName"));
+    assert_eq!(s, 200, "no fingerprint {md5}: {fp}");
+    assert!(fp.contains("fp.bin"), "{fp}");
+}
+
+fn md5sum(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("md5sum");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -417,4 +502,5 @@ both_transports!(
     pipeline_step_outlives_the_heartbeat,
     a_step_survives_a_controller_restart,
     workspace_and_node_pages,
+    everyday_pipeline_steps,
 );

@@ -46,6 +46,11 @@ pub const CALLABLES: &[Native] = &[
         run: Run::File(copy_recursive),
     },
     Native {
+        class: "hudson.tasks.Fingerprinter$FindRecords",
+        kind: Kind::Blocking,
+        run: Run::File(find_records),
+    },
+    Native {
         class: "hudson.FilePath$ValidateAntFileMask",
         kind: Kind::Blocking,
         run: Run::File(validate_mask),
@@ -528,6 +533,68 @@ fn copy_recursive(cx: &Ctx, path: &str, o: Obj) -> R {
     let count = written?;
     closed.map_err(|e| Failure::io(format!("cannot copy from {path}: {e}")))?;
     integer(cx, count as i32)
+}
+
+/// `Fingerprinter$FindRecords` (`fingerprint: true`): the MD5 of every file the pattern
+/// selects, and whether this build produced it (modified after the build began, with
+/// Jenkins' 2 s margin).
+fn find_records(cx: &Ctx, path: &str, o: Obj) -> R {
+    use md5::Digest as _;
+    let targets = o.opt_str("targets")?.unwrap_or_default();
+    let excludes = o.opt_str("excludes")?;
+    let started = o.long("buildTimestamp")?;
+    let set = FileSet::new(
+        &targets,
+        excludes.as_deref(),
+        o.bool("defaultExcludes")?,
+        o.bool("caseSensitive")?,
+    );
+    let found =
+        scan(Path::new(path), &set, true).map_err(|e| Failure::fs(&e, "cannot scan", path))?;
+    let mut b = cx.builder();
+    let mut records = Vec::new();
+    for (rel, file) in found {
+        let mut f = fs::File::open(&file).map_err(|e| {
+            Failure::io(format!(
+                "Failed to compute digest for {}: {e}",
+                file.display()
+            ))
+        })?;
+        let mut h = md5::Md5::new();
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| {
+                Failure::io(format!(
+                    "Failed to compute digest for {}: {e}",
+                    file.display()
+                ))
+            })?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let md5: String = h.finalize().iter().map(|x| format!("{x:02x}")).collect();
+        let produced = started <= super::files::mtime_millis(&file) + 2000;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rel = b.string(&rel);
+        let name = b.string(&name);
+        let md5 = b.string(&md5);
+        records.push(b.object(
+            "hudson.tasks.Fingerprinter$Record",
+            &[
+                ("produced", Value::Boolean(produced)),
+                ("fileName", name),
+                ("md5sum", md5),
+                ("relativePath", rel),
+            ],
+        )?);
+    }
+    let list = b.array_list(&records)?;
+    Ok(value(b, list))
 }
 
 /// `FilePath$ValidateAntFileMask`: asked only when a pattern matched nothing, for a hint. A

@@ -125,6 +125,12 @@ fn specs() -> Vec<ClassSpec> {
             .write_method()
             .field("autoUnexport", "Z")
             .field("greedy", "Z"),
+        // Fingerprints (archiveArtifacts fingerprint: true, §D.5).
+        ClassSpec::new("hudson.tasks.Fingerprinter$Record", 1)
+            .field("produced", "Z")
+            .field("fileName", "Ljava/lang/String;")
+            .field("md5sum", "Ljava/lang/String;")
+            .field("relativePath", "Ljava/lang/String;"),
         // The workspace browser (§D.7).
         ClassSpec::new("hudson.model.DirectoryBrowserSupport$Path", 1)
             .field("isFolder", "Z")

@@ -234,6 +234,7 @@ final class Controller {
         // onOnline
         ArrayList<SlaveRestarter> restarters = new ArrayList<>();
         restarters.add(new UnixSlaveRestarter());
+        restarters.add(new jenkins.slaves.restarter.WinswSlaveRestarter());
         if (!step(n, ch, new JnlpSlaveRestarterInstaller.FindEffectiveRestarters(restarters),
                 v -> v == null || v instanceof List ? null : "FindEffectiveRestarters: expected List or null, got " + type(v), false)) return false;
         return ch.isOpen();

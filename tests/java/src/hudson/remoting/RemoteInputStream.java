@@ -19,7 +19,7 @@ import java.io.Serializable;
  * </ul>
  * The form is decided at construction, from the channel the object is meant for.
  */
-public final class RemoteInputStream implements Serializable {
+public final class RemoteInputStream extends InputStream implements Serializable {
     private static final long serialVersionUID = 1L;
 
     /** Declared serial fields: listed in the class descriptor, never written as field data. */
@@ -68,6 +68,12 @@ public final class RemoteInputStream implements Serializable {
     /** The pipe of the greedy form (as read by the stand-in agent), or null. */
     public Pipe getPipe() {
         return pipe;
+    }
+
+    /** Only its oid matters here: the simulator never reads through this object. */
+    @Override
+    public int read() {
+        throw new UnsupportedOperationException("simulator: read through the channel");
     }
 
     private void writeObject(ObjectOutputStream oos) throws IOException {

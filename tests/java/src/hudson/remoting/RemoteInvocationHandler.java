@@ -59,7 +59,17 @@ public final class RemoteInvocationHandler implements InvocationHandler, Seriali
         private final String declaringClassName;
 
         public RPCRequest(int oid, String declaringClassName, String methodName, String[] types, Object[] arguments) {
-            super();
+            this(true, oid, declaringClassName, methodName, types, arguments);
+        }
+
+        /**
+         * {@code recordCreatedAt} is the proxy's flag (createdAt = a Source, or null as for the
+         * process proxies an agent exports). The request's own id is set by the caller from the
+         * simulator's request counter, as remoting's Request constructor takes the next id.
+         */
+        public RPCRequest(boolean recordCreatedAt, int oid, String declaringClassName, String methodName, String[] types,
+                Object[] arguments) {
+            super(recordCreatedAt);
             this.oid = oid;
             this.declaringClassName = declaringClassName;
             this.methodName = methodName;
@@ -80,6 +90,25 @@ public final class RemoteInvocationHandler implements InvocationHandler, Seriali
 
         public UserRPCRequest(int oid, String declaringClassName, String methodName, String[] types, Object[] arguments) {
             super(oid, declaringClassName, methodName, types, arguments);
+        }
+
+        /** A call on a proxy with recordCreatedAt false (createdAt null), request id {@code id}. */
+        public static UserRPCRequest of(int id, int oid, String declaringClassName, String methodName) {
+            UserRPCRequest r = new UserRPCRequest(false, oid, declaringClassName, methodName, new String[0], new Object[0]);
+            r.setId(id);
+            return r;
+        }
+
+        private UserRPCRequest(boolean recordCreatedAt, int oid, String declaringClassName, String methodName,
+                String[] types, Object[] arguments) {
+            super(recordCreatedAt, oid, declaringClassName, methodName, types, arguments);
+        }
+
+        /** What remoting puts in UserRequest.toString, e.g. "UserRPCRequest:hudson.Launcher$RemoteProcess.join[](2)". */
+        @Override
+        public String toString() {
+            return "UserRPCRequest:" + getDeclaringClassName() + "." + getMethodName()
+                    + java.util.Arrays.toString(getTypes()) + "(" + getOid() + ")";
         }
     }
 

@@ -6,10 +6,10 @@ import java.io.ObjectOutputStream;
 import java.io.Serializable;
 
 /**
- * Wire twin of remoting's RemoteOutputStream (SUID 1, no serial fields): its writeObject data
+ * Wire twin of remoting's RemoteOutputStream (an OutputStream; SUID 1, no serial fields): its writeObject data
  * is one int, the oid of an OutputStream exported by the writer (§5.7).
  */
-public final class RemoteOutputStream implements Serializable {
+public final class RemoteOutputStream extends java.io.OutputStream implements Serializable {
     private static final long serialVersionUID = 1L;
     private transient int oid;
 
@@ -19,6 +19,12 @@ public final class RemoteOutputStream implements Serializable {
 
     public int getOid() {
         return oid;
+    }
+
+    /** Only its oid matters here: the simulator writes with SimChannel.writeRemote. */
+    @Override
+    public void write(int b) {
+        throw new UnsupportedOperationException("simulator: write through SimChannel.writeRemote");
     }
 
     private void writeObject(ObjectOutputStream oos) throws IOException {

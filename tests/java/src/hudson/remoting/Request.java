@@ -13,6 +13,11 @@ public abstract class Request<RSP extends java.io.Serializable, EXC extends Thro
         super();
     }
 
+    /** remoting's Request(boolean recordCreatedAt): RPCs of proxies that do not record createdAt. */
+    protected Request(boolean recordCreatedAt) {
+        super(recordCreatedAt);
+    }
+
     public int getId() {
         return id;
     }

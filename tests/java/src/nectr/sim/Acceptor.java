@@ -28,6 +28,18 @@ final class Acceptor {
         t.start();
     }
 
+    /**
+     * A listening socket on 127.0.0.1:{@code port} (0 = any free port), TLS when {@code tls} is
+     * given. SO_REUSEADDR is set before binding, so a fixed port can be bound again right after
+     * a previous simulator on it was killed (the restart scenario).
+     */
+    static ServerSocket listen(int port, javax.net.ssl.SSLContext tls) throws IOException {
+        ServerSocket s = tls == null ? new ServerSocket() : tls.getServerSocketFactory().createServerSocket();
+        s.setReuseAddress(true);
+        s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getByName("127.0.0.1"), port), 50);
+        return s;
+    }
+
     /** Closes {@code server}, ignoring errors. */
     static void stop(ServerSocket server) {
         try {

@@ -29,6 +29,7 @@ final class ClassFilter {
 
     static boolean accepted(Class<?> c) {
         if (c.isArray() || c.isPrimitive() || c.isEnum() || Throwable.class.isAssignableFrom(c)) return true;
+        if (java.lang.reflect.Proxy.isProxyClass(c)) return true; // remoting proxies (exported objects)
         if (c.getSuperclass() != null && c.getSuperclass().isEnum()) return true;
         String n = c.getName();
         if (n.startsWith("hudson.") || n.startsWith("jenkins.") || n.startsWith("org.jvnet.hudson.")

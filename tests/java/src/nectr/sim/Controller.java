@@ -87,6 +87,10 @@ final class Controller {
     int soakSeconds = 20;
     /** Delay before each Ack the simulator sends (--ack-delay-ms). */
     int ackDelayMs;
+    /** Options of the freestyle and pipeline scenarios. */
+    final Builds.Options build = new Builds.Options();
+    /** The build of those scenarios runs once per simulator process (not again on a reconnect). */
+    private final java.util.concurrent.atomic.AtomicBoolean buildStarted = new java.util.concurrent.atomic.AtomicBoolean();
     static final long UNTAR_ANSWER_TIMEOUT_MS = 120_000;
     static final long CONNECT_TIMEOUT_MS = 30_000;
     static final long INPUT_SETTLE_MS = 2_000;
@@ -606,6 +610,14 @@ final class Controller {
             case "bigwrite":
                 bigwrite(n, ch);
                 break;
+            case "freestyle":
+            case "pipeline": {
+                if (!buildStarted.compareAndSet(false, true)) break;
+                Builds b = new Builds(n, ch, build, ch.rootPath != null ? ch.rootPath : remoteFs);
+                if (scenario.equals("freestyle")) b.freestyle();
+                else b.pipeline();
+                break;
+            }
             default:
                 break;
         }

@@ -5,7 +5,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
@@ -23,14 +22,12 @@ final class HttpServer {
     private final int jnlpPort;
     private final String identityBase64;
 
-    HttpServer(Controller controller, int jnlpPort, String identityBase64, javax.net.ssl.SSLContext tls) throws IOException {
+    HttpServer(Controller controller, int port, int jnlpPort, String identityBase64, javax.net.ssl.SSLContext tls) throws IOException {
         this.controller = controller;
         this.jnlpPort = jnlpPort;
         this.identityBase64 = identityBase64;
         // With --https the whole HTTP side (discovery and /wsagents/) is TLS, as behind nginx.
-        this.server = tls == null
-                ? new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"))
-                : tls.getServerSocketFactory().createServerSocket(0, 50, InetAddress.getByName("127.0.0.1"));
+        this.server = Acceptor.listen(port, tls);
     }
 
     int port() {

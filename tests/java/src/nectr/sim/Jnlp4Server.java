@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.SequenceInputStream;
-import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
@@ -26,10 +25,11 @@ final class Jnlp4Server {
     private final ServerSocket server;
     volatile boolean wrongIdentity;
 
-    Jnlp4Server(Controller controller, Identity identity) throws IOException {
+    /** {@code port} 0 = any free port (--jnlp-port fixes it, e.g. across a simulated restart). */
+    Jnlp4Server(Controller controller, Identity identity, int port) throws IOException {
         this.controller = controller;
         this.identity = identity;
-        this.server = new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"));
+        this.server = Acceptor.listen(port, null);
     }
 
     int port() {

@@ -16,10 +16,11 @@ import java.util.concurrent.Executors;
  * <pre>java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario S] [--ping-seconds N]
  *     [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]
  *     [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]
- *     [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]</pre>
+ *     [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N] [--http-port N] [--jnlp-port N]
+ *     [build options: see Builds and tests/java/README.md]</pre>
  *
  * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
- * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, and
+ * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, freestyle and pipeline (Builds), and
  * <ul>
  * <li>{@code untar}: FilePath$UntarRemote (unstash) of {@code --untar-source} (a .tar.gz or .tar
  *     on the simulator's disk; required) into {@code --untar-dest} (absolute path on the agent;
@@ -38,7 +39,7 @@ import java.util.concurrent.Executors;
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
             "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc", "untar", "soak",
-            "bigwrite");
+            "bigwrite", "freestyle", "pipeline");
 
     private Main() {
     }
@@ -49,7 +50,10 @@ public final class Main {
                 + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
                 + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
                 + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
-                + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]");
+                + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N] [--http-port N] [--jnlp-port N]"
+                + " [--job NAME] [--script-file FILE] [--unstable-return N] [--program FILE] [--abort-on TEXT]"
+                + " [--release-on TEXT --release-file PATH] [--restart-on TEXT] [--build-state FILE] [--save-dir DIR]"
+                + " [--heartbeat-seconds N] [--heartbeat-min-delta-seconds N] [--poll-max-ms N]");
         System.exit(2);
     }
 
@@ -68,6 +72,8 @@ public final class Main {
     public static void main(String[] args) throws Exception {
         Controller c = new Controller();
         Path stateDir = null;
+        int httpPort = 0;
+        int jnlpPort = 0;
         boolean https = false;
         boolean proxy = false;
         for (int i = 0; i < args.length; i++) {
@@ -138,12 +144,59 @@ public final class Main {
                 case "--write-mib":
                     c.writeMib = intOption(a, v, 0, 1 << 20);
                     break;
+                case "--http-port":
+                    httpPort = intOption(a, v, 0, 65535);
+                    break;
+                case "--jnlp-port":
+                    jnlpPort = intOption(a, v, 0, 65535);
+                    break;
+                case "--job":
+                    c.build.job = v;
+                    break;
+                case "--script-file":
+                    c.build.scriptFile = v;
+                    break;
+                case "--unstable-return":
+                    c.build.unstableReturn = intOption(a, v, -255, 255);
+                    break;
+                case "--program":
+                    c.build.programFile = v;
+                    break;
+                case "--abort-on":
+                    c.build.abortOn = v;
+                    break;
+                case "--release-on":
+                    c.build.releaseOn = v;
+                    break;
+                case "--release-file":
+                    c.build.releaseFile = v;
+                    break;
+                case "--restart-on":
+                    c.build.restartOn = v;
+                    break;
+                case "--build-state":
+                    c.build.buildState = v;
+                    break;
+                case "--save-dir":
+                    c.build.saveDir = v;
+                    break;
+                case "--heartbeat-seconds":
+                    c.build.heartbeatSeconds = intOption(a, v, 1, 86_400);
+                    break;
+                case "--heartbeat-min-delta-seconds":
+                    c.build.heartbeatMinDeltaSeconds = intOption(a, v, 0, 86_400);
+                    break;
+                case "--poll-max-ms":
+                    c.build.pollMaxMs = intOption(a, v, (int) Builds.MIN_RECURRENCE_MS, 600_000);
+                    break;
 
                 default:
                     usage("unknown option " + a);
             }
         }
         if (c.nodes.isEmpty()) usage("at least one --node NAME=SECRET is required");
+        if (c.scenario.equals("freestyle") && c.build.scriptFile == null) usage("--scenario freestyle needs --script-file FILE");
+        if ((c.build.releaseOn == null) != (c.build.releaseFile == null)) usage("--release-on TEXT and --release-file PATH go together");
         if (c.scenario.equals("untar")) {
             if (c.untarSource == null || c.untarDest == null) usage("--scenario untar needs --untar-source FILE and --untar-dest DIR");
             if (!Files.isRegularFile(Path.of(c.untarSource))) usage("--untar-source " + c.untarSource + " is not a readable file");
@@ -160,13 +213,13 @@ public final class Main {
             t.setDaemon(true);
             return t;
         });
-        Jnlp4Server jnlp = new Jnlp4Server(c, id);
+        Jnlp4Server jnlp = new Jnlp4Server(c, id, jnlpPort);
         String advertised = id.base64();
         if (c.scenario.equals("wrong-identity")) {
             jnlp.wrongIdentity = true;
             advertised = Base64.getEncoder().encodeToString(Identity.otherKey());
         }
-        HttpServer http = new HttpServer(c, jnlp.port(), advertised, web == null ? null : web.context);
+        HttpServer http = new HttpServer(c, httpPort, jnlp.port(), advertised, web == null ? null : web.context);
         jnlp.start();
         http.start();
         ConnectProxy connectProxy = proxy ? new ConnectProxy() : null;

@@ -62,6 +62,10 @@ public final class SimChannel {
     volatile String rootPath;
     /** Called (once) when the channel terminates. */
     volatile Runnable onTerminate;
+    /** The agent's environment from EnvVars$GetEnvVars (Jenkins caches it per connection). */
+    volatile Map<String, String> agentEnv;
+    /** The error of each ProxyOutputStream$EOF that carried one, by oid (for the stream's reader). */
+    final Map<Integer, Throwable> eofErrors = new ConcurrentHashMap<>();
 
     // chunk parser state (reader thread only)
     private final byte[] hdr = new byte[2];
@@ -332,6 +336,7 @@ public final class SimChannel {
             hudson.remoting.ProxyOutputStream.EOF eof = (hudson.remoting.ProxyOutputStream.EOF) o;
             if (eof.error != null) {
                 Events.emit("event", "stream_error", "node", node, "oid", eof.oid, "error", eof.error.toString());
+                eofErrors.put(eof.oid, eof.error);
             }
             java.io.OutputStream os = exports.remove(eof.oid);
             if (os != null) os.close();
@@ -584,9 +589,27 @@ public final class SimChannel {
         return pc;
     }
 
+    /**
+     * The callable's name as /work/captures/sequence.txt writes it: the class, or for the two
+     * wrappers "hudson.FilePath$FileCallableWrapper -> inner class" and
+     * "hudson.remoting.RemoteInvocationHandler$UserRPCRequest -> interface.method".
+     */
     static String callableName(Object callable) {
         String n = callable.getClass().getName();
+        if (callable instanceof hudson.FilePath.FileCallableWrapper) {
+            Object inner = ((hudson.FilePath.FileCallableWrapper<?>) callable).getCallable();
+            return n + " -> " + (inner == null ? "null" : inner.getClass().getName());
+        }
+        if (callable instanceof RemoteInvocationHandler.RPCRequest) {
+            RemoteInvocationHandler.RPCRequest r = (RemoteInvocationHandler.RPCRequest) callable;
+            return n + " -> " + r.getDeclaringClassName() + "." + r.getMethodName();
+        }
         return n;
+    }
+
+    /** The next request id of the JVM-wide counter (RPCRequests inside a UserRequest take one too). */
+    static int nextRequestId() {
+        return NEXT_ID.getAndIncrement();
     }
 
     /** Waits for the answer of {@code pc}; emits the answer event. */
@@ -815,7 +838,6 @@ public final class SimChannel {
         } catch (Exception e) {
             a = Answer.failure(pc.id, pc.callable, "undecodable answer: " + e);
         }
-        if (r.getLastIoId() != 0) notes.add("Response.lastIoId = " + r.getLastIoId() + " although no stream was involved");
         for (String p : problems) Events.emit("event", "check_failed", "node", node, "id", pc.id, "what", pc.callable + ": " + p);
         for (String p : notes) Events.emit("event", "note", "node", node, "id", pc.id, "what", pc.callable + ": " + p);
         return a;

@@ -16,7 +16,7 @@ public final class FileMonitoringTask {
         }
 
         /** `$WriteLog` (lastLocation, sink): copy the log from lastLocation into sink (then Unexport it). */
-        public static final class WriteLog extends jenkins.MasterToSlaveFileCallable<Long> {
+        public static final class WriteLog extends jenkins.MasterToSlaveFileCallable<Void> {
             private static final long serialVersionUID = 9158495538758751160L;
             private final long lastLocation;
             private final OutputStream sink;

@@ -536,15 +536,21 @@ final class Builds {
 
     // ------------------------------------------------------------------ Pipeline
 
-    /** One step of the Pipeline program: a tab-separated line, {@code dir} prefixes nesting it. */
+    /**
+     * One step of the Pipeline program: a tab-separated line; {@code dir SUB} prefixes nest it
+     * in a directory, a {@code catchError} prefix lets the build go on after it fails (the
+     * result becomes FAILURE), as the Pipeline steps of those names do.
+     */
     static final class Step {
         final int index;
         final String dir;
+        final boolean catchError;
         final String[] f;
 
-        Step(int index, String dir, String[] f) {
+        Step(int index, String dir, boolean catchError, String[] f) {
             this.index = index;
             this.dir = dir;
+            this.catchError = catchError;
             this.f = f;
         }
 
@@ -564,12 +570,20 @@ final class Builds {
             String[] f = line.split("\t", -1);
             for (int i = 0; i < f.length; i++) f[i] = unescape(f[i]);
             String dir = null;
+            boolean catchError = false;
             int k = 0;
-            while (k + 2 < f.length && f[k].equals("dir")) {
-                dir = dir == null ? f[k + 1] : dir + "/" + f[k + 1];
-                k += 2;
+            while (k < f.length) {
+                if (f[k].equals("dir") && k + 2 < f.length) {
+                    dir = dir == null ? f[k + 1] : dir + "/" + f[k + 1];
+                    k += 2;
+                } else if (f[k].equals("catchError") && k + 1 < f.length) {
+                    catchError = true;
+                    k++;
+                } else {
+                    break;
+                }
             }
-            out.add(new Step(out.size(), dir, Arrays.copyOfRange(f, k, f.length)));
+            out.add(new Step(out.size(), dir, catchError, Arrays.copyOfRange(f, k, f.length)));
         }
         return out;
     }
@@ -667,7 +681,7 @@ final class Builds {
                     log.controllerLine("ERROR: " + e.getMessage());
                     Events.emit("event", "step_failed", "node", node.name, "index", s.index, "step", s.name(), "error", e.getMessage());
                     if (!result.equals("ABORTED")) result = "FAILURE";
-                    break;
+                    if (!s.catchError) break;
                 }
                 if (result.equals("ABORTED")) break;
             }

@@ -318,8 +318,25 @@ fn marker(tag: &str, transport: &[&str]) -> String {
     )
 }
 
+/// Kills what is left of a test's process tree (by its MARK) when the test ends, failed or
+/// not, so a failure does not leave sleeps behind.
+struct TreeGuard(String);
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        let pids: Vec<String> = processes_with("MARK", &self.0)
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        if !pids.is_empty() {
+            let _ = Command::new("kill").arg("-9").args(&pids).status();
+        }
+    }
+}
+
 fn freestyle_abort_ends_the_whole_tree(transport: &[&str]) {
     let mark = marker("fsabort", transport);
+    let _guard = TreeGuard(mark.clone());
     let go = scratch("fsabort-go").join("go");
     let script = script_file("fsabort", &tree_script(&mark, &go, 320));
     let mut run = start(
@@ -374,8 +391,15 @@ fn freestyle_abort_ends_the_whole_tree(transport: &[&str]) {
 /// it answers: the controller's isAlive right after must be false.
 fn a_cancelled_join_ends_the_process_before_answering(transport: &[&str]) {
     let mark = marker("fscancel", transport);
+    let _guard = TreeGuard(mark.clone());
     let go = scratch("fscancel-go").join("go");
-    let script = script_file("fscancel", &tree_script(&mark, &go, 330));
+    // The script's shell takes 2 s to end after SIGTERM: an agent that answers the cancelled
+    // join before the tree is gone is caught every time, not only when it loses a race.
+    let script = format!(
+        "trap 'sleep 2; exit 143' TERM\n{}",
+        tree_script(&mark, &go, 330)
+    );
+    let script = script_file("fscancel", &script);
     let mut run = start(
         transport,
         "freestyle",
@@ -492,6 +516,7 @@ fn pipeline_runs_sh_and_file_steps(transport: &[&str]) {
 
 fn pipeline_abort_ends_the_step_and_its_tree(transport: &[&str]) {
     let mark = marker("pabort", transport);
+    let _guard = TreeGuard(mark.clone());
     let go = scratch("pabort-go").join("go");
     let script = tree_script(&mark, &go, 340).replace('\n', "\\n");
     let prog = program("pabort", &[&format!("sh\t{script}")]);

@@ -259,7 +259,9 @@ pub fn processes_with(var: &str, value: &str) -> Vec<i32> {
 pub fn cmdline(pid: i32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
-            b.split(|c| *c == 0)
+            b.strip_suffix(&[0])
+                .unwrap_or(&b)
+                .split(|c| *c == 0)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect::<Vec<_>>()
                 .join(" ")

@@ -1157,8 +1157,14 @@ fn a_full_disk_gives_a_readable_ioexception(transport: &[&str]) {
     assert_eq!(failed.len(), 2, "{failed:#?}");
     for (f, name) in failed.iter().zip(["big.txt", "big.bin"]) {
         let err = f["error"].as_str().unwrap();
-        assert!(err.contains("No space left on device"), "{err}");
-        assert!(err.contains(name), "{err}");
+        assert!(
+            err.contains("No space left on device"),
+            "{err}\nall: {failed:#?}"
+        );
+        assert!(
+            err.contains(name),
+            "the error does not name {name}: {err}\nall: {failed:#?}"
+        );
         assert!(
             err.contains("IOException") || err.contains("FileSystemException"),
             "{err}"
@@ -1209,7 +1215,7 @@ fn a_workspace_without_permission_gives_a_readable_ioexception(transport: &[&str
         );
         assert!(
             err.contains(ws.to_str().unwrap()),
-            "the error does not name the path: {err}"
+            "the error does not name the path: {err}\nall: {failed:#?}"
         );
     }
 }

@@ -32,10 +32,20 @@ final class Answer {
         return new Answer(id, callable, false, null, null, why);
     }
 
+    /**
+     * "class: message" of the exception, then "; caused by: class: message" for each cause, as
+     * the stack trace Jenkins prints in the console shows them.
+     */
     String errorText() {
         if (failure != null) return failure;
-        if (error != null) return error.getClass().getName() + ": " + error.getMessage();
-        return null;
+        if (error == null) return null;
+        StringBuilder sb = new StringBuilder(error.getClass().getName() + ": " + error.getMessage());
+        java.util.Set<Throwable> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        seen.add(error);
+        for (Throwable c = error.getCause(); c != null && seen.add(c); c = c.getCause()) {
+            sb.append("; caused by: ").append(c.getClass().getName()).append(": ").append(c.getMessage());
+        }
+        return sb.toString();
     }
 
     static String render(Object v) {

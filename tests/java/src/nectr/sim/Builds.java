@@ -403,12 +403,21 @@ final class Builds {
         return out.toArray(new String[0]);
     }
 
+    /** How long the agent may take to release a stream after the build's last call (its pumps drain). */
+    static final long RELEASE_GRACE_MS = 5_000;
+
     private void finish(String kind) {
         log.controllerLine("Finished: " + result);
+        long deadline = System.currentTimeMillis() + RELEASE_GRACE_MS;
+        while (System.currentTimeMillis() < deadline && ch.isOpen()
+                && mustRelease.keySet().stream().anyMatch(ch.exports::containsKey)) {
+            Controller.sleep(50);
+        }
         for (Map.Entry<Integer, String> e : mustRelease.entrySet()) {
             if (ch.exports.containsKey(e.getKey())) {
                 Events.emit("event", "check_failed", "node", node.name, "what", e.getValue() + " (oid " + e.getKey()
-                        + ") was never released by the agent (Unexport or EOF): the controller's export table keeps it");
+                        + ") was not released by the agent (Unexport or EOF) within " + RELEASE_GRACE_MS / 1000
+                        + " s of the build's end: the controller's export table keeps it");
             }
         }
         Events.emit("event", "build_done", "node", node.name, "kind", kind, "result", result, "log", log.text());

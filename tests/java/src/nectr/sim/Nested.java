@@ -9,7 +9,6 @@ import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
 import java.io.ObjectStreamClass;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -34,23 +33,24 @@ final class Nested {
     /**
      * Stream as the controller writes it when the agent advertised MULTI_CLASSLOADER: bootstrap
      * classes get -3; the first class of a (non-bootstrap) loader gets -2 + the export oid of
-     * that loader; later classes of the same loader get its index in this stream.
+     * that loader; later classes of the same loader get its index in this stream. The
+     * simulator's single class loader plays one loader per Jenkins component
+     * ({@link SimChannel#loaderOid}).
      */
-    static byte[] annotated(Object o, int loaderOid) throws IOException {
+    static byte[] annotated(Object o) throws IOException {
         ByteArrayOutputStream bos = new ByteArrayOutputStream();
-        try (ObjectOutputStream oos = new AnnotatingOut(bos, loaderOid)) {
+        try (ObjectOutputStream oos = new AnnotatingOut(bos)) {
             oos.writeObject(o);
         }
         return bos.toByteArray();
     }
 
     static final class AnnotatingOut extends ObjectOutputStream {
-        private final Map<ClassLoader, Integer> loaders = new IdentityHashMap<>();
-        private final int loaderOid;
+        /** Index in this stream of each (played) loader, by its export oid. */
+        private final Map<Integer, Integer> loaders = new java.util.HashMap<>();
 
-        AnnotatingOut(java.io.OutputStream out, int loaderOid) throws IOException {
+        AnnotatingOut(java.io.OutputStream out) throws IOException {
             super(out);
-            this.loaderOid = loaderOid;
         }
 
         @Override
@@ -60,9 +60,10 @@ final class Nested {
                 writeInt(TAG_SYSTEMCLASSLOADER);
                 return;
             }
-            Integer idx = loaders.get(cl);
+            int loaderOid = SimChannel.loaderOid(c);
+            Integer idx = loaders.get(loaderOid);
             if (idx == null) {
-                loaders.put(cl, loaders.size());
+                loaders.put(loaderOid, loaders.size());
                 writeInt(TAG_EXPORTED_CLASSLOADER);
                 writeInt(loaderOid);
             } else {
@@ -121,10 +122,10 @@ final class Nested {
             } else if (tag == TAG_LOCAL_CLASSLOADER) {
                 int oid = readInt();
                 introduced++;
-                if (oid != ourLoaderOid) {
+                if (!SimChannel.isLoaderOid(oid)) {
                     // a real controller fails: "Invalid object ID" in its export table
                     throw new java.io.InvalidObjectException("class " + name + " annotated -1 " + oid
-                            + " but the controller's class-loader oid is " + ourLoaderOid);
+                            + " but the controller's class-loader oids are " + SimChannel.LOADER_OIDS);
                 }
             } else if (tag == TAG_EXPORTED_CLASSLOADER) {
                 int oid = readInt();

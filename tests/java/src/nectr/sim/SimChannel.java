@@ -45,6 +45,38 @@ public final class SimChannel {
     static final int MAX_COMMAND = 64 << 20;
     /** Export id of the simulator's class loader in this channel's export table (1 = the channel). */
     static final int LOADER_OID = 2;
+    /**
+     * Jenkins exports one class loader per component: core's (2) and a plugin's for classes
+     * of that plugin. The capture shows durable-task's callables with classLoaderProxy oid 4;
+     * workflow plugins get 5 (their classes travel only inside core callables there).
+     */
+    static final int DURABLE_TASK_LOADER_OID = 4;
+    static final int WORKFLOW_LOADER_OID = 5;
+    static final java.util.Set<Integer> LOADER_OIDS = java.util.Set.of(LOADER_OID, DURABLE_TASK_LOADER_OID, WORKFLOW_LOADER_OID);
+
+    /** The (played) class loader of {@code c}: its export oid. */
+    static int loaderOid(Class<?> c) {
+        String n = c.getName();
+        if (n.startsWith("org.jenkinsci.plugins.durabletask.")) return DURABLE_TASK_LOADER_OID;
+        if (n.startsWith("org.jenkinsci.plugins.workflow.")) return WORKFLOW_LOADER_OID;
+        return LOADER_OID;
+    }
+
+    static boolean isLoaderOid(int oid) {
+        return LOADER_OIDS.contains(oid);
+    }
+
+    /**
+     * The class whose loader names a UserRequest's classLoaderProxy: the FileCallable inside a
+     * FileCallableWrapper (a DelegatingCallable), otherwise the callable itself.
+     */
+    static Class<?> requestClass(Object callable) {
+        if (callable instanceof hudson.FilePath.FileCallableWrapper) {
+            Object inner = ((hudson.FilePath.FileCallableWrapper<?>) callable).getCallable();
+            if (inner != null) return inner.getClass();
+        }
+        return callable.getClass();
+    }
 
     /** Request ids: one JVM-wide counter, as remoting's Request.nextId. */
     private static final AtomicInteger NEXT_ID = new AtomicInteger(1);
@@ -556,9 +588,9 @@ public final class SimChannel {
 
     /** Builds the UserRequest for {@code callable} as the controller does. */
     UserRequest<?, ?> userRequest(int id, Object callable) throws IOException {
-        byte[] nested = agentMulti() ? Nested.annotated(callable, LOADER_OID) : Nested.plain(callable);
+        byte[] nested = agentMulti() ? Nested.annotated(callable) : Nested.plain(callable);
         RemoteClassLoader.IClassLoader proxy = RemoteInvocationHandler.wrap(RemoteClassLoader.IClassLoader.class,
-                LOADER_OID, false, false, false, false);
+                loaderOid(requestClass(callable)), false, false, false, false);
         return new UserRequest<>(id, proxy, nested, callable.toString());
     }
 
@@ -759,7 +791,7 @@ public final class SimChannel {
         } else {
             IOException ex = new IOException("simulator: " + name + " is not accepted from the agent");
             ex.setStackTrace(new StackTraceElement[0]);
-            byte[] raw = agentMulti() ? Nested.annotated(ex, LOADER_OID) : Nested.plain(ex);
+            byte[] raw = agentMulti() ? Nested.annotated(ex) : Nested.plain(ex);
             rv = fallback ? new UserRequest.ExceptionResponse<>(raw, raw) : new UserResponse<>(raw, true);
             if (callable != null) {
                 Events.emit("event", "check_failed", "node", node, "what", "agent sent unexpected callable " + name);
@@ -778,7 +810,7 @@ public final class SimChannel {
                 + rpc.getDeclaringClassName() + "." + rpc.getMethodName());
         Serializable rv = null;
         Throwable ex = null;
-        if (rpc.getOid() == LOADER_OID && "getName".equals(rpc.getMethodName())) {
+        if (isLoaderOid(rpc.getOid()) && "getName".equals(rpc.getMethodName())) {
             rv = "nectr controller simulator class loader";
         } else if (rpc.getOid() == 1 && ("getProperty".equals(rpc.getMethodName()) || "waitForProperty".equals(rpc.getMethodName()))) {
             rv = null;

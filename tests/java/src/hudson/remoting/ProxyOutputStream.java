@@ -48,8 +48,9 @@ public final class ProxyOutputStream {
         public final int requestId;
         public final Throwable error;
 
+        /** createdAt is recorded, as remoting's EOF does (the capture of Jenkins 2.460 shows a Source). */
         public EOF(int ioId, int oid, int requestId, Throwable error) {
-            super(false);
+            super();
             this.ioId = ioId;
             this.oid = oid;
             this.requestId = requestId;

@@ -74,6 +74,18 @@ fn start_in(
     scenario: &str,
     extra: &[&str],
 ) -> Run {
+    start_with_env(base, prefix, &[], transport, scenario, extra)
+}
+
+/// As `start_in`, with `env` added to the agent's own environment.
+fn start_with_env(
+    base: &Path,
+    prefix: &[&str],
+    env: &[(&str, &str)],
+    transport: &[&str],
+    scenario: &str,
+    extra: &[&str],
+) -> Run {
     let node = base.join("node");
     let save = base.join("save");
     std::fs::create_dir_all(&node).unwrap();
@@ -90,7 +102,7 @@ fn start_in(
     let mut sim = Sim::start(scenario, &args);
     let work = base.join("agent-work");
     std::fs::create_dir_all(&work).unwrap();
-    let agent = Agent::start_under(prefix, &work, &sim.url, transport, &[], &[]);
+    let agent = Agent::start_under(prefix, &work, &sim.url, transport, &[], env);
     sim.wait_for("online", Duration::from_secs(60));
     Run {
         sim,
@@ -241,6 +253,49 @@ fn freestyle_runs_a_shell_step(transport: &[&str]) {
         "{script_path} left behind"
     );
     assert_sequence(&run, FREESTYLE);
+}
+
+/// The launch environment is the agent's own overridden by the build's, with Jenkins' rules:
+/// `PATH+X` prepends to PATH, an empty value removes the variable, `${X}` expands in
+/// dependency order.
+fn freestyle_environment_follows_jenkins_rules(transport: &[&str]) {
+    let script = script_file(
+        "fsenv",
+        "echo \"path=$PATH\"\necho \"bin=$NECTR_BIN\"\necho \"gone=${NECTR_GONE-unset}\"\necho \"kept=$NECTR_KEPT\"\n",
+    );
+    let mut run = start_with_env(
+        &scratch("fsenv"),
+        &[],
+        &[
+            ("NECTR_GONE", "still here"),
+            ("NECTR_KEPT", "from the agent"),
+        ],
+        transport,
+        "freestyle",
+        &[
+            "--script-file",
+            script.to_str().unwrap(),
+            "--env",
+            "PATH+NECTR=/opt/nectr-extra/bin",
+            "--env",
+            "NECTR_BIN=${NECTR_BASE}/bin",
+            "--env",
+            "NECTR_BASE=/opt/nectr-base",
+            "--env",
+            "NECTR_GONE=",
+        ],
+    );
+    let done = run.build_done();
+    let log = done["log"].as_str().unwrap();
+    assert_eq!(done["result"], "SUCCESS", "{log}");
+    let path = std::env::var("PATH").unwrap();
+    assert!(
+        log.contains(&format!("\npath=/opt/nectr-extra/bin:{path}\n")),
+        "{log}"
+    );
+    assert!(log.contains("\nbin=/opt/nectr-base/bin\n"), "{log}");
+    assert!(log.contains("\ngone=unset\n"), "{log}");
+    assert!(log.contains("\nkept=from the agent\n"), "{log}");
 }
 
 fn freestyle_results_follow_exit_codes(transport: &[&str]) {
@@ -1256,6 +1311,7 @@ macro_rules! on_both_transports {
 
 on_both_transports! {
     freestyle_runs_a_shell_step,
+    freestyle_environment_follows_jenkins_rules,
     freestyle_results_follow_exit_codes,
     freestyle_abort_ends_the_whole_tree,
     a_cancelled_join_ends_the_process_before_answering,

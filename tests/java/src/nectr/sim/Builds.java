@@ -57,6 +57,12 @@ final class Builds {
         int heartbeatSeconds = 300;
         int heartbeatMinDeltaSeconds = 2;
         int pollMaxMs = 15_000;
+        /**
+         * Extra KEY=VALUE entries of the build's environment, sent as they are (as a build
+         * wrapper or tool installer contributes `PATH+X=…`): the agent applies Jenkins'
+         * override rules (PATH+X prepends, an empty value removes, ${X} expands).
+         */
+        final List<String> env = new ArrayList<>();
     }
 
     /** durable-task's version in ../shared/jenkins (GetAgentInfo.binaryVersion). */
@@ -395,6 +401,10 @@ final class Builds {
         env.put("RUN_TESTS_DISPLAY_URL", url + number + "/display/redirect?page=tests");
         env.put("WORKSPACE", ws);
         env.put("WORKSPACE_TMP", ws + "@tmp");
+        for (String kv : opt.env) {
+            int eq = kv.indexOf('=');
+            env.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
     }
 
     private static String[] toArray(Map<String, String> env) {

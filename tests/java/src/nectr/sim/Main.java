@@ -53,7 +53,7 @@ public final class Main {
                 + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N] [--http-port N] [--jnlp-port N]"
                 + " [--job NAME] [--script-file FILE] [--unstable-return N] [--program FILE] [--abort-on TEXT]"
                 + " [--release-on TEXT --release-file PATH] [--restart-on TEXT] [--build-state FILE] [--save-dir DIR]"
-                + " [--heartbeat-seconds N] [--heartbeat-min-delta-seconds N] [--poll-max-ms N]");
+                + " [--heartbeat-seconds N] [--heartbeat-min-delta-seconds N] [--poll-max-ms N] [--env KEY=VALUE]...");
         System.exit(2);
     }
 
@@ -185,6 +185,10 @@ public final class Main {
                     break;
                 case "--heartbeat-min-delta-seconds":
                     c.build.heartbeatMinDeltaSeconds = intOption(a, v, 0, 86_400);
+                    break;
+                case "--env":
+                    if (v.indexOf('=') <= 0) usage("--env wants KEY=VALUE");
+                    c.build.env.add(v);
                     break;
                 case "--poll-max-ms":
                     c.build.pollMaxMs = intOption(a, v, (int) Builds.MIN_RECURRENCE_MS, 600_000);

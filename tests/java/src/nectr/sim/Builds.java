@@ -114,6 +114,12 @@ final class Builds {
     private volatile boolean cancelSent;
     /** Exports made for this build that the agent must release (oid → what). */
     private final Map<Integer, String> mustRelease = new java.util.concurrent.ConcurrentHashMap<>();
+    /** When the build started (for the t_ms of events: arrival times, never asserted by tests). */
+    private final long startNanos = System.nanoTime();
+
+    private long tMs() {
+        return (System.nanoTime() - startNanos) / 1_000_000;
+    }
 
     Builds(Controller.Node node, SimChannel ch, Options opt, String root) {
         this.node = node;
@@ -155,7 +161,7 @@ final class Builds {
         synchronized void agentData(byte[] b, int off, int len) {
             bytes.write(b, off, len);
             Events.emit("event", "log", "node", node.name, "bytes", len,
-                    "text", new String(b, off, len, StandardCharsets.UTF_8), "total", bytes.size());
+                    "text", new String(b, off, len, StandardCharsets.UTF_8), "total", bytes.size(), "t_ms", tMs());
             checkTriggers();
         }
 
@@ -881,7 +887,7 @@ final class Builds {
             Events.emit("event", "check_failed", "node", node.name, "what", "getIOtriplet: expected hudson.Launcher$IOTriplet, got " + Controller.type(io));
         }
         Events.emit("event", "sh_launched", "node", node.name, "control_dir", d.controlDir, "cookie", d.cookie,
-                "node_cookie", nodeCookie, "process_oid", d.process);
+                "node_cookie", nodeCookie, "process_oid", d.process, "t_ms", tMs());
         return d;
     }
 
@@ -924,7 +930,7 @@ final class Builds {
 
     /** The exit of an `sh` found: last-minute output, stdout, cleanup, then the step's result. */
     private void exited(Step s, Durable d, int code, boolean returnStatus, boolean aborted) throws StepError {
-        Events.emit("event", "step_exit", "node", node.name, "index", s.index, "code", code);
+        Events.emit("event", "step_exit", "node", node.name, "index", s.index, "code", code, "t_ms", tMs());
         writeLog(d);
         String stdout = null;
         if (d.returnStdout) {

@@ -31,6 +31,9 @@ need_agent_test_tools() {
   local missing=()
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v openssl >/dev/null || missing+=(openssl)
+  # builds_sim: unshare (a tmpfs in a user+mount namespace, an unmapped user), setsid, tar.
+  { command -v unshare >/dev/null && command -v setsid >/dev/null; } || missing+=(util-linux)
+  command -v tar >/dev/null || missing+=(tar)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

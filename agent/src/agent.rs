@@ -382,14 +382,12 @@ async fn serve(
                                 });
                             }
                             Event::Cancel(id) => {
-                                if let Some(flag) = running.remove(&id) {
+                                // As a Java agent interrupts the call's thread: the handler
+                                // sees the flag, stops (a process's join ends the process
+                                // tree first) and its answer, an exception, goes out then.
+                                if let Some(flag) = running.get(&id) {
                                     flag.store(true, Ordering::SeqCst);
                                     info!(id, "request cancelled by the controller");
-                                    let a = Answer::Exception {
-                                        class: "java.io.IOException".into(),
-                                        message: "cancelled by the controller".into(),
-                                    };
-                                    channel.answer(id, 0, &a);
                                 }
                             }
                             Event::Response { id, reply } => {

@@ -59,8 +59,13 @@ const REMOTE_PROCESS: &str = "hudson.Launcher$RemoteProcess";
 /// reports leaked file descriptors (Jenkins: 10 s per stream).
 const PUMP_WAIT: Duration = Duration::from_secs(10);
 
-/// Environment variables of the agent that builds never see: nectr's own secret.
-const HIDDEN: &[&str] = &["JENKINS_SECRET"];
+/// Environment variables of the agent that builds never see: the node's secret and the
+/// credentials nectr moves out of its command line into its environment.
+const HIDDEN: &[&str] = &[
+    "JENKINS_SECRET",
+    "NECTR_CREDENTIALS",
+    "NECTR_PROXY_CREDENTIALS",
+];
 
 /// The agent's environment as builds inherit it (`EnvVars.masterEnvVars`).
 pub fn agent_environment(cx: &Ctx) -> EnvVars {

@@ -82,7 +82,8 @@ pub fn extract(input: impl Read, gzip: bool, base: &Path) -> io::Result<usize> {
     } else {
         Box::new(raw)
     };
-    fs::create_dir_all(base)?;
+    fs::create_dir_all(base)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", base.display())))?;
     let mut archive = TarReader::new(reader);
     let mut count = 0;
     // Directory modes are set last, so a read-only directory can still be filled.
@@ -94,56 +95,70 @@ pub fn extract(input: impl Read, gzip: bool, base: &Path) -> io::Result<usize> {
             return Err(refused(&raw_name, "names the target directory itself"));
         }
         let target = base.join(&rel);
-        check_parents(base, &rel, &raw_name, true)?;
+        let named = |e: io::Error| -> io::Error {
+            if e.kind() == io::ErrorKind::InvalidData {
+                e
+            } else {
+                io::Error::new(e.kind(), format!("{}: {e}", target.display()))
+            }
+        };
+        check_parents(base, &rel, &raw_name, true).map_err(named)?;
         let mode = h.mode & 0o777;
-        match h.kind {
-            Kind::Dir => {
-                if !rel.as_os_str().is_empty() {
-                    match fs::symlink_metadata(&target) {
-                        Ok(m) if m.is_dir() => {}
-                        Ok(_) => return Err(refused(&raw_name, "exists and is not a directory")),
-                        Err(_) => fs::create_dir(&target)?,
+        let applied: io::Result<()> = (|| {
+            match h.kind {
+                Kind::Dir => {
+                    if !rel.as_os_str().is_empty() {
+                        match fs::symlink_metadata(&target) {
+                            Ok(m) if m.is_dir() => {}
+                            Ok(_) => {
+                                return Err(refused(&raw_name, "exists and is not a directory"))
+                            }
+                            Err(_) => fs::create_dir(&target)?,
+                        }
+                    }
+                    if mode != 0 {
+                        dir_modes.push((target.clone(), mode));
                     }
                 }
-                if mode != 0 {
-                    dir_modes.push((target, mode));
+                Kind::Symlink => {
+                    if h.link.is_empty() {
+                        return Err(refused(&raw_name, "is a symlink without a target"));
+                    }
+                    remove_non_dir(&target)?;
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&h.link), &target)?;
+                }
+                Kind::HardLink => {
+                    let link = PathBuf::from(OsStr::from_bytes(&h.link));
+                    let source_rel = inside(&link)?;
+                    if source_rel.as_os_str().is_empty() {
+                        return Err(refused(&raw_name, "is a hard link to the target directory"));
+                    }
+                    check_parents(base, &source_rel, &link, false)?;
+                    remove_non_dir(&target)?;
+                    fs::hard_link(base.join(&source_rel), &target)?;
+                }
+                Kind::File => {
+                    remove_non_dir(&target)?;
+                    let mut f = fs::File::create(&target)?;
+                    io::copy(&mut archive, &mut f)?;
+                    if mode != 0 {
+                        f.set_permissions(fs::Permissions::from_mode(mode))?;
+                    }
+                    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(h.mtime);
+                    f.set_times(fs::FileTimes::new().set_modified(t))?;
+                }
+                Kind::Other(kind) => {
+                    tracing::debug!(entry = %raw_name.display(), kind, "skipped a special file in a tar");
                 }
             }
-            Kind::Symlink => {
-                if h.link.is_empty() {
-                    return Err(refused(&raw_name, "is a symlink without a target"));
-                }
-                remove_non_dir(&target)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&h.link), &target)?;
-            }
-            Kind::HardLink => {
-                let link = PathBuf::from(OsStr::from_bytes(&h.link));
-                let source_rel = inside(&link)?;
-                if source_rel.as_os_str().is_empty() {
-                    return Err(refused(&raw_name, "is a hard link to the target directory"));
-                }
-                check_parents(base, &source_rel, &link, false)?;
-                remove_non_dir(&target)?;
-                fs::hard_link(base.join(&source_rel), &target)?;
-            }
-            Kind::File => {
-                remove_non_dir(&target)?;
-                let mut f = fs::File::create(&target)?;
-                io::copy(&mut archive, &mut f)?;
-                if mode != 0 {
-                    f.set_permissions(fs::Permissions::from_mode(mode))?;
-                }
-                let t = SystemTime::UNIX_EPOCH + Duration::from_secs(h.mtime);
-                f.set_times(fs::FileTimes::new().set_modified(t))?;
-            }
-            Kind::Other(kind) => {
-                tracing::debug!(entry = %raw_name.display(), kind, "skipped a special file in a tar");
-            }
-        }
+            Ok(())
+        })();
+        applied.map_err(named)?;
         count += 1;
     }
     for (dir, mode) in dir_modes.into_iter().rev() {
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     }
     // Read past the end-of-archive blocks to the end of the stream (bounded), which also
     // checks the gzip trailer.
@@ -159,14 +174,18 @@ fn refused(name: &Path, why: &str) -> io::Error {
     )
 }
 
-/// The entry's path relative to the target directory, as Java's `new File(base, name)`
-/// normalised: absolute names stay under the directory; `..` may not climb out of it.
+/// The entry's path relative to the target directory, normalised: `..` may not climb out of
+/// it, and an absolute name is refused (Java's `new File(base, name)` would quietly put it
+/// under the directory; an archive that carries one was not made by a stash).
 fn inside(name: &Path) -> io::Result<PathBuf> {
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {
             Component::Normal(p) => out.push(p),
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(refused(name, "is an absolute path"))
+            }
             Component::ParentDir => {
                 if !out.pop() {
                     return Err(refused(name, "breaks out of the target directory"));

@@ -54,7 +54,8 @@ fn freestyle_runs_a_shell_step(websocket: bool) {
         &n,
         &job,
         "echo hello from nectr\necho \"job=$JOB_NAME build=$BUILD_NUMBER\"\npwd\n\
-         echo content > out.txt\necho \"PATH+ is merged: $PATH\" | head -c 40; echo",
+         echo content > out.txt\necho \"PATH+ is merged: $PATH\" | head -c 40; echo\n\
+         echo \"secret-visible=${JENKINS_SECRET:-no}\"",
         None,
     );
     assert_eq!(
@@ -69,6 +70,8 @@ fn freestyle_runs_a_shell_step(websocket: bool) {
     );
     assert!(console.contains("hello from nectr"), "{console}");
     assert!(console.contains(&format!("job={job} build=1")), "{console}");
+    // The agent got its secret through JENKINS_SECRET; builds never see it.
+    assert!(console.contains("secret-visible=no"), "{console}");
     let ws = n.workspace(&job);
     assert!(console.contains(&ws.display().to_string()), "{console}");
     // The controller reads the workspace file back through the agent.

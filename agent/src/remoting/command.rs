@@ -126,6 +126,9 @@ pub struct UserRequest {
     pub callable: Stream,
     /// The callable object in `callable.heap`.
     pub callable_value: Value,
+    /// The whole command as it arrived (set by [`super::Channel`]; empty from [`read`]), for
+    /// relaying it unchanged.
+    pub raw: Vec<u8>,
 }
 
 impl fmt::Debug for UserRequest {
@@ -229,6 +232,7 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
                 callable_class,
                 callable,
                 callable_value,
+                raw: Vec::new(),
             })
         }
         RESPONSE => Command::Response {
@@ -773,6 +777,11 @@ pub fn rpc_result(oid: i32, method: &str) -> Result<(), String> {
             "nectr-agent has no exported object {oid} with a method {method:?} (it was released, or it belongs to plugin code nectr does not run)"
         )),
     }
+}
+
+/// `Request$Cancel`: interrupt the peer's execution of request `id`.
+pub fn cancel(reg: &Registry, id: i32) -> Vec<u8> {
+    int_command(reg, CANCEL, &[("id", id)])
 }
 
 /// `Channel$CloseCommand`.

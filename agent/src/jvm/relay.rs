@@ -369,6 +369,7 @@ impl Relay {
                     tracing::debug!(id, "the JVM helper answered a call nobody waits for");
                     return Ok(Next::Continue);
                 }
+                up.channel.forget_call(id);
                 let last = p.int("lastIoId").unwrap_or(0);
                 p.set_int("lastIoId", self.last_io(last));
             }
@@ -446,11 +447,11 @@ impl Relay {
         for (id, call) in calls {
             let (what, bytes) = match &call {
                 Call::User(what) => {
+                    // Through the channel: the answer's classes get the call's loader tags.
                     let msg = format!("the JVM helper running {what} for nectr-agent {reason}");
-                    (
-                        what.clone(),
-                        command::response(&reg, id, 0, &Answer::io_error(msg)),
-                    )
+                    tracing::warn!(id, "answered {what} with an error: the JVM helper {reason}");
+                    up.channel.answer(id, 0, &Answer::io_error(msg));
+                    continue;
                 }
                 Call::Plain(method) => {
                     let msg = format!("the JVM helper running {method}() for nectr-agent {reason}");

@@ -25,11 +25,15 @@ pub mod capability {
     /// Pipe window of each stream when the reader advertised [`PIPE_THROTTLING`]
     /// (`hudson.remoting.Channel.pipeWindowSize`).
     pub const PIPE_WINDOW: i64 = 1 << 20;
-    /// What nectr advertises (remoting-protocol.md §4.1): plain nested streams (no class-loader
-    /// annotations), windows with acks in both directions, greedy input streams, chunking and
-    /// the modern answer form.
-    pub const NECTR: i64 =
-        PIPE_THROTTLING | GREEDY_REMOTE_INPUTSTREAM | CHUNKED_ENCODING | PROXY_EXCEPTION_FALLBACK;
+    /// What nectr advertises (remoting-protocol.md §4.1): nested streams with class-loader
+    /// tags (each class of a callable names the plugin class loader it comes from, which the
+    /// JVM helper needs to load plugin code; the agent's answers carry tags too), windows with
+    /// acks in both directions, greedy input streams, chunking and the modern answer form.
+    pub const NECTR: i64 = MULTI_CLASSLOADER
+        | PIPE_THROTTLING
+        | GREEDY_REMOTE_INPUTSTREAM
+        | CHUNKED_ENCODING
+        | PROXY_EXCEPTION_FALLBACK;
 }
 
 /// Export ids from here up belong to the JVM helper behind the agent (`crate::jvm`): the
@@ -133,6 +137,11 @@ pub struct Channel {
     relayed: std::collections::HashSet<i32>,
     /// The controller's class-loader export, learned from its first `UserRequest`.
     loader_oid: Option<i32>,
+    /// The class-loader export of each call not answered yet (its answer's classes are tagged
+    /// with it under MULTI_CLASSLOADER).
+    call_loaders: std::collections::HashMap<i32, i32>,
+    /// Nested streams carry class-loader tags (the agent advertised MULTI_CLASSLOADER).
+    tagged: bool,
 }
 
 impl Default for Channel {
@@ -159,6 +168,8 @@ impl Channel {
             next_id: 1,
             relayed: std::collections::HashSet::new(),
             loader_oid: None,
+            call_loaders: std::collections::HashMap::new(),
+            tagged: capability::NECTR & capability::MULTI_CLASSLOADER != 0,
         }
     }
 
@@ -240,6 +251,9 @@ impl Channel {
                 if self.loader_oid.is_none() {
                     self.loader_oid = r.class_loader_oid;
                 }
+                if let Some(oid) = r.class_loader_oid {
+                    self.call_loaders.insert(r.id, oid);
+                }
                 events.push(Event::Call(Box::new(r)))
             }
             Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
@@ -318,8 +332,15 @@ impl Channel {
 
     /// Queues the answer to request `id`.
     pub fn answer(&mut self, id: i32, last_io_id: i32, answer: &Answer) {
-        let r = command::response(&self.registry, id, last_io_id, answer);
+        let loader = self.call_loaders.remove(&id).or(self.loader_oid);
+        let tags = self.tagged.then_some(loader);
+        let r = command::response_tagged(&self.registry, id, last_io_id, answer, tags);
         self.send(&r);
+    }
+
+    /// Forgets call `id`, which someone else answers (the JVM helper).
+    pub fn forget_call(&mut self, id: i32) {
+        self.call_loaders.remove(&id);
     }
 
     /// Queues the answer to the controller's read `id` of an agent InputStream: the bytes,
@@ -334,7 +355,7 @@ impl Channel {
     pub fn ping(&mut self) -> Option<i32> {
         let oid = self.loader_oid?;
         let id = self.new_request();
-        let r = command::ping_request(&self.registry, id, oid);
+        let r = command::ping_request(&self.registry, id, oid, self.tagged);
         self.send(&r);
         Some(id)
     }

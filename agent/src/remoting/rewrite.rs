@@ -283,13 +283,13 @@ fn map_exports_at(
     on_opaque: &mut dyn FnMut(String),
     depth: usize,
 ) -> Result<bool, String> {
+    let mut changed = map_class_loader_tags(stream, f)?;
     let ids: Vec<Id> = stream
         .heap
         .iter()
         .filter(|(_, e)| matches!(e, Entry::Object(_)))
         .map(|(id, _)| id)
         .collect();
-    let mut changed = false;
     for id in ids {
         for (owner, slot, oid) in exports_of(stream, id) {
             if let Some(new) = f(owner, oid)? {
@@ -328,6 +328,59 @@ fn map_exports_at(
                     a.data = ArrayData::Byte(encoded);
                 }
                 changed = true;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// The class-loader tags of `MultiClassLoaderSerializer` in the class descriptors of a nested
+/// stream (remoting-protocol.md §6.2): `-2 <oid>` is a loader the sender exported, `-1 <oid>`
+/// one the receiver exported; `-3` and indices carry no id.
+fn map_class_loader_tags(
+    stream: &mut Stream,
+    f: &mut dyn FnMut(Owner, i32) -> Result<Option<i32>, String>,
+) -> Result<bool, String> {
+    let ids: Vec<Id> = stream
+        .heap
+        .iter()
+        .filter(|(_, e)| matches!(e, Entry::ClassDesc(_) | Entry::ProxyDesc(_)))
+        .map(|(id, _)| id)
+        .collect();
+    let mut changed = false;
+    for id in ids {
+        let annotation = match stream.heap.get_mut(id) {
+            Some(Entry::ClassDesc(d)) => &mut d.annotation,
+            Some(Entry::ProxyDesc(p)) => &mut p.annotation,
+            _ => continue,
+        };
+        for c in annotation.iter_mut() {
+            let Content::Block(b) = c else { continue };
+            let mut at = 0;
+            while at + 4 <= b.data.len() {
+                let int = |i: usize| {
+                    i32::from_be_bytes([b.data[i], b.data[i + 1], b.data[i + 2], b.data[i + 3]])
+                };
+                let tag = int(at);
+                let owner = match tag {
+                    -2 => Owner::Sender,
+                    -1 => Owner::Receiver,
+                    _ => {
+                        at += 4;
+                        continue;
+                    }
+                };
+                if at + 8 > b.data.len() {
+                    break;
+                }
+                let oid = int(at + 4);
+                if let Some(new) = f(owner, oid)? {
+                    if new != oid {
+                        b.data[at + 4..at + 8].copy_from_slice(&new.to_be_bytes());
+                        changed = true;
+                    }
+                }
+                at += 8;
             }
         }
     }
@@ -517,6 +570,37 @@ mod tests {
             &mut |_| {},
         );
         assert_eq!(refused, Err("stale".into()));
+    }
+
+    #[test]
+    fn class_loader_tags_name_exports_too() {
+        let reg = registry();
+        let mut b = Builder::new(&reg);
+        let h = b
+            .object("nectr.test.Holder", &[("a", Value::Null)])
+            .unwrap();
+        let mut s = b.into_stream(vec![Item::Value(h)]);
+        // -2 7 (the sender's loader 7), then -1 9 in one block, and -3 elsewhere.
+        for (_, e) in s.heap.iter() {
+            assert!(!matches!(e, Entry::ProxyDesc(_)));
+        }
+        let desc = s
+            .heap
+            .iter()
+            .find(|(_, e)| matches!(e, Entry::ClassDesc(_)))
+            .map(|(id, _)| id)
+            .unwrap();
+        if let Some(Entry::ClassDesc(d)) = s.heap.get_mut(desc) {
+            let mut tag = Vec::new();
+            for i in [-2i32, 7, -1, 9, -3] {
+                tag.extend_from_slice(&i.to_be_bytes());
+            }
+            d.annotation = vec![Content::Block(javaser::Block::new(tag))];
+        }
+        let s = javaser::decode(&javaser::encode(&s).unwrap(), &decode_options()).unwrap();
+        let mut found = exports(&s);
+        found.sort_by_key(|(_, oid)| *oid);
+        assert_eq!(found, vec![(Owner::Sender, 7), (Owner::Receiver, 9)]);
     }
 
     #[test]

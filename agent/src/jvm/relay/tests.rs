@@ -320,7 +320,7 @@ fn the_helpers_close_ends_it_and_its_pings_are_answered_here() {
     relay.start(1);
     let mut agent = Agent::new(&reg);
     let mut back = Vec::new();
-    let ping = command::ping_request(&reg, 3, 2);
+    let ping = command::ping_request(&reg, 3, 2, true);
     assert_eq!(
         agent.with(|up| relay.from_helper(ping, up, &mut back)),
         Ok(Next::Continue)

@@ -1,18 +1,29 @@
-//! The JVM helper (issue 10) against the real Jenkins 2.460 in `../shared/jenkins/`, over
-//! WebSocket and JNLP4-connect: the helper is the `agent.jar` that Jenkins serves at
-//! `/jnlpJars/agent.jar`. What a Jenkins user sees is checked: a declarative Pipeline from a
-//! git repository (implicit `checkout scm`, native `sh`, `junit`), a scripted `git` checkout,
-//! the node's script console, and Groovy callables sent from the controller's script console
-//! (a value, an exported object, an 8 MiB stream). The agent's log must say which callables
-//! went to the helper, and `sh` must stay native.
+//! The JVM helper (issue 10), over WebSocket and JNLP4-connect.
+//!
+//! Against the real Jenkins 2.460 in `../shared/jenkins/`, whose `/jnlpJars/agent.jar` is the
+//! helper: what a Jenkins user sees is checked, a declarative Pipeline from a git repository
+//! (implicit `checkout scm`, native `sh`, `junit`), a scripted `git` checkout, the node's
+//! script console, and Groovy callables sent from the controller's script console (a value, an
+//! exported object, an 8 MiB stream). The agent's log must say which callables went to the
+//! helper, and `sh` must stay native.
+//!
+//! Against the controller simulator (faults and timing), with the real agent.jar taken from
+//! `jenkins.war` and plugin callables (`tests/java/plugin`) compiled against it, which the
+//! simulator serves through its class loader: a value, an exported object, a stream, 1,000
+//! native and delegated calls at once, the helper killed mid-call, its idle stop and restart,
+//! `--jvm off`, and a controller whose agent.jar differs from the cached one.
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::jenkins::{urlencode, xml_escape, Jenkins, NodeAgent};
+use serde_json::Value as J;
+use support::jenkins::{jenkins_dir, urlencode, xml_escape, Jenkins, NodeAgent};
 
 const BUILD: Duration = Duration::from_secs(300);
 
@@ -375,6 +386,464 @@ fn scripted_git_checkout(websocket: bool) {
     assert_sh_stayed_native(&n.log());
 }
 
+// ---------------------------------------------------------------- the simulator's scenarios
+
+const SECRET: &str = "0123456789abcdef-not-a-real-secret";
+
+/// `remoting-*.jar` from the real Jenkins' war: the agent.jar Jenkins serves, extracted by the
+/// test (never copied into the repository).
+fn remoting_jar() -> &'static Path {
+    static JAR: OnceLock<PathBuf> = OnceLock::new();
+    JAR.get_or_init(|| {
+        let war = jenkins_dir().join("jenkins.war");
+        assert!(
+            war.is_file(),
+            "{} is missing: these tests take the real agent.jar from it (set NECTR_JENKINS_DIR)",
+            war.display()
+        );
+        let dir = support::scratch("remoting-jar");
+        let jar_tool = |args: &[&str]| {
+            let out = Command::new("jar")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot run the JDK's jar tool ({e}): install a JDK 17 (scripts/test does)"
+                    )
+                });
+            assert!(
+                out.status.success(),
+                "jar {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let war_s = war.to_string_lossy().to_string();
+        let name = jar_tool(&["tf", &war_s])
+            .lines()
+            .find(|l| l.starts_with("WEB-INF/lib/remoting-") && l.ends_with(".jar"))
+            .expect("jenkins.war holds WEB-INF/lib/remoting-*.jar")
+            .to_string();
+        jar_tool(&["xf", &war_s, &name]);
+        dir.join(name)
+    })
+}
+
+/// The plugin callables of `tests/java/plugin`, compiled against the real remoting jar.
+fn plugin_classes() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = support::scratch("plugin-classes");
+        let src = support::repo_root().join("tests/java/plugin/nectr/plugin");
+        let sources: Vec<PathBuf> = std::fs::read_dir(&src)
+            .expect("tests/java/plugin/nectr/plugin")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "java"))
+            .collect();
+        let status = Command::new("javac")
+            .args(["--release", "17", "-nowarn", "-cp"])
+            .arg(remoting_jar())
+            .arg("-d")
+            .arg(&out)
+            .args(&sources)
+            .status()
+            .expect("javac (JDK 17) is needed: run scripts/test");
+        assert!(status.success(), "javac failed on tests/java/plugin");
+        out
+    })
+}
+
+/// The controller simulator running a helper scenario.
+struct Sim {
+    child: Child,
+    events: Receiver<J>,
+    seen: Vec<J>,
+    url: String,
+}
+
+impl Sim {
+    fn start(scenario: &str, agent_jar: &Path, extra: &[&str]) -> Sim {
+        let cp = format!(
+            "{}:{}",
+            support::java_peer().display(),
+            plugin_classes().display()
+        );
+        let mut child = Command::new("java")
+            .args(["-cp", &cp, "nectr.sim.Main"])
+            .args(["--node", &format!("n1={SECRET}"), "--scenario", scenario])
+            .arg("--agent-jar")
+            .arg(agent_jar)
+            .arg("--plugin-classes")
+            .arg(plugin_classes())
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the controller simulator (java)");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(j) = serde_json::from_str::<J>(&line) {
+                    if tx.send(j).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut sim = Sim {
+            child,
+            events: rx,
+            seen: Vec::new(),
+            url: String::new(),
+        };
+        let l = sim.wait_for("listening", Duration::from_secs(60));
+        sim.url = l["url"].as_str().expect("url").to_string();
+        sim
+    }
+
+    /// Waits for event `name`; fails on timeout or on any `check_failed`.
+    fn wait_for(&mut self, name: &str, timeout: Duration) -> J {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    if e["event"] != "class_loading" && e["event"] != "http" {
+                        self.seen.push(e.clone());
+                    }
+                    assert_ne!(
+                        e["event"], "check_failed",
+                        "the simulator found a wrong answer: {e}\nevents: {:#?}",
+                        self.seen
+                    );
+                    if e["event"] == name {
+                        return e;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {name:?} event within {timeout:?}; events: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nectr-agent against the simulator; killed on drop.
+struct SimAgent {
+    child: Child,
+    work: PathBuf,
+}
+
+impl SimAgent {
+    fn start(url: &str, websocket: bool, work: &Path, extra: &[&str]) -> SimAgent {
+        let log = std::fs::File::create(work.with_extension("log")).expect("agent log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nectr-agent"));
+        cmd.args(["-url", url, "-name", "n1", "-secret", SECRET])
+            .arg("-workDir")
+            .arg(work)
+            .args(extra)
+            .env_remove("NECTR_JVM")
+            .env_remove("NECTR_JVM_IDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if websocket {
+            cmd.arg("-webSocket");
+        }
+        SimAgent {
+            child: cmd.spawn().expect("start nectr-agent"),
+            work: work.to_path_buf(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.work.with_extension("log")).unwrap_or_default()
+    }
+
+    fn helper_log(&self) -> String {
+        std::fs::read_to_string(self.work.join("remoting/logs/jvm-helper.log")).unwrap_or_default()
+    }
+
+    /// Waits until the agent's log has a line with all of `words`; returns that line.
+    fn wait_line(&self, words: &[&str], timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if let Some(l) = log.lines().find(|l| words.iter().all(|w| l.contains(w))) {
+                return l.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent's log has no line with {words:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The pids of the helpers the agent started, in order.
+    fn helper_pids(&self) -> Vec<u32> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("JVM helper started"))
+            .filter_map(|l| field(l, "pid"))
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for SimAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `name=value` in a log line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn wait_gone(pid: u32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while process_exists(pid) {
+        assert!(Instant::now() < deadline, "process {pid} is still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const SIM_CALL: Duration = Duration::from_secs(180);
+
+fn plugin_callables_through_the_helper(websocket: bool) {
+    let mut sim = Sim::start("helper-calls", remoting_jar(), &[]);
+    let work = support::scratch("helper-calls");
+    let agent = SimAgent::start(&sim.url, websocket, &work, &[]);
+    sim.wait_for("helper_value_ok", SIM_CALL);
+    // The helper has the agent's environment, minus its secret, and no secret in its command line.
+    let pid = agent.helper_pids()[0];
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the helper's environment");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the helper's command line");
+    for bytes in [&environ, &cmdline] {
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(SECRET),
+            "the agent's secret reached the JVM helper"
+        );
+    }
+    sim.wait_for("helper_exported", SIM_CALL);
+    sim.wait_for("helper_export_ok", SIM_CALL);
+    let s = sim.wait_for("helper_stream_ok", SIM_CALL);
+    assert_eq!(s["bytes"], 8 << 20);
+    let log = agent.log();
+    for c in [
+        "nectr.plugin.Value",
+        "nectr.plugin.ExportGreeter",
+        "RPC fail",
+        "nectr.plugin.Stream",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("delegated to the JVM helper")
+                    && l.contains(&format!("callable={c}"))),
+            "the agent's log names {c} as delegated:\n{log}"
+        );
+    }
+}
+
+fn native_and_delegated_calls_never_mix(websocket: bool) {
+    let mut sim = Sim::start("helper-mixed", remoting_jar(), &[]);
+    let work = support::scratch("helper-mixed");
+    let _agent = SimAgent::start(&sim.url, websocket, &work, &[]);
+    let e = sim.wait_for("helper_mixed_ok", Duration::from_secs(400));
+    assert_eq!(
+        (e["count"].as_u64(), e["delegated"].as_u64()),
+        (Some(1000), Some(500))
+    );
+}
+
+fn a_helper_killed_mid_call_fails_only_that_call(websocket: bool) {
+    let mut sim = Sim::start("helper-kill", remoting_jar(), &[]);
+    let work = support::scratch("helper-kill");
+    let agent = SimAgent::start(&sim.url, websocket, &work, &[]);
+    let deadline = Instant::now() + SIM_CALL;
+    while !agent.helper_log().contains("nectr-plugin: sleeping") {
+        assert!(
+            Instant::now() < deadline,
+            "the helper never started the call: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = agent.helper_pids()[0];
+    // SAFETY: a plain kill of the helper process this test's agent started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    let e = sim.wait_for("helper_died_answered", SIM_CALL);
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("signal 9")),
+        "{e}"
+    );
+    sim.wait_for("helper_kill_ok", SIM_CALL);
+    let pids = agent.helper_pids();
+    assert_eq!(
+        pids.len(),
+        2,
+        "a second helper ran the next call: {}",
+        agent.log()
+    );
+    assert_ne!(pids[0], pids[1]);
+}
+
+fn the_idle_helper_stops_and_starts_again(websocket: bool) {
+    let work = support::scratch("helper-idle");
+    let go = work.with_extension("go");
+    let go_s = go.to_string_lossy().to_string();
+    let mut sim = Sim::start("helper-idle", remoting_jar(), &["--go-file", &go_s]);
+    let agent = SimAgent::start(&sim.url, websocket, &work, &["--jvm-idle", "1"]);
+    sim.wait_for("helper_waiting_for_idle", SIM_CALL);
+    agent.wait_line(&["stopping the idle JVM helper"], SIM_CALL);
+    let first = agent.helper_pids()[0];
+    wait_gone(first, Duration::from_secs(60));
+    std::fs::write(&go, b"go").expect("signal the simulator");
+    let e = sim.wait_for("helper_idle_ok", SIM_CALL);
+    assert!(
+        e["stale_with_new_helper"]
+            .as_str()
+            .is_some_and(|m| m.contains("stopped")),
+        "{e}"
+    );
+    agent.wait_line(&["JVM helper started", "generation=2"], SIM_CALL);
+}
+
+fn jvm_off_answers_plugin_callables_with_an_exception(websocket: bool) {
+    let mut sim = Sim::start("helper-off", remoting_jar(), &[]);
+    let work = support::scratch("helper-off");
+    let agent = SimAgent::start(&sim.url, websocket, &work, &["--jvm", "off"]);
+    sim.wait_for("helper_off_ok", SIM_CALL);
+    let log = agent.log();
+    assert!(!log.contains("JVM helper started"), "{log}");
+    assert!(
+        !work.join("remoting/jvm").exists(),
+        "no agent.jar was fetched with --jvm off"
+    );
+}
+
+/// A copy of the remoting jar that differs from it (one more entry), with modification time
+/// `age` ago.
+fn jar_variant(dir: &Path, name: &str, extra: bool, age: Duration) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy(remoting_jar(), &path).expect("copy the jar");
+    if extra {
+        std::fs::write(dir.join("nectr-variant.txt"), name).expect("entry");
+        let out = Command::new("jar")
+            .args(["uf", name, "nectr-variant.txt"])
+            .current_dir(dir)
+            .output()
+            .expect("jar uf");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() - age)
+        .expect("set mtime");
+    path
+}
+
+fn sha1_of(path: &Path) -> String {
+    let out = Command::new("sha1sum").arg(path).output().expect("sha1sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a sha1")
+        .to_string()
+}
+
+/// One delegated call against a simulator serving `jar`, with the agent's work dir `work`;
+/// returns the agent's log.
+fn one_call(websocket: bool, jar: &Path, work: &Path) -> String {
+    let mut sim = Sim::start("helper-jar", jar, &[]);
+    let agent = SimAgent::start(&sim.url, websocket, work, &[]);
+    sim.wait_for("helper_value_ok", SIM_CALL);
+    agent.log()
+}
+
+fn a_changed_agent_jar_replaces_the_cached_one(websocket: bool) {
+    let dir = support::scratch("helper-jars");
+    let day = Duration::from_secs(86_400);
+    let current = jar_variant(&dir, "current.jar", false, day);
+    let older = jar_variant(&dir, "older.jar", true, 10 * day);
+    let (a, b) = (sha1_of(&current), sha1_of(&older));
+    assert_ne!(a, b);
+    let work = support::scratch("helper-jar-work");
+    let cached = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(work.join("remoting/jvm"))
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.retain(|n| n.ends_with(".jar"));
+        v
+    };
+    let log = one_call(websocket, &current, &work);
+    assert!(
+        log.contains(&format!(
+            "downloaded the controller's agent.jar for the JVM helper sha1={a}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains(&format!("agent_jar={a}")), "{log}");
+    // The controller now serves an older agent.jar: it replaces the cached one.
+    let log = one_call(websocket, &older, &work);
+    assert!(
+        log.contains(&format!("sha1={b}")) && log.contains(&format!("agent_jar={b}")),
+        "{log}"
+    );
+    assert_eq!(cached(), vec![format!("agent-{b}.jar")]);
+    // The same again: the cache is used.
+    let log = one_call(websocket, &older, &work);
+    assert!(
+        !log.contains("downloaded the controller's agent.jar"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("agent_jar={b}")), "{log}");
+    // A newer one (the first jar, touched now): replaced again.
+    let newer = jar_variant(&dir, "newer.jar", false, Duration::ZERO);
+    let log = one_call(websocket, &newer, &work);
+    assert!(
+        log.contains(&format!("sha1={a}")) && log.contains(&format!("agent_jar={a}")),
+        "{log}"
+    );
+    assert_eq!(cached(), vec![format!("agent-{a}.jar")]);
+}
+
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -395,4 +864,10 @@ both_transports!(
     groovy_callables_from_the_controller,
     declarative_pipeline_from_git,
     scripted_git_checkout,
+    plugin_callables_through_the_helper,
+    native_and_delegated_calls_never_mix,
+    a_helper_killed_mid_call_fails_only_that_call,
+    the_idle_helper_stops_and_starts_again,
+    jvm_off_answers_plugin_callables_with_an_exception,
+    a_changed_agent_jar_replaces_the_cached_one,
 );

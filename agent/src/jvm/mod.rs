@@ -34,6 +34,11 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 const STATS_EVERY: Duration = Duration::from_secs(600);
 /// How long a stopping helper may take to exit before it is killed.
 const GRACE: Duration = Duration::from_secs(10);
+/// What nectr advertises to the helper: what it advertised to the controller (so both read and
+/// write the same stream forms), plus PREFETCH: the helper loads plugin classes in batches
+/// and keeps the jars it fetched from the controller in its jar cache, so a restarted helper
+/// loads them from disk.
+const LINK_CAPABILITY: i64 = capability::NECTR | capability::PREFETCH;
 /// After `auto` found no Java, how long before looking again.
 const REPROBE: Duration = Duration::from_secs(60);
 
@@ -189,7 +194,7 @@ impl Jvm {
 
 /// What the helper's threads and start-up task report.
 enum Msg {
-    Started(u32, Result<launcher::Process, String>),
+    Started(u32, Result<(launcher::Process, String), String>),
     Bytes(u32, Vec<u8>),
     Exited(u32, String),
 }
@@ -453,7 +458,7 @@ impl Helper {
             }
             WorkKind::Msg(Msg::Started(gen, r)) => {
                 if gen != self.relay.generation() || !matches!(self.state, State::Starting { .. }) {
-                    if let Ok(p) = r {
+                    if let Ok((p, _)) = r {
                         p.retire(GRACE);
                     }
                     return;
@@ -464,11 +469,16 @@ impl Helper {
                     return;
                 };
                 match r {
-                    Ok(process) => {
-                        info!(pid = process.pid, generation = gen, "JVM helper started");
+                    Ok((process, jar)) => {
+                        info!(
+                            pid = process.pid,
+                            generation = gen,
+                            agent_jar = %jar,
+                            "JVM helper started"
+                        );
                         let _ = process
                             .stdin
-                            .send(link::hello(up.channel.registry(), capability::NECTR));
+                            .send(link::hello(up.channel.registry(), LINK_CAPABILITY));
                         for p in queued {
                             let _ = process.stdin.send(link::frame(&p));
                         }
@@ -609,7 +619,7 @@ async fn start(
     jvm: &Arc<Jvm>,
     gen: u32,
     tx: mpsc::Sender<Msg>,
-) -> Result<launcher::Process, String> {
+) -> Result<(launcher::Process, String), String> {
     let j = jvm.clone();
     let java = tokio::task::spawn_blocking(move || j.java())
         .await
@@ -650,6 +660,7 @@ async fn start(
                 let _ = tx.blocking_send(Msg::Exited(gen, how));
             },
         )
+        .map(|p| (p, jar.sha1.clone()))
     })
     .await
     .map_err(|e| e.to_string())?

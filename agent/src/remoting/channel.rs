@@ -20,6 +20,9 @@ pub mod capability {
     pub const CHUNKED_ENCODING: i64 = 1 << 7;
     /// Answers as `NormalResponse` / `ExceptionResponse`.
     pub const PROXY_EXCEPTION_FALLBACK: i64 = 1 << 8;
+    /// Class loading in batches of predicted classes, with jars cached by checksum (only the
+    /// JVM helper's link advertises it: nectr itself loads no classes).
+    pub const PREFETCH: i64 = 1 << 4;
     /// `RemoteInputStream`s may arrive as pushed pipes (`Pipe` + `ConnectCommand`).
     pub const GREEDY_REMOTE_INPUTSTREAM: i64 = 1 << 5;
     /// Pipe window of each stream when the reader advertised [`PIPE_THROTTLING`]

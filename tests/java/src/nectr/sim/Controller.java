@@ -606,6 +606,7 @@ final class Controller {
                 bigwrite(n, ch);
                 break;
             default:
+                if (HelperScenarios.SCENARIOS.contains(scenario)) HelperScenarios.run(n, ch, scenario);
                 break;
         }
     }

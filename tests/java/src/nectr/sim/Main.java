@@ -19,7 +19,9 @@ import java.util.concurrent.Executors;
  *     [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]</pre>
  *
  * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
- * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, and
+ * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, the JVM helper ones
+ * (helper-calls, helper-mixed, helper-kill, helper-idle, helper-off, helper-jar: see
+ * {@link HelperScenarios}; options --agent-jar FILE, --plugin-classes DIR, --go-file FILE), and
  * <ul>
  * <li>{@code untar}: FilePath$UntarRemote (unstash) of {@code --untar-source} (a .tar.gz or .tar
  *     on the simulator's disk; required) into {@code --untar-dest} (absolute path on the agent;
@@ -38,7 +40,7 @@ import java.util.concurrent.Executors;
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
             "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc", "untar", "soak",
-            "bigwrite");
+            "bigwrite", "helper-calls", "helper-mixed", "helper-kill", "helper-idle", "helper-off", "helper-jar");
 
     private Main() {
     }
@@ -49,7 +51,8 @@ public final class Main {
                 + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
                 + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
                 + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
-                + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]");
+                + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]"
+                + " [--agent-jar FILE] [--plugin-classes DIR] [--go-file FILE]");
         System.exit(2);
     }
 
@@ -137,6 +140,15 @@ public final class Main {
                     break;
                 case "--write-mib":
                     c.writeMib = intOption(a, v, 0, 1 << 20);
+                    break;
+                case "--agent-jar":
+                    HelperScenarios.agentJar = Path.of(v);
+                    break;
+                case "--plugin-classes":
+                    HelperScenarios.pluginClasses = Path.of(v);
+                    break;
+                case "--go-file":
+                    HelperScenarios.goFile = Path.of(v);
                     break;
 
                 default:

@@ -755,7 +755,13 @@ public final class SimChannel {
                 + rpc.getDeclaringClassName() + "." + rpc.getMethodName());
         Serializable rv = null;
         Throwable ex = null;
-        if (rpc.getOid() == LOADER_OID && "getName".equals(rpc.getMethodName())) {
+        if (rpc.getOid() == LOADER_OID && HelperScenarios.classLoading(rpc.getMethodName())) {
+            try {
+                rv = HelperScenarios.answerClassLoading(LOADER_OID, rpc.getMethodName(), rpc.getArguments());
+            } catch (Exception e) {
+                ex = e;
+            }
+        } else if (rpc.getOid() == LOADER_OID && "getName".equals(rpc.getMethodName())) {
             rv = "nectr controller simulator class loader";
         } else if (rpc.getOid() == 1 && ("getProperty".equals(rpc.getMethodName()) || "waitForProperty".equals(rpc.getMethodName()))) {
             rv = null;

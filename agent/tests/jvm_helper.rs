@@ -748,6 +748,25 @@ fn jvm_off_answers_plugin_callables_with_an_exception(websocket: bool) {
     );
 }
 
+/// A Java that is not there: plugin callables get an exception that names the class and what to
+/// do, and the agent stays up (the simulator pings it after the call).
+fn a_missing_java_is_a_clear_exception_and_the_agent_stays_up(websocket: bool) {
+    let mut sim = Sim::start("helper-off", remoting_jar(), &[]);
+    let work = support::scratch("helper-nojava");
+    let mut agent = SimAgent::start(&sim.url, websocket, &work, &["--jvm", "/nonexistent/java"]);
+    let e = sim.wait_for("helper_off_ok", SIM_CALL);
+    let msg = e["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("/nonexistent/java") && msg.contains("Java 17+"),
+        "the exception says what is missing and what to do: {msg}"
+    );
+    agent.wait_line(&["JVM helper unavailable"], SIM_CALL);
+    assert!(
+        agent.child.try_wait().expect("wait").is_none(),
+        "the agent is still running"
+    );
+}
+
 /// A copy of the remoting jar that differs from it (one more entry), with modification time
 /// `age` ago.
 fn jar_variant(dir: &Path, name: &str, extra: bool, age: Duration) -> PathBuf {
@@ -869,5 +888,6 @@ both_transports!(
     a_helper_killed_mid_call_fails_only_that_call,
     the_idle_helper_stops_and_starts_again,
     jvm_off_answers_plugin_callables_with_an_exception,
+    a_missing_java_is_a_clear_exception_and_the_agent_stays_up,
     a_changed_agent_jar_replaces_the_cached_one,
 );

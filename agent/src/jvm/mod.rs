@@ -39,6 +39,8 @@ const GRACE: Duration = Duration::from_secs(10);
 /// and keeps the jars it fetched from the controller in its jar cache, so a restarted helper
 /// loads them from disk.
 const LINK_CAPABILITY: i64 = capability::NECTR | capability::PREFETCH;
+/// Most bytes kept from a helper whose start is not handled yet (its preamble is ~100).
+const EARLY_LIMIT: usize = 1 << 20;
 /// After `auto` found no Java, how long before looking again.
 const REPROBE: Duration = Duration::from_secs(60);
 
@@ -175,7 +177,13 @@ impl Jvm {
             JvmMode::Off => Err("the JVM helper is off (--jvm off)".to_string()),
             JvmMode::Java(p) => launcher::check_java(p),
             JvmMode::Auto => launcher::find_java(&|k| std::env::var(k).ok()),
-        };
+        }
+        .map_err(|e| {
+            format!(
+                "{e}. Install a Java {}+ (or pass --jvm /path/to/java) for plugin callables; --jvm off runs without the helper",
+                launcher::MIN_JAVA
+            )
+        });
         match &r {
             Ok(j) => info!(
                 java = %j.path.display(),
@@ -183,8 +191,7 @@ impl Jvm {
                 "JVM helper: plugin callables nectr-agent does not run natively will go to the controller's agent.jar on this Java (started on demand)"
             ),
             Err(e) => warn!(
-                "JVM helper unavailable: {e}. Callables nectr-agent does not run natively (checkout scm, junit …) will fail; install Java {}+ or pass --jvm /path/to/java",
-                launcher::MIN_JAVA
+                "JVM helper unavailable, callables nectr-agent does not run natively (checkout scm, junit …) will fail: {e}"
             ),
         }
         *g = Some((r.clone(), std::time::Instant::now()));
@@ -502,6 +509,9 @@ impl Helper {
                     return;
                 }
                 match &mut self.state {
+                    State::Starting { early, .. } if early.len() + bytes.len() > EARLY_LIMIT => {
+                        warn!("the JVM helper wrote more than {EARLY_LIMIT} bytes before its start was handled");
+                    }
                     State::Starting { early, .. } => early.extend_from_slice(&bytes),
                     State::Up { .. } => self.on_bytes(bytes, &mut up),
                     State::Down => {}

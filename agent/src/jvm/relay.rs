@@ -349,7 +349,9 @@ impl Relay {
 
     /// A command from the helper: sent on to the controller (ids translated), answered here
     /// (the helper's pings), or the end of the helper. What goes back to the helper is pushed
-    /// onto `to_helper`.
+    /// onto `to_helper`. A command that cannot be passed on is an error; if it was an answer
+    /// to a controller call or a request of the helper, that call or request is answered with
+    /// the error first, so that nobody waits forever.
     pub fn from_helper(
         &mut self,
         payload: Vec<u8>,
@@ -358,82 +360,116 @@ impl Relay {
     ) -> Result<Next, String> {
         let mut p = rewrite::parse(&payload).map_err(|e| format!("unreadable command: {e}"))?;
         let class = p.class.clone();
+        let hid = p.int("id");
+        // Every `hudson.remoting.Request` has `id` and `lastIoId`.
+        let request = class != RESPONSE && hid.is_some() && p.int("lastIoId").is_some();
         match class.as_str() {
             CLOSE_COMMAND => return Ok(Next::Closed),
             "hudson.remoting.GCCommand" => return Ok(Next::Continue),
             RESPONSE => {
-                let Some(id) = p.int("id") else {
+                let Some(id) = hid else {
                     return Err("a Response without id".into());
                 };
-                if self.calls.remove(&id).is_none() {
+                if !self.calls.contains_key(&id) {
                     tracing::debug!(id, "the JVM helper answered a call nobody waits for");
                     return Ok(Next::Continue);
                 }
-                up.channel.forget_call(id);
                 let last = p.int("lastIoId").unwrap_or(0);
                 p.set_int("lastIoId", self.last_io(last));
+                return match self.outbound(&mut p).and_then(|_| p.encode()) {
+                    Ok(out) => {
+                        self.calls.remove(&id);
+                        up.channel.forget_call(id);
+                        up.channel.send_command(&out);
+                        Ok(Next::Continue)
+                    }
+                    Err(e) => {
+                        let e = format!("the JVM helper's answer could not be passed on: {e}");
+                        self.calls.remove(&id);
+                        up.channel.answer(id, 0, &Answer::io_error(e.clone()));
+                        Err(e)
+                    }
+                };
             }
             USER_REQUEST if is_ping(&payload) => {
-                let id = p.int("id").unwrap_or(0);
+                let id = hid.unwrap_or(0);
                 to_helper.push(command::response(registry_of(up), id, 0, &Answer::null()));
                 return Ok(Next::Continue);
             }
             CANCEL => {
-                let Some(id) = p.int("id").and_then(|h| self.up_rev.get(&h).copied()) else {
+                let Some(id) = hid.and_then(|h| self.up_rev.get(&h).copied()) else {
                     return Ok(Next::Continue);
                 };
                 p.set_int("id", id);
             }
             _ => {}
         }
-        // A request (it has `id` and `lastIoId`, as every `hudson.remoting.Request`): a fresh
-        // agent id, and the helper's back in its answer.
-        if class != RESPONSE {
-            if let (Some(hid), Some(last)) = (p.int("id"), p.int("lastIoId")) {
+        // A request: a fresh agent id, and the helper's back in its answer.
+        let agent_id = match (request, hid) {
+            (true, Some(_)) => {
                 let id = up.channel.relay_request();
-                self.up.insert(id, hid);
-                self.up_rev.insert(hid, id);
                 p.set_int("id", id);
+                let last = p.int("lastIoId").unwrap_or(0);
                 p.set_int("lastIoId", self.last_io(last));
+                Some(id)
             }
-        }
-        // Writes into controller streams: fresh I/O ids, and their sizes for the acks.
+            _ => None,
+        };
+        // Writes into controller streams: a fresh I/O id.
         if let Some(hio) = p.int("ioId") {
             let io = self.io(hio, up);
             p.set_int("ioId", io);
         }
-        if let Some(oid) = p.int("oid") {
-            match class.as_str() {
-                STREAM_CHUNK => {
-                    let len = p
-                        .object("buf")
-                        .and_then(|a| p.stream.heap.array(a))
-                        .map(|a| a.data.len() as i32)
-                        .unwrap_or(0);
-                    self.writes.entry(oid).or_default().sizes.push_back(len);
+        let out = match self.outbound(&mut p).and_then(|_| p.encode()) {
+            Ok(out) => out,
+            Err(e) => {
+                let e = format!("a {class} of the JVM helper could not be passed on: {e}");
+                if let (Some(id), Some(hid)) = (agent_id, hid) {
+                    up.channel.forget_relayed(id);
+                    to_helper.push(command::plain_response(registry_of(up), hid, Some(&e)));
                 }
-                STREAM_EOF | STREAM_UNEXPORT => {
-                    let done = self.writes.get_mut(&oid).is_some_and(|w| {
-                        w.ended = true;
-                        w.sizes.is_empty()
-                    });
-                    if done {
-                        self.writes.remove(&oid);
-                    }
-                }
-                INPUT_CHUNK => {
-                    self.reads.insert(oid);
-                }
-                INPUT_EOF => {
-                    self.reads.remove(&oid);
-                }
-                _ => {}
+                return Err(e);
             }
+        };
+        if let (Some(id), Some(hid)) = (agent_id, hid) {
+            self.up.insert(id, hid);
+            self.up_rev.insert(hid, id);
         }
-        self.outbound(&mut p)?;
-        let out = p.encode()?;
+        if let Some(oid) = p.int("oid") {
+            self.note_stream(&class, oid, &p);
+        }
         up.channel.send_command(&out);
         Ok(Next::Continue)
+    }
+
+    /// Bookkeeping of the controller streams the helper uses (for acks and its end).
+    fn note_stream(&mut self, class: &str, oid: i32, p: &Parsed) {
+        match class {
+            STREAM_CHUNK => {
+                let len = p
+                    .object("buf")
+                    .and_then(|a| p.stream.heap.array(a))
+                    .map(|a| a.data.len() as i32)
+                    .unwrap_or(0);
+                self.writes.entry(oid).or_default().sizes.push_back(len);
+            }
+            STREAM_EOF | STREAM_UNEXPORT => {
+                let done = self.writes.get_mut(&oid).is_some_and(|w| {
+                    w.ended = true;
+                    w.sizes.is_empty()
+                });
+                if done {
+                    self.writes.remove(&oid);
+                }
+            }
+            INPUT_CHUNK => {
+                self.reads.insert(oid);
+            }
+            INPUT_EOF => {
+                self.reads.remove(&oid);
+            }
+            _ => {}
+        }
     }
 
     /// The helper is gone. Its calls are answered with an error naming `reason`, its requests

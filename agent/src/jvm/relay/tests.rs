@@ -385,3 +385,61 @@ fn a_thousand_interleaved_calls_and_helper_requests_never_mix_ids() {
     }
     assert!(relay.is_quiet());
 }
+
+#[test]
+fn what_cannot_be_passed_on_is_answered_with_an_error() {
+    let reg = registry();
+    let mut relay = Relay::new();
+    relay.start(1);
+    let mut agent = Agent::new(&reg);
+    relay
+        .call(&controller_call(&reg, 12, task(&reg, 1)), "plugin.Task")
+        .unwrap();
+    let mut back = Vec::new();
+    // An export id beyond what one helper generation may use cannot be shown to the controller.
+    let e = agent
+        .with(|up| relay.from_helper(helper_answer(&reg, 12, 0, SPAN + 1), up, &mut back))
+        .unwrap_err();
+    assert!(e.contains("outside"), "{e}");
+    let out = sent(&mut agent.ch);
+    assert_eq!(
+        (out.len(), out[0].int("id")),
+        (1, Some(12)),
+        "the call got an answer"
+    );
+    assert!(relay.is_quiet());
+    // The same for a request of the helper: it gets an error, not silence.
+    let mut b = Builder::new(&reg);
+    let p = proxy(&mut b, SPAN + 2, false);
+    let m = b.string("fetch2");
+    let args = b
+        .array("[Ljava.lang.Object;", ArrayData::Object(vec![p]))
+        .unwrap();
+    let r = b
+        .object(
+            RPC_REQUEST,
+            &[
+                ("id", Value::Int(5)),
+                ("oid", Value::Int(2)),
+                ("methodName", m),
+                ("arguments", args),
+            ],
+        )
+        .unwrap();
+    let bad = encode(b, r);
+    assert!(agent
+        .with(|up| relay.from_helper(bad, up, &mut back))
+        .is_err());
+    assert_eq!(back.len(), 1);
+    let answer = rewrite::parse(&back[0]).unwrap();
+    assert_eq!(
+        (answer.class.as_str(), answer.int("id")),
+        (RESPONSE, Some(5))
+    );
+    assert!(answer.object("exception").is_some());
+    assert!(
+        sent(&mut agent.ch).is_empty(),
+        "nothing reached the controller"
+    );
+    assert!(relay.is_quiet());
+}

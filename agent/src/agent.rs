@@ -216,7 +216,6 @@ pub async fn run(
         &opts.internal_dir,
         net.clone(),
     );
-    jvm.probe();
     let mut cookie: Option<String> = None;
     let mut backoff = Backoff::new();
     // Since when the agent has been trying to (re)connect, for -noReconnectAfter.
@@ -261,6 +260,7 @@ pub async fn run(
             controller_capability = ?conn.peer_capability().map(|c| format!("{c:#x}")),
             "connected"
         );
+        jvm.probe(); // once: says whether plugin callables will find a Java
         backoff.reset();
         if let Some(c) = conn.cookie() {
             cookie = Some(c);

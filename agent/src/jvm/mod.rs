@@ -102,6 +102,7 @@ pub struct Jvm {
     log: PathBuf,
     net: Net,
     java: Mutex<Option<(Result<launcher::Java, String>, std::time::Instant)>>,
+    probed: std::sync::atomic::AtomicBool,
 }
 
 impl Jvm {
@@ -147,12 +148,17 @@ impl Jvm {
             log,
             net,
             java: Mutex::new(None),
+            probed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Looks for the Java now (in the background) and logs what was found, so that the
-    /// agent's log says at start-up whether plugin callables will work.
+    /// Looks for the Java now (in the background, once per process) and logs what was found,
+    /// so that the agent's log says early whether plugin callables will work. The driver calls
+    /// it once connected: connecting stays as fast as without a helper.
     pub fn probe(self: &Arc<Self>) {
+        if self.probed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         if self.options.mode == JvmMode::Off {
             info!(
                 "JVM helper off (--jvm off): callables nectr-agent does not run natively will fail"

@@ -1,7 +1,9 @@
 //! The agent against the controller simulator on loopback: process start to online, idle RSS
-//! after online, request round trip. Run through `scripts/bench-agent`.
+//! after online, request round trip; with `--agent-jar` and `--plugin-cp`, the JVM helper:
+//! the first delegated call (the helper's cold start), delegated and native round trips, and
+//! memory with and without the helper. Run through `scripts/bench-agent`.
 //!
-//! Usage: agent --java-cp DIR --agent PATH [--runs N]
+//! Usage: agent --java-cp DIR --agent PATH [--runs N] [--agent-jar JAR --plugin-cp DIR]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -9,7 +11,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 fn usage(msg: &str) -> ! {
-    eprintln!("agent bench: {msg}\nusage: agent --java-cp DIR --agent PATH [--runs N]");
+    eprintln!("agent bench: {msg}\nusage: agent --java-cp DIR --agent PATH [--runs N] [--agent-jar JAR --plugin-cp DIR]");
     std::process::exit(2)
 }
 
@@ -129,6 +131,8 @@ fn main() {
     let mut java_cp = None;
     let mut agent = None;
     let mut runs = 5usize;
+    let mut agent_jar = None;
+    let mut plugin_cp = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -139,6 +143,8 @@ fn main() {
         match a.as_str() {
             "--java-cp" => java_cp = Some(val()),
             "--agent" => agent = Some(val()),
+            "--agent-jar" => agent_jar = Some(val()),
+            "--plugin-cp" => plugin_cp = Some(val()),
             "--runs" => {
                 runs = val()
                     .parse()
@@ -232,5 +238,111 @@ fn main() {
         );
         println!("{:<12} first (cold simulator) copy: {cold:.0} MB/s", "");
     }
+    if let (Some(jar), Some(plugins)) = (agent_jar, plugin_cp) {
+        helper_bench(&java_cp, &agent, &jar, &plugins, runs, &work);
+    }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The JVM helper: per transport, `runs` agents started afresh (the helper too; the agent.jar
+/// stays cached in the work dir after the first), each timing its first delegated call, and
+/// the last also 1000 delegated and 1000 native round trips; RSS of the agent before and after
+/// the helper and of the helper's JVM.
+fn helper_bench(
+    java_cp: &str,
+    agent: &str,
+    jar: &str,
+    plugins: &str,
+    runs: usize,
+    work: &std::path::Path,
+) {
+    let cp = format!("{java_cp}:{plugins}");
+    println!();
+    println!(
+        "{:<12} {:>16} {:>16} {:>20} {:>20} {:>12} {:>12} {:>12}",
+        "JVM helper",
+        "1st call (dl)",
+        "1st call",
+        "delegated p50/p99",
+        "native p50/p99",
+        "agent RSS",
+        "+helper",
+        "helper RSS"
+    );
+    for (label, ws) in [("WebSocket", true), ("JNLP4", false)] {
+        let dir = work.join(format!("helper-{label}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let mut firsts = Vec::new();
+        let mut download = f64::NAN;
+        let mut last = serde_json::Value::Null;
+        let (mut before, mut after, mut helper) = (f64::NAN, f64::NAN, f64::NAN);
+        for run in 0..=runs {
+            let mut sim = Sim::start(
+                &cp,
+                "helper-bench",
+                &["--agent-jar", jar, "--plugin-classes", plugins],
+            );
+            let log = dir.join("agent.log");
+            let mut child = Command::new(agent)
+                .args([
+                    "-url",
+                    &sim.url,
+                    "-name",
+                    "n1",
+                    "-secret",
+                    "bench-secret",
+                    "-workDir",
+                ])
+                .arg(&dir)
+                .args(if ws { &["-webSocket"][..] } else { &[][..] })
+                .stdout(Stdio::null())
+                .stderr(
+                    std::fs::File::create(&log).unwrap_or_else(|e| usage(&format!("{log:?}: {e}"))),
+                )
+                .spawn()
+                .unwrap_or_else(|e| usage(&format!("cannot start {agent}: {e}")));
+            sim.wait("monitors_ok", Duration::from_secs(60));
+            let rss_before = rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
+            let (_, b) = sim.wait("helper_bench", Duration::from_secs(600));
+            let first = b["first_ms"].as_f64().unwrap_or(f64::NAN);
+            if run == 0 {
+                download = first;
+            } else {
+                firsts.push(first);
+            }
+            if run == runs {
+                std::thread::sleep(Duration::from_secs(1));
+                before = rss_before;
+                after = rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
+                let pid = std::fs::read_to_string(&log).ok().and_then(|l| {
+                    l.lines()
+                        .filter(|l| l.contains("JVM helper started"))
+                        .filter_map(|l| {
+                            l.split_whitespace()
+                                .find_map(|w| w.strip_prefix("pid=")?.parse::<u32>().ok())
+                        })
+                        .last()
+                });
+                helper = pid.and_then(rss_kib).unwrap_or(0) as f64 / 1024.0;
+                last = b;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let us = |k: &str| last[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<12} {:>13.0} ms {:>13.0} ms {:>9.0} / {:>5.0} us {:>9.0} / {:>5.0} us {:>8.1} MiB {:>8.1} MiB {:>8.1} MiB",
+            label,
+            download,
+            median(firsts),
+            us("delegated_p50_us"),
+            us("delegated_p99_us"),
+            us("native_p50_us"),
+            us("native_p99_us"),
+            before,
+            after,
+            helper,
+        );
+    }
 }

@@ -99,6 +99,17 @@ fn script_console_on_the_node_runs_groovy_on_the_agent(websocket: bool) {
     assert!(log.contains("JVM helper started"), "{log}");
 }
 
+/// With `--jvm off` the node's script console explains why no Groovy runs, as its output.
+fn script_console_with_the_helper_off_explains(websocket: bool) {
+    let n = node("jvm-console-off", websocket, &["--jvm", "off"]);
+    let out = node_script(&n.name, "println('hi')");
+    assert!(
+        out.contains("--jvm") && !out.lines().any(|l| l.trim() == "hi"),
+        "{out}"
+    );
+    assert!(!n.log().contains("JVM helper started"), "{}", n.log());
+}
+
 /// Classes defined in the controller's script console, sent to the agent with
 /// `getChannel().call(…)`: a value, an exported object with three methods (one throws an
 /// IOException, which must arrive as an IOException), and an 8 MiB stream into a controller
@@ -880,6 +891,7 @@ macro_rules! both_transports {
 
 both_transports!(
     script_console_on_the_node_runs_groovy_on_the_agent,
+    script_console_with_the_helper_off_explains,
     groovy_callables_from_the_controller,
     declarative_pipeline_from_git,
     scripted_git_checkout,

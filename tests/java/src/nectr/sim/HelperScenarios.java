@@ -42,11 +42,12 @@ import java.util.Set;
  * {@code helper-kill} (a call the test kills the helper under; then a call on a new helper),
  * {@code helper-idle} (an exported object, the helper's idle stop signalled by the test with
  * {@code --go-file}, a call on the stale object, then a call on a new helper),
- * {@code helper-off} (the agent runs with --jvm off) and {@code helper-jar} (one call).
+ * {@code helper-off} (the agent runs with --jvm off), {@code helper-jar} (one call) and
+ * {@code helper-bench} (timings for scripts/bench-agent).
  */
 final class HelperScenarios {
     static final Set<String> SCENARIOS = Set.of("helper-calls", "helper-mixed", "helper-kill", "helper-idle",
-            "helper-off", "helper-jar");
+            "helper-off", "helper-jar", "helper-bench");
     static final long CALL_TIMEOUT_MS = 180_000;
 
     /** --agent-jar, --plugin-classes, --go-file. */
@@ -193,6 +194,9 @@ final class HelperScenarios {
                 }
                 break;
             }
+            case "helper-bench":
+                bench(n, ch);
+                break;
             case "helper-jar": {
                 Answer a = ch.call(plugin("Value", 5), CALL_TIMEOUT_MS);
                 if (a.ok && "value-10".equals(a.value)) Events.emit("event", "helper_value_ok", "node", n.name);
@@ -202,6 +206,48 @@ final class HelperScenarios {
             default:
                 break;
         }
+    }
+
+    /** Microseconds of one call, or -1 after a check_failed. */
+    private static long timed(Controller.Node n, SimChannel ch, Object callable, Object expect) {
+        long t0 = System.nanoTime();
+        Answer a = ch.await(ch.callAsync(callable, true), CALL_TIMEOUT_MS, true);
+        long us = (System.nanoTime() - t0) / 1000;
+        if (!a.ok || (expect != null && !expect.equals(a.value))) {
+            fail(n, "bench: " + a.callable + " answered " + (a.ok ? Answer.render(a.value) : a.errorText()));
+            return -1;
+        }
+        return us;
+    }
+
+    /**
+     * For scripts/bench-agent: the first delegated call (the helper's cold start), then 1000
+     * sequential delegated calls and 1000 native ones (PingThread$Ping) after 200 warm-up calls
+     * each: {"event":"helper_bench","first_ms":F,"delegated_p50_us":…,"delegated_p99_us":…,
+     * "native_p50_us":…,"native_p99_us":…}.
+     */
+    private static void bench(Controller.Node n, SimChannel ch) {
+        long first = timed(n, ch, plugin("Value", 1), "value-2");
+        if (first < 0) return;
+        int warmup = 200;
+        int count = 1000;
+        long[] delegated = new long[count];
+        long[] nat = new long[count];
+        for (int i = 0; i < warmup + count; i++) {
+            long us = timed(n, ch, plugin("Value", i), "value-" + (2 * i));
+            if (us < 0) return;
+            if (i >= warmup) delegated[i - warmup] = us;
+        }
+        for (int i = 0; i < warmup + count; i++) {
+            long us = timed(n, ch, new hudson.remoting.PingThread.Ping(), null);
+            if (us < 0) return;
+            if (i >= warmup) nat[i - warmup] = us;
+        }
+        java.util.Arrays.sort(delegated);
+        java.util.Arrays.sort(nat);
+        Events.emit("event", "helper_bench", "node", n.name, "first_ms", first / 1000.0,
+                "delegated_p50_us", delegated[count / 2], "delegated_p99_us", delegated[count * 99 / 100],
+                "native_p50_us", nat[count / 2], "native_p99_us", nat[count * 99 / 100]);
     }
 
     /** Value, exported object, stream. */

@@ -317,12 +317,12 @@ fn helper_bench(
                 after = rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
                 let pid = std::fs::read_to_string(&log).ok().and_then(|l| {
                     l.lines()
+                        .rev()
                         .filter(|l| l.contains("JVM helper started"))
-                        .filter_map(|l| {
+                        .find_map(|l| {
                             l.split_whitespace()
                                 .find_map(|w| w.strip_prefix("pid=")?.parse::<u32>().ok())
                         })
-                        .last()
                 });
                 helper = pid.and_then(rss_kib).unwrap_or(0) as f64 / 1024.0;
                 last = b;

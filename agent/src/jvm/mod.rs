@@ -39,6 +39,9 @@ const GRACE: Duration = Duration::from_secs(10);
 /// and keeps the jars it fetched from the controller in its jar cache, so a restarted helper
 /// loads them from disk.
 const LINK_CAPABILITY: i64 = capability::NECTR | capability::PREFETCH;
+/// After a failed start (agent.jar could not be fetched, the JVM did not run), calls are
+/// answered with that failure for this long before a start is tried again.
+const RETRY_START: Duration = Duration::from_secs(30);
 /// Most bytes kept from a helper whose start is not handled yet (its preamble is ~100).
 const EARLY_LIMIT: usize = 1 << 20;
 /// After `auto` found no Java, how long before looking again.
@@ -250,6 +253,8 @@ pub struct Helper {
     classes: HashSet<String>,
     logged: (u64, u64),
     next_stats: Instant,
+    /// The last failed start and when.
+    start_failed: Option<(String, Instant)>,
 }
 
 fn lock_free_io(streams: &Streams) -> impl Fn() -> i32 + '_ {
@@ -272,6 +277,7 @@ impl Helper {
             classes: HashSet::new(),
             logged: (0, 0),
             next_stats: Instant::now() + STATS_EVERY,
+            start_failed: None,
         }
     }
 
@@ -315,7 +321,7 @@ impl Helper {
             return None;
         }
         if !rpc {
-            if let Err(e) = self.jvm_ready() {
+            if let Err(e) = self.jvm_ready().and_then(|_| self.recent_start_failure()) {
                 let msg = format!(
                     "nectr-agent does not run {what} natively, and its JVM helper is not available: {e}"
                 );
@@ -328,6 +334,14 @@ impl Helper {
             Err(e) => channel.answer(req.id, 0, &Answer::io_error(e)),
         }
         None
+    }
+
+    /// The failure of a start tried less than [`RETRY_START`] ago, when none runs now.
+    fn recent_start_failure(&self) -> Result<(), String> {
+        match (&self.state, &self.start_failed) {
+            (State::Down, Some((e, at))) if at.elapsed() < RETRY_START => Err(e.clone()),
+            _ => Ok(()),
+        }
     }
 
     /// Whether a helper can be started: the Java is known (no wait when found before).
@@ -483,6 +497,7 @@ impl Helper {
                 };
                 match r {
                     Ok((process, jar)) => {
+                        self.start_failed = None;
                         info!(
                             pid = process.pid,
                             generation = gen,
@@ -505,6 +520,7 @@ impl Helper {
                     }
                     Err(e) => {
                         warn!("the JVM helper could not be started: {e}");
+                        self.start_failed = Some((e.clone(), Instant::now()));
                         self.relay
                             .ended(&mut up, &format!("could not be started: {e}"), true);
                     }

@@ -133,6 +133,7 @@ fn main() {
     let mut runs = 5usize;
     let mut agent_jar = None;
     let mut plugin_cp = None;
+    let mut helper_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -145,6 +146,7 @@ fn main() {
             "--agent" => agent = Some(val()),
             "--agent-jar" => agent_jar = Some(val()),
             "--plugin-cp" => plugin_cp = Some(val()),
+            "--helper-only" => helper_only = true,
             "--runs" => {
                 runs = val()
                     .parse()
@@ -158,6 +160,17 @@ fn main() {
     let work = std::env::temp_dir().join(format!("nectr-bench-agent-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&work);
 
+    if !helper_only {
+        native_bench(&java_cp, &agent, runs, &work);
+    }
+    if let (Some(jar), Some(plugins)) = (agent_jar, plugin_cp) {
+        helper_bench(&java_cp, &agent, &jar, &plugins, runs, &work);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Start-up, idle RSS, round trips and 1 GiB copies, per transport.
+fn native_bench(java_cp: &str, agent: &str, runs: usize, work: &std::path::Path) {
     println!(
         "{:<12} {:>14} {:>16} {:>10} {:>10} {:>16} {:>14}",
         "transport", "start->online", "idle RSS", "rtt p50", "rtt p99", "1 GiB CopyTo", "peak RSS"
@@ -167,11 +180,11 @@ fn main() {
         let mut rss = Vec::new();
         // One simulator for all runs; the first run only warms its JVM up and is not counted,
         // so the figure is the agent's start-up rather than the simulator's class loading.
-        let mut sim = Sim::start(&java_cp, "online", &[]);
+        let mut sim = Sim::start(java_cp, "online", &[]);
         for run in 0..=runs {
             std::thread::sleep(Duration::from_millis(300));
             let t0 = Instant::now();
-            let mut child = start_agent(&agent, &sim.url, &work, ws);
+            let mut child = start_agent(agent, &sim.url, work, ws);
             let (t, _) = sim.wait("online", Duration::from_secs(60));
             sim.wait("monitors_ok", Duration::from_secs(60));
             std::thread::sleep(Duration::from_secs(1));
@@ -186,8 +199,8 @@ fn main() {
             sim.wait("disconnected", Duration::from_secs(30));
         }
         drop(sim);
-        let mut sim = Sim::start(&java_cp, "bench", &[]);
-        let mut child = start_agent(&agent, &sim.url, &work, ws);
+        let mut sim = Sim::start(java_cp, "bench", &[]);
+        let mut child = start_agent(agent, &sim.url, work, ws);
         let (_, r) = sim.wait("rtt", Duration::from_secs(120));
         let _ = child.kill();
         let _ = child.wait();
@@ -201,7 +214,7 @@ fn main() {
         // up and is not counted; the figure is the median of the next STREAM_RUNS.
         let repeat = (STREAM_RUNS + 1).to_string();
         let mut sim = Sim::start(
-            &java_cp,
+            java_cp,
             "bigstream",
             &[
                 "--remote-fs",
@@ -210,7 +223,7 @@ fn main() {
                 &repeat,
             ],
         );
-        let mut child = start_agent(&agent, &sim.url, &work, ws);
+        let mut child = start_agent(agent, &sim.url, work, ws);
         let mut rates = Vec::new();
         let mut cold = f64::NAN;
         for run in 0..=STREAM_RUNS {
@@ -238,10 +251,6 @@ fn main() {
         );
         println!("{:<12} first (cold simulator) copy: {cold:.0} MB/s", "");
     }
-    if let (Some(jar), Some(plugins)) = (agent_jar, plugin_cp) {
-        helper_bench(&java_cp, &agent, &jar, &plugins, runs, &work);
-    }
-    let _ = std::fs::remove_dir_all(&work);
 }
 
 /// The JVM helper: per transport, `runs` agents started afresh (the helper too; the agent.jar

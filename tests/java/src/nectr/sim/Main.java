@@ -20,7 +20,7 @@ import java.util.concurrent.Executors;
  *
  * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
  * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, the JVM helper ones
- * (helper-calls, helper-mixed, helper-kill, helper-idle, helper-off, helper-jar: see
+ * (helper-calls, helper-mixed, helper-kill, helper-idle, helper-off, helper-jar, helper-bench: see
  * {@link HelperScenarios}; options --agent-jar FILE, --plugin-classes DIR, --go-file FILE), and
  * <ul>
  * <li>{@code untar}: FilePath$UntarRemote (unstash) of {@code --untar-source} (a .tar.gz or .tar
@@ -40,7 +40,7 @@ import java.util.concurrent.Executors;
 public final class Main {
     static final Set<String> SCENARIOS = Set.of("online", "unknown", "cancel", "concurrent", "refuse", "restart",
             "garbage", "wrong-identity", "bench", "streams", "bigstream", "cancel-stream", "read", "rpc", "untar", "soak",
-            "bigwrite", "helper-calls", "helper-mixed", "helper-kill", "helper-idle", "helper-off", "helper-jar");
+            "bigwrite");
 
     private Main() {
     }
@@ -48,7 +48,8 @@ public final class Main {
     private static void usage(String why) {
         System.err.println("nectr.sim.Main: " + why);
         System.err.println("usage: java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario "
-                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
+                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "|"
+                + String.join("|", new java.util.TreeSet<>(HelperScenarios.SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
                 + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
                 + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
                 + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N]"
@@ -94,7 +95,7 @@ public final class Main {
                     break;
                 }
                 case "--scenario":
-                    if (!SCENARIOS.contains(v)) usage("unknown scenario " + v);
+                    if (!SCENARIOS.contains(v) && !HelperScenarios.SCENARIOS.contains(v)) usage("unknown scenario " + v);
                     c.scenario = v;
                     break;
                 case "--ping-seconds":

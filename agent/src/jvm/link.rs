@@ -264,6 +264,38 @@ mod tests {
     }
 
     #[test]
+    fn any_bytes_in_any_split_never_panic() {
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let reg = classes::registry();
+        let hello_bytes = hello(&reg, 0x1fe);
+        runner
+            .run(
+                &(
+                    proptest::collection::vec(any::<u8>(), 0..2000),
+                    1usize..64,
+                    any::<bool>(),
+                ),
+                |(bytes, step, with_hello)| {
+                    let mut r = LinkReader::new();
+                    let mut wire = if with_hello {
+                        hello_bytes.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    wire.extend_from_slice(&bytes);
+                    for piece in wire.chunks(step) {
+                        if r.push(piece).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
+
+    #[test]
     fn refuses_text_mode_endless_garbage_and_helpers_without_chunking() {
         let mut r = LinkReader::new();
         assert!(r.push(TEXT_PREAMBLE).is_err());

@@ -349,13 +349,12 @@ impl Helper {
         if matches!(self.state, State::Up { .. } | State::Starting { .. }) {
             return Ok(());
         }
-        let cached = self
-            .jvm
-            .java
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|(r, at)| (r.clone(), at.elapsed()));
+        // Never wait here (this runs on the connection task): while a probe holds the lock,
+        // the start-up task waits for it instead.
+        let cached = match self.jvm.java.try_lock() {
+            Ok(g) => g.as_ref().map(|(r, at)| (r.clone(), at.elapsed())),
+            Err(_) => None,
+        };
         match cached {
             Some((Err(e), age)) if age < REPROBE => Err(e),
             _ => Ok(()), // found, or looked for by the start-up task

@@ -443,3 +443,42 @@ fn what_cannot_be_passed_on_is_answered_with_an_error() {
     );
     assert!(relay.is_quiet());
 }
+
+#[test]
+fn whatever_the_helper_writes_never_panics_and_calls_stay_answerable() {
+    use proptest::prelude::*;
+    let reg = registry();
+    let good = helper_answer(&reg, 12, 3, 5);
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 256,
+        ..Default::default()
+    });
+    runner
+        .run(
+            &(
+                proptest::collection::vec(any::<u8>(), 0..600),
+                0..good.len(),
+                any::<u8>(),
+            ),
+            |(noise, cut, flip)| {
+                let mut relay = Relay::new();
+                relay.start(1);
+                let mut agent = Agent::new(&reg);
+                relay
+                    .call(&controller_call(&reg, 12, task(&reg, 1)), "plugin.Task")
+                    .unwrap();
+                let mut back = Vec::new();
+                let mut truncated = good[..cut].to_vec();
+                let mut flipped = good.clone();
+                flipped[cut] ^= flip;
+                for bytes in [noise, std::mem::take(&mut truncated), flipped] {
+                    let _ = agent.with(|up| relay.from_helper(bytes, up, &mut back));
+                }
+                // Whatever happened, the call can still be ended with an answer.
+                agent.with(|up| relay.ended(up, "died", true));
+                prop_assert!(relay.is_quiet());
+                Ok(())
+            },
+        )
+        .unwrap();
+}

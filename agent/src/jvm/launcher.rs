@@ -18,8 +18,14 @@ pub const MIN_JAVA: u32 = 17;
 const MAX_JAR: usize = 64 << 20;
 /// How long `java -version` may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Environment variables the helper must not inherit (the agent's secret).
-const HIDDEN: &[&str] = &["JENKINS_SECRET", "JENKINS_AGENT_SECRET"];
+/// Environment variables the helper must not inherit: the agent's secret and the credentials
+/// nectr moves out of its command line (`crate::cli`).
+const HIDDEN: &[&str] = &[
+    "JENKINS_SECRET",
+    "JENKINS_AGENT_SECRET",
+    "NECTR_CREDENTIALS",
+    "NECTR_PROXY_CREDENTIALS",
+];
 /// Lines of the helper's standard error kept for the message when it exits.
 const STDERR_TAIL: usize = 12;
 

@@ -208,6 +208,14 @@ pub async fn run(
     let mut net = Net::new(proxy, opts.extra_ca_pem.as_deref())?;
     net.timeout = opts.connect_timeout;
     net.keep_alive = opts.keep_alive;
+    // The JVM helper for plugin callables (crate::jvm), shared by the connections.
+    let jvm = crate::jvm::Jvm::new(
+        opts.jvm.clone(),
+        &opts.urls,
+        opts.work_dir.as_deref(),
+        &opts.internal_dir,
+        net.clone(),
+    );
     let mut cookie: Option<String> = None;
     let mut backoff = Backoff::new();
     // Since when the agent has been trying to (re)connect, for -noReconnectAfter.
@@ -252,6 +260,7 @@ pub async fn run(
             controller_capability = ?conn.peer_capability().map(|c| format!("{c:#x}")),
             "connected"
         );
+        jvm.probe(); // once: says whether plugin callables will find a Java
         backoff.reset();
         if let Some(c) = conn.cookie() {
             cookie = Some(c);
@@ -260,7 +269,7 @@ pub async fn run(
             first_command: opts.connect_timeout,
             idle: opts.idle_timeout,
         };
-        match serve(conn, &registry, &host, limits, &mut shutdown).await {
+        match serve(conn, &registry, &host, limits, &jvm, &mut shutdown).await {
             Ended::Shutdown => return Ok(()),
             Ended::Lost(reason) => {
                 if opts.no_reconnect {
@@ -298,8 +307,11 @@ async fn serve(
     registry: &Arc<Registry>,
     host: &Arc<dyn Host>,
     limits: Limits,
+    jvm: &Arc<crate::jvm::Jvm>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Ended {
+    // Callables nectr does not run natively go to the JVM helper (crate::jvm).
+    let mut helper = crate::jvm::Helper::new(jvm.clone());
     let started = tokio::time::Instant::now();
     let mut last_heard = started;
     let mut commanded = false;
@@ -352,6 +364,7 @@ async fn serve(
                                     );
                                     pinger = Some(p);
                                 }
+                                let Some(req) = helper.take_call(req, &mut channel) else { continue };
                                 let kind = handlers::target(&req).kind();
                                 if kind == handlers::Kind::Instant {
                                     let remote = handlers::NoStreams(registry.clone());
@@ -388,6 +401,8 @@ async fn serve(
                                 if let Some(flag) = running.get(&id) {
                                     flag.store(true, Ordering::SeqCst);
                                     info!(id, "request cancelled by the controller");
+                                } else {
+                                    helper.cancel(id, &channel);
                                 }
                             }
                             Event::Response { id, reply } => {
@@ -448,8 +463,14 @@ async fn serve(
                                     warn!(oid, "closing exported stream: {e}");
                                 }
                             }
-                            Event::StreamAck { oid, size } => streams.ack(oid, size),
+                            Event::StreamAck { oid, size } => {
+                                if !helper.ack(oid, size, &channel, &streams) {
+                                    streams.ack(oid, size)
+                                }
+                            }
+                            Event::Relay(r) => helper.relay(*r, &mut channel, &streams),
                             Event::StreamDead(oid) => {
+                                helper.dead(oid, &channel);
                                 info!(oid, "the controller's stream died; its writer stops");
                                 streams.dead(oid);
                             }
@@ -497,6 +518,10 @@ async fn serve(
                         reads.insert(id, reply);
                     }
                 }
+                None
+            }
+            work = helper.next() => {
+                helper.handle(work, &mut channel, &streams);
                 None
             }
             _ = sleep_until_opt(next_ping) => {

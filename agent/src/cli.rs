@@ -114,6 +114,8 @@ pub struct AgentOptions {
     pub idle_timeout: Duration,
     /// Warnings about accepted-but-ignored settings, logged once logging is up.
     pub notes: Vec<String>,
+    /// The JVM helper for plugin callables (`--jvm`, `--jvm-idle`; see `crate::jvm`).
+    pub jvm: crate::jvm::JvmOptions,
 }
 
 /// What the command line asks for.
@@ -231,7 +233,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("-loggingConfig", &[], Some("FILE"), Refused,
         "java.util.logging settings do not apply: use --log-level (or RUST_LOG) and --log-format"),
     opt("-jar-cache", &[], Some("DIR"), NoOp,
-        "nectr loads no jars from the controller, so it has no jar cache"),
+        "nectr loads no jars itself; its JVM helper keeps its jar cache in DIR/remoting/jvm/jarCache of -workDir"),
     opt("-text", &[], None, NoOp,
         "agent.jar uses it only in its stdin/stdout mode; an inbound agent ignores it"),
     opt("-headless", &[], None, NoOp, "deprecated no-op in agent.jar (always headless)"),
@@ -253,8 +255,10 @@ pub const OPTIONS: &[OptionSpec] = &[
         "a connection on which nothing arrives for this long is dead and is reconnected (agent.jar's 30-minute socket timeout); default 30m. Pings the controller asks for detect a silent controller sooner"),
     opt("--retry-refused", &[], None, Extra,
         "keep retrying after the controller refused the name or secret (by default that exits with status 1)"),
-    opt("--runtime", &[], Some("native|jvm"), Extra,
-        "native (default); jvm (handing calls to the controller's agent.jar) is not implemented yet"),
+    opt("--jvm", &[], Some("auto|off|PATH"), Extra,
+        "the JVM helper for the callables nectr does not run natively (plugin code: checkout scm, junit …): auto (default) starts the controller's agent.jar on a Java 17+ found on the machine when such a call comes; PATH: that java; off: such calls fail with an exception naming the class"),
+    opt("--jvm-idle", &[], Some("DURATION"), Extra,
+        "stop the JVM helper after it has been idle this long (default 5m; a bare number is seconds); it starts again when a call needs it"),
 ];
 
 /// One environment variable of the inbound-agent image's contract.
@@ -292,11 +296,14 @@ pub const ENVIRONMENT: &[EnvSpec] = &[
     env("JENKINS_TUNNEL", Implemented, "-tunnel"),
     env("REMOTING_OPTS", Implemented,
         "more options, split as a shell would (quotes work), placed before the command line's"),
-    env("JENKINS_JAVA_BIN", NoOp, "nectr runs no JVM (a warning says so)"),
-    env("JENKINS_JAVA_OPTS", NoOp, "nectr runs no JVM (a warning says so)"),
-    env("JENKINS_AGENT_FILE", NoOp, "nectr runs no agent.jar (a warning says so)"),
-    env("JAVA_HOME, JAVA_OPTS", NoOp, "not used by the agent; builds still see them"),
+    env("JENKINS_JAVA_BIN", Implemented, "--jvm PATH: the Java of the JVM helper (--jvm and NECTR_JVM win)"),
+    env("JENKINS_JAVA_OPTS", Implemented, "options of the JVM helper's java, e.g. -Xmx512m"),
+    env("JENKINS_AGENT_FILE", NoOp, "the JVM helper's agent.jar comes from the controller (a warning says so)"),
+    env("JAVA_HOME", Implemented, "where --jvm auto looks for the JVM helper's Java first (then PATH, /usr/lib/jvm); builds see it too"),
+    env("JAVA_OPTS", NoOp, "not used by the agent; builds still see it"),
     env("RUST_LOG", Extra, "log level directives, as --log-level"),
+    env("NECTR_JVM", Extra, "--jvm"),
+    env("NECTR_JVM_IDLE", Extra, "--jvm-idle"),
     env("NECTR_CREDENTIALS", Extra, "-credentials (where nectr moves a command-line value)"),
     env("NECTR_PROXY_CREDENTIALS", Extra, "-proxyCredentials (where nectr moves a command-line value)"),
 ];
@@ -480,7 +487,9 @@ struct Given {
     connect_timeout: Option<String>,
     idle_timeout: Option<String>,
     retry_refused: bool,
-    runtime: Option<String>,
+    jvm: Option<String>,
+    jvm_idle: Option<String>,
+    java_opts: Option<String>,
     help: bool,
     version: bool,
     notes: Vec<String>,
@@ -501,6 +510,9 @@ fn from_environment(env: &dyn Fn(&str) -> Option<String>) -> Given {
         credentials: get("NECTR_CREDENTIALS"),
         proxy_credentials: get("NECTR_PROXY_CREDENTIALS"),
         log_level: get("RUST_LOG"),
+        jvm: get("NECTR_JVM").or_else(|| get("JENKINS_JAVA_BIN")),
+        jvm_idle: get("NECTR_JVM_IDLE"),
+        java_opts: get("JENKINS_JAVA_OPTS"),
         ..Given::default()
     };
     if let Some(v) = get("JENKINS_WEB_SOCKET").filter(|v| v != "true" && v != "false") {
@@ -508,16 +520,11 @@ fn from_environment(env: &dyn Fn(&str) -> Option<String>) -> Given {
             "JENKINS_WEB_SOCKET={v:?} is not \"true\": connecting over the TCP agent port, as the inbound-agent image does"
         ));
     }
-    for var in [
-        "JENKINS_JAVA_BIN",
-        "JENKINS_JAVA_OPTS",
-        "JENKINS_AGENT_FILE",
-    ] {
-        if get(var).is_some() {
-            g.notes.push(format!(
-                "{var} is set but nectr-agent runs no JVM and no agent.jar: ignored"
-            ));
-        }
+    if get("JENKINS_AGENT_FILE").is_some() {
+        g.notes.push(
+            "JENKINS_AGENT_FILE is set but nectr-agent fetches its JVM helper's agent.jar from the controller: ignored"
+                .into(),
+        );
     }
     g
 }
@@ -590,7 +597,8 @@ fn from_arguments(words: &[String]) -> Result<Given, String> {
             "--connect-timeout" => g.connect_timeout = Some(v()),
             "--idle-timeout" => g.idle_timeout = Some(v()),
             "--retry-refused" => g.retry_refused = true,
-            "--runtime" => g.runtime = Some(v()),
+            "--jvm" => g.jvm = Some(v()),
+            "--jvm-idle" => g.jvm_idle = Some(v()),
             other => unreachable!("option {other} has no parser arm"),
         }
     }
@@ -1012,15 +1020,6 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         Some("json") => LogFormat::Json,
         Some(other) => return Err(format!("--log-format must be text or json, not {other:?}")),
     };
-    match c.runtime.as_deref() {
-        None | Some("native") => {}
-        Some("jvm") => {
-            return Err(
-                "--runtime jvm (handing calls to the controller's agent.jar) is not implemented yet; use --runtime native".into(),
-            )
-        }
-        Some(other) => return Err(format!("--runtime must be native or jvm, not {other:?}")),
-    }
     let positive = |opt: &str,
                     v: Option<String>,
                     bare: Duration,
@@ -1041,6 +1040,22 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                 .map_err(|e| format!("-noReconnectAfter: {e}"))?,
         ),
         None => None,
+    };
+    let jvm = crate::jvm::JvmOptions {
+        mode: match c.jvm.or(e.jvm) {
+            Some(v) => crate::jvm::JvmMode::parse(&v)?,
+            None => crate::jvm::JvmMode::Auto,
+        },
+        idle: positive(
+            "--jvm-idle",
+            c.jvm_idle.or(e.jvm_idle),
+            Duration::from_secs(1),
+            crate::jvm::DEFAULT_IDLE,
+        )?,
+        java_opts: e
+            .java_opts
+            .map(|o| o.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
     };
     let internal_dir = c.internal_dir.unwrap_or_else(|| "remoting".into());
     if internal_dir.trim().is_empty() {
@@ -1081,6 +1096,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             Duration::from_secs(30 * 60),
         )?,
         notes,
+        jvm,
     })))
 }
 
@@ -1398,14 +1414,14 @@ mod tests {
                 ("JENKINS_URL", "http://j/"),
                 ("JENKINS_AGENT_NAME", "n"),
                 ("JENKINS_SECRET", "s"),
-                ("JENKINS_JAVA_OPTS", "-Xmx1g"),
+                ("JENKINS_AGENT_FILE", "/agent.jar"),
                 ("JENKINS_WEB_SOCKET", "1"),
             ],
         )
         .unwrap();
         assert!(matches!(o.transport, TransportChoice::Jnlp4(_)));
         assert!(
-            o.notes.iter().any(|n| n.contains("JENKINS_JAVA_OPTS")),
+            o.notes.iter().any(|n| n.contains("JENKINS_AGENT_FILE")),
             "{:?}",
             o.notes
         );
@@ -1413,6 +1429,41 @@ mod tests {
             o.notes.iter().any(|n| n.contains("JENKINS_WEB_SOCKET")),
             "{:?}",
             o.notes
+        );
+    }
+
+    #[test]
+    fn the_jvm_helper_takes_the_inbound_agent_images_java_settings() {
+        let base = [
+            ("JENKINS_URL", "http://j/"),
+            ("JENKINS_AGENT_NAME", "n"),
+            ("JENKINS_SECRET", "s"),
+        ];
+        let o = run_env(&[], &base).unwrap();
+        assert_eq!(o.jvm.mode, crate::jvm::JvmMode::Auto);
+        assert_eq!(o.jvm.idle, crate::jvm::DEFAULT_IDLE);
+        let mut env = base.to_vec();
+        env.extend([
+            ("JENKINS_JAVA_BIN", "/opt/jdk/bin/java"),
+            ("JENKINS_JAVA_OPTS", "-Xmx512m -Dx=y"),
+            ("NECTR_JVM_IDLE", "90"),
+        ]);
+        let o = run_env(&[], &env).unwrap();
+        assert_eq!(
+            o.jvm.mode,
+            crate::jvm::JvmMode::Java(PathBuf::from("/opt/jdk/bin/java"))
+        );
+        assert_eq!(o.jvm.java_opts, vec!["-Xmx512m", "-Dx=y"]);
+        assert_eq!(o.jvm.idle, Duration::from_secs(90));
+        env.push(("NECTR_JVM", "off"));
+        assert_eq!(
+            run_env(&[], &env).unwrap().jvm.mode,
+            crate::jvm::JvmMode::Off
+        );
+        let o = run_env(&["--jvm", "auto", "--jvm-idle", "2m"], &env).unwrap();
+        assert_eq!(
+            (o.jvm.mode, o.jvm.idle),
+            (crate::jvm::JvmMode::Auto, Duration::from_secs(120))
         );
     }
 
@@ -1449,7 +1500,8 @@ mod tests {
                     "--log-level" => extra.push("debug"),
                     "--log-format" => extra.push("json"),
                     "--connect-timeout" | "--idle-timeout" => extra.push("5"),
-                    "--runtime" => extra.push("native"),
+                    "--jvm" => extra.push("off"),
+                    "--jvm-idle" => extra.push("30"),
                     _ if o.support == Refused => {
                         if o.value.is_some() {
                             extra.push("x");
@@ -1513,7 +1565,8 @@ mod tests {
             (&["-noReconnectAfter", "soon"][..], "-noReconnectAfter"),
             (&["--connect-timeout", "0"], "longer than zero"),
             (&["--log-format", "xml"], "text or json"),
-            (&["--runtime", "jvm"], "not implemented"),
+            (&["--jvm-idle", "0"], "longer than zero"),
+            (&["--jvm", ""], "--jvm needs"),
             (&["-credentials", "nocolon"], "USER:PASSWORD"),
             (
                 &["-webSocket", "-webSocketHeader", "Bad Name=x"],

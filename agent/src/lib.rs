@@ -13,6 +13,7 @@ pub mod debug;
 pub mod envvars;
 pub mod handlers;
 pub mod javaser;
+pub mod jvm;
 pub mod logring;
 pub mod proctree;
 pub mod remoting;

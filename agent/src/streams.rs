@@ -259,6 +259,15 @@ impl Streams {
         lock(&self.windows).remove(&oid);
     }
 
+    /// Bytes the agent's writers sent into the controller's stream `oid` that the controller
+    /// has not acked yet (the JVM helper's relay routes acks with it).
+    pub fn unacked(&self, oid: i32) -> i64 {
+        lock(&self.windows)
+            .get(&oid)
+            .map(|w| (capability::PIPE_WINDOW - w.available).max(0))
+            .unwrap_or(0)
+    }
+
     /// `ProxyOutputStream$Ack`: the controller consumed `size` bytes of its stream `oid`.
     pub fn ack(&self, oid: i32, size: i32) {
         if let Some(w) = lock(&self.windows).get_mut(&oid) {

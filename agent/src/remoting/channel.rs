@@ -20,21 +20,47 @@ pub mod capability {
     pub const CHUNKED_ENCODING: i64 = 1 << 7;
     /// Answers as `NormalResponse` / `ExceptionResponse`.
     pub const PROXY_EXCEPTION_FALLBACK: i64 = 1 << 8;
+    /// Class loading in batches of predicted classes, with jars cached by checksum (only the
+    /// JVM helper's link advertises it: nectr itself loads no classes).
+    pub const PREFETCH: i64 = 1 << 4;
     /// `RemoteInputStream`s may arrive as pushed pipes (`Pipe` + `ConnectCommand`).
     pub const GREEDY_REMOTE_INPUTSTREAM: i64 = 1 << 5;
     /// Pipe window of each stream when the reader advertised [`PIPE_THROTTLING`]
     /// (`hudson.remoting.Channel.pipeWindowSize`).
     pub const PIPE_WINDOW: i64 = 1 << 20;
-    /// What nectr advertises (remoting-protocol.md §4.1): plain nested streams (no class-loader
-    /// annotations), windows with acks in both directions, greedy input streams, chunking and
-    /// the modern answer form.
-    pub const NECTR: i64 =
-        PIPE_THROTTLING | GREEDY_REMOTE_INPUTSTREAM | CHUNKED_ENCODING | PROXY_EXCEPTION_FALLBACK;
+    /// What nectr advertises (remoting-protocol.md §4.1): nested streams with class-loader
+    /// tags (each class of a callable names the plugin class loader it comes from, which the
+    /// JVM helper needs to load plugin code; the agent's answers carry tags too), windows with
+    /// acks in both directions, greedy input streams, chunking and the modern answer form.
+    pub const NECTR: i64 = MULTI_CLASSLOADER
+        | PIPE_THROTTLING
+        | GREEDY_REMOTE_INPUTSTREAM
+        | CHUNKED_ENCODING
+        | PROXY_EXCEPTION_FALLBACK;
+}
+
+/// Export ids from here up belong to the JVM helper behind the agent (`crate::jvm`): the
+/// agent's own exports stay below (they count up from 2), and commands naming an id at or
+/// above it are handed to the relay as [`Event::Relay`].
+pub const HELPER_OID_BASE: i32 = 1 << 30;
+
+/// A command for the relay to the JVM helper, as it arrived.
+#[derive(Debug)]
+pub struct Relayed {
+    /// The command's serialization stream, byte for byte.
+    pub payload: Vec<u8>,
+    /// What the agent read in it.
+    pub command: Command,
 }
 
 /// What happened on the channel.
 #[derive(Debug)]
 pub enum Event {
+    /// A command for the JVM helper's side of the agent: it names one of the helper's exports
+    /// (at or above [`HELPER_OID_BASE`]), answers a request the relay sent
+    /// ([`Channel::relay_request`]), or is a stream command only the helper uses
+    /// (`ProxyWriter`, `Pipe$ConnectCommand`).
+    Relay(Box<Relayed>),
     /// Run this callable and call [`Channel::answer`] with its result.
     Call(Box<UserRequest>),
     /// The controller asks to interrupt request `id`.
@@ -110,8 +136,15 @@ pub struct Channel {
     /// Ids of the agent's own requests still waiting for a `Response`.
     pending: std::collections::HashSet<i32>,
     next_id: i32,
+    /// Ids of requests the relay sent for the JVM helper, still waiting for a `Response`.
+    relayed: std::collections::HashSet<i32>,
     /// The controller's class-loader export, learned from its first `UserRequest`.
     loader_oid: Option<i32>,
+    /// The class-loader export of each call not answered yet (its answer's classes are tagged
+    /// with it under MULTI_CLASSLOADER).
+    call_loaders: std::collections::HashMap<i32, i32>,
+    /// Nested streams carry class-loader tags (the agent advertised MULTI_CLASSLOADER).
+    tagged: bool,
 }
 
 impl Default for Channel {
@@ -136,7 +169,10 @@ impl Channel {
             closing: false,
             pending: std::collections::HashSet::new(),
             next_id: 1,
+            relayed: std::collections::HashSet::new(),
             loader_oid: None,
+            call_loaders: std::collections::HashMap::new(),
+            tagged: capability::NECTR & capability::MULTI_CLASSLOADER != 0,
         }
     }
 
@@ -178,88 +214,136 @@ impl Channel {
                 }
             };
             match command::read(&payload) {
-                Ok(Command::UserRequest(r)) => {
-                    if self.loader_oid.is_none() {
-                        self.loader_oid = r.class_loader_oid;
-                    }
-                    events.push(Event::Call(Box::new(r)))
-                }
-                Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
-                Ok(Command::StreamChunk { oid, data }) => events.push(Event::StreamData { oid, data }),
-                Ok(Command::StreamFlush { oid }) => events.push(Event::StreamFlush(oid)),
-                Ok(Command::StreamEnd { oid, close, error }) => {
-                    events.push(Event::StreamEnd { oid, close, error })
-                }
-                Ok(Command::Unexport { oid }) => events.push(Event::StreamEnd {
-                    oid,
-                    close: false,
-                    error: None,
-                }),
-                Ok(Command::Rpc { id, oid, method }) => {
-                    let result = command::rpc_result(oid, &method);
-                    let r = command::plain_response(&self.registry, id, result.as_ref().err().map(String::as_str));
-                    self.send(&r);
-                    if let Err(reason) = result {
-                        events.push(Event::Rejected { id, reason });
-                    }
-                }
-                Ok(Command::Close) => {
-                    if !self.closing {
-                        self.closing = true;
-                        let c = command::close(&self.registry);
-                        self.send(&c);
-                    }
-                    events.push(Event::Closed);
-                }
-                Ok(Command::StreamAck { oid, size }) => events.push(Event::StreamAck { oid, size }),
-                Ok(Command::InputRead { id, oid, len }) => {
-                    events.push(Event::InputRead { id, oid, len })
-                }
-                Ok(Command::InputClose { oid }) => events.push(Event::InputClose(oid)),
-                Ok(Command::StreamDead { oid }) => events.push(Event::StreamDead(oid)),
-                Ok(Command::Response { id, reply }) => {
-                    if self.pending.remove(&id) {
-                        events.push(Event::Response { id, reply });
-                    } else {
-                        events.push(Event::Ignored(format!(
-                            "Response to request {id}, which this agent did not send"
-                        )))
-                    }
-                }
-                Ok(Command::Other {
-                    class,
-                    request_id: Some(id),
-                }) => {
-                    let reason = format!("nectr-agent does not support the remoting command {class}");
-                    // Not a UserRequest: the answer is a plain Response with the exception.
-                    let r = command::plain_response(&self.registry, id, Some(&reason));
-                    self.send(&r);
-                    events.push(Event::Rejected { id, reason });
-                }
-                Ok(Command::Other {
-                    class,
-                    request_id: None,
-                }) => events.push(Event::Ignored(class)),
-                Err(e) => match e.request_id {
-                    Some(id) => {
-                        let reason = format!("nectr-agent could not read this request: {}", e.message);
-                        self.answer(id, 0, &Answer::io_error(reason.clone()));
-                        events.push(Event::Rejected { id, reason });
-                    }
-                    None => events.push(Event::Fatal(format!(
-                        "unreadable command with no recoverable request id ({}); closing the channel",
-                        e.message
-                    ))),
-                },
+                Ok(c) if self.is_relayed(&c) => events.push(Event::Relay(Box::new(Relayed {
+                    payload,
+                    command: c,
+                }))),
+                read => self.dispatch(read, payload, &mut events),
             }
         }
         events
     }
 
+    /// True for commands the relay to the JVM helper handles (see [`Event::Relay`]).
+    fn is_relayed(&mut self, c: &Command) -> bool {
+        match c {
+            Command::Response { id, .. } => self.relayed.remove(id),
+            Command::Rpc { oid, .. }
+            | Command::Unexport { oid }
+            | Command::StreamChunk { oid, .. }
+            | Command::StreamFlush { oid }
+            | Command::StreamEnd { oid, .. }
+            | Command::InputRead { oid, .. }
+            | Command::InputClose { oid } => *oid >= HELPER_OID_BASE,
+            Command::Other { class, .. } => {
+                class == classes::PIPE_CONNECT || class.starts_with("hudson.remoting.ProxyWriter$")
+            }
+            _ => false,
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        read: Result<Command, command::CommandError>,
+        payload: Vec<u8>,
+        events: &mut Vec<Event>,
+    ) {
+        match read {
+            Ok(Command::UserRequest(mut r)) => {
+                r.raw = payload;
+                if self.loader_oid.is_none() {
+                    self.loader_oid = r.class_loader_oid;
+                }
+                if let Some(oid) = r.class_loader_oid {
+                    self.call_loaders.insert(r.id, oid);
+                }
+                events.push(Event::Call(Box::new(r)))
+            }
+            Ok(Command::Cancel { id }) => events.push(Event::Cancel(id)),
+            Ok(Command::StreamChunk { oid, data }) => events.push(Event::StreamData { oid, data }),
+            Ok(Command::StreamFlush { oid }) => events.push(Event::StreamFlush(oid)),
+            Ok(Command::StreamEnd { oid, close, error }) => {
+                events.push(Event::StreamEnd { oid, close, error })
+            }
+            Ok(Command::Unexport { oid }) => events.push(Event::StreamEnd {
+                oid,
+                close: false,
+                error: None,
+            }),
+            Ok(Command::Rpc { id, oid, method }) => {
+                let result = command::rpc_result(oid, &method);
+                let r = command::plain_response(
+                    &self.registry,
+                    id,
+                    result.as_ref().err().map(String::as_str),
+                );
+                self.send(&r);
+                if let Err(reason) = result {
+                    events.push(Event::Rejected { id, reason });
+                }
+            }
+            Ok(Command::Close) => {
+                if !self.closing {
+                    self.closing = true;
+                    let c = command::close(&self.registry);
+                    self.send(&c);
+                }
+                events.push(Event::Closed);
+            }
+            Ok(Command::StreamAck { oid, size }) => events.push(Event::StreamAck { oid, size }),
+            Ok(Command::InputRead { id, oid, len }) => {
+                events.push(Event::InputRead { id, oid, len })
+            }
+            Ok(Command::InputClose { oid }) => events.push(Event::InputClose(oid)),
+            Ok(Command::StreamDead { oid }) => events.push(Event::StreamDead(oid)),
+            Ok(Command::Response { id, reply }) => {
+                if self.pending.remove(&id) {
+                    events.push(Event::Response { id, reply });
+                } else {
+                    events.push(Event::Ignored(format!(
+                        "Response to request {id}, which this agent did not send"
+                    )))
+                }
+            }
+            Ok(Command::Other {
+                class,
+                request_id: Some(id),
+            }) => {
+                let reason = format!("nectr-agent does not support the remoting command {class}");
+                // Not a UserRequest: the answer is a plain Response with the exception.
+                let r = command::plain_response(&self.registry, id, Some(&reason));
+                self.send(&r);
+                events.push(Event::Rejected { id, reason });
+            }
+            Ok(Command::Other {
+                class,
+                request_id: None,
+            }) => events.push(Event::Ignored(class)),
+            Err(e) => match e.request_id {
+                Some(id) => {
+                    let reason = format!("nectr-agent could not read this request: {}", e.message);
+                    self.answer(id, 0, &Answer::io_error(reason.clone()));
+                    events.push(Event::Rejected { id, reason });
+                }
+                None => events.push(Event::Fatal(format!(
+                    "unreadable command with no recoverable request id ({}); closing the channel",
+                    e.message
+                ))),
+            },
+        }
+    }
+
     /// Queues the answer to request `id`.
     pub fn answer(&mut self, id: i32, last_io_id: i32, answer: &Answer) {
-        let r = command::response(&self.registry, id, last_io_id, answer);
+        let loader = self.call_loaders.remove(&id).or(self.loader_oid);
+        let tags = self.tagged.then_some(loader);
+        let r = command::response_tagged(&self.registry, id, last_io_id, answer, tags);
         self.send(&r);
+    }
+
+    /// Forgets call `id`, which someone else answers (the JVM helper).
+    pub fn forget_call(&mut self, id: i32) {
+        self.call_loaders.remove(&id);
     }
 
     /// Queues the answer to the controller's read `id` of an agent InputStream: the bytes,
@@ -274,7 +358,7 @@ impl Channel {
     pub fn ping(&mut self) -> Option<i32> {
         let oid = self.loader_oid?;
         let id = self.new_request();
-        let r = command::ping_request(&self.registry, id, oid);
+        let r = command::ping_request(&self.registry, id, oid, self.tagged);
         self.send(&r);
         Some(id)
     }
@@ -302,6 +386,21 @@ impl Channel {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.pending.insert(id);
         id
+    }
+
+    /// The id for a request the relay sends on behalf of the JVM helper: from the same counter
+    /// as the agent's own, so the controller never sees two pending requests with one id. Its
+    /// `Response` comes back as [`Event::Relay`].
+    pub fn relay_request(&mut self) -> i32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.relayed.insert(id);
+        id
+    }
+
+    /// Forgets a relayed request whose answer nobody waits for any more.
+    pub fn forget_relayed(&mut self, id: i32) {
+        self.relayed.remove(&id);
     }
 
     /// Queues an orderly close (`Channel$CloseCommand`).

@@ -104,6 +104,9 @@ fn specs() -> Vec<ClassSpec> {
             .field("rawResponse", "[B"),
         ClassSpec::new(PROXY_EXCEPTION, 1332793125360580541).extends("java.io.IOException"),
         ClassSpec::new(CLOSE_COMMAND, 972857271608138115).extends(COMMAND),
+        ClassSpec::new(CANCEL, -1709992419006993208)
+            .extends(COMMAND)
+            .field("id", "I"),
         ClassSpec::new("hudson.remoting.PingThread$Ping", 1),
         // Streams (remoting-protocol.md §5.6, §5.7).
         ClassSpec::new(STREAM_CHUNK, 1)

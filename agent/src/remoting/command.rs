@@ -126,6 +126,9 @@ pub struct UserRequest {
     pub callable: Stream,
     /// The callable object in `callable.heap`.
     pub callable_value: Value,
+    /// The whole command as it arrived (set by [`super::Channel`]; empty from [`read`]), for
+    /// relaying it unchanged.
+    pub raw: Vec<u8>,
 }
 
 impl fmt::Debug for UserRequest {
@@ -229,6 +232,7 @@ pub fn read(payload: &[u8]) -> Result<Command, CommandError> {
                 callable_class,
                 callable,
                 callable_value,
+                raw: Vec::new(),
             })
         }
         RESPONSE => Command::Response {
@@ -417,6 +421,72 @@ fn encode_or_io_error(stream: &Stream) -> Result<Vec<u8>, String> {
     javaser::encode(stream).map_err(|e| e.to_string())
 }
 
+/// `MultiClassLoaderSerializer`'s tag for a class of the bootstrap class loader.
+pub const TAG_SYSTEM: i32 = -3;
+/// Its tag for "your own class loader export `oid`" (followed by the oid).
+pub const TAG_LOCAL: i32 = -1;
+
+/// True for classes the controller must load from the bootstrap class loader: `java.*`
+/// classes and arrays of them or of primitives.
+fn is_system_class(name: &str) -> bool {
+    let element = name.trim_start_matches('[');
+    if element.len() < name.len() {
+        // An array: `[I`, `[Ljava.lang.String;` …
+        return match element.strip_prefix('L') {
+            Some(c) => c.starts_with("java."),
+            None => true,
+        };
+    }
+    name.starts_with("java.")
+}
+
+/// Gives every class descriptor of a nested stream the class-loader tag remoting's
+/// `MultiClassLoaderSerializer` reads when the agent advertised MULTI_CLASSLOADER
+/// (remoting-protocol.md §6.2): `-3` for JDK classes, `-1 <loader>` (the controller's own
+/// class-loader export, from the request's `classLoaderProxy`) for the others. Tags already
+/// there (objects echoed from the controller's stream) are replaced: they belong to that
+/// stream. Without a loader every class gets `-3`, which the controller resolves in its
+/// default loader.
+pub fn tag_class_loaders(stream: &mut Stream, loader: Option<i32>) {
+    let ids: Vec<javaser::Id> = stream.heap.iter().map(|(id, _)| id).collect();
+    for id in ids {
+        let system = match stream.heap.get(id) {
+            Some(Entry::ClassDesc(d)) => is_system_class(&d.name.to_string()),
+            Some(Entry::ProxyDesc(p)) => {
+                p.interfaces.iter().all(|i| is_system_class(&i.to_string()))
+            }
+            _ => continue,
+        };
+        let mut tag = Vec::with_capacity(8);
+        match loader {
+            Some(oid) if !system => {
+                tag.extend_from_slice(&TAG_LOCAL.to_be_bytes());
+                tag.extend_from_slice(&oid.to_be_bytes());
+            }
+            _ => tag.extend_from_slice(&TAG_SYSTEM.to_be_bytes()),
+        }
+        let annotation = vec![javaser::Content::Block(javaser::Block::new(tag))];
+        match stream.heap.get_mut(id) {
+            Some(Entry::ClassDesc(d)) => d.annotation = annotation,
+            Some(Entry::ProxyDesc(p)) => p.annotation = annotation,
+            _ => {}
+        }
+    }
+}
+
+/// Encodes a nested stream (a callable or an answer), with class-loader tags when `tags`
+/// holds `Some(loader)` (see [`tag_class_loaders`]).
+fn encode_nested(stream: &Stream, tags: Option<Option<i32>>) -> Result<Vec<u8>, String> {
+    match tags {
+        None => encode_or_io_error(stream),
+        Some(loader) => {
+            let mut s = stream.clone();
+            tag_class_loaders(&mut s, loader);
+            encode_or_io_error(&s)
+        }
+    }
+}
+
 /// A Throwable of `class` (a declared IOException-like class) with `message`: no cause
 /// (self-reference), empty stack trace, an empty suppressed list.
 pub fn exception(
@@ -440,10 +510,15 @@ pub fn exception(
     Ok(e)
 }
 
-fn exception_stream(reg: &Registry, class: &str, message: &str) -> Result<Vec<u8>, String> {
+fn exception_stream(
+    reg: &Registry,
+    class: &str,
+    message: &str,
+    tags: Option<Option<i32>>,
+) -> Result<Vec<u8>, String> {
     let mut b = Builder::new(reg);
     let e = exception(&mut b, class, message).map_err(|e| e.to_string())?;
-    encode_or_io_error(&b.into_stream(vec![Item::Value(e)]))
+    encode_nested(&b.into_stream(vec![Item::Value(e)]), tags)
 }
 
 /// The holder of a `UserRequest`'s result, with its nested streams already written.
@@ -457,24 +532,38 @@ enum Holder {
     Unwritable(String),
 }
 
-fn holder(reg: &Registry, answer: &Answer) -> Holder {
+fn holder(reg: &Registry, answer: &Answer, tags: Option<Option<i32>>) -> Holder {
     let written = match answer {
-        Answer::Value(stream) => encode_or_io_error(stream).map(Holder::Normal),
+        Answer::Value(stream) => encode_nested(stream, tags).map(Holder::Normal),
         Answer::Exception { class, message } => {
-            exception_stream(reg, PROXY_EXCEPTION, &format!("{class}: {message}")).map(|proxy| {
-                Holder::Exception {
+            exception_stream(reg, PROXY_EXCEPTION, &format!("{class}: {message}"), tags).map(
+                |proxy| Holder::Exception {
                     proxy,
-                    raw: exception_stream(reg, class, message).ok(),
-                }
-            })
+                    raw: exception_stream(reg, class, message, tags).ok(),
+                },
+            )
         }
     };
     written.unwrap_or_else(Holder::Unwritable)
 }
 
-/// The `Response` command answering request `id` with `answer`.
+/// The `Response` command answering request `id` with `answer`, its nested streams without
+/// class-loader tags (for a peer that did not get MULTI_CLASSLOADER from us).
 pub fn response(reg: &Registry, id: i32, last_io_id: i32, answer: &Answer) -> Vec<u8> {
-    let holder = holder(reg, answer);
+    response_tagged(reg, id, last_io_id, answer, None)
+}
+
+/// The `Response` command answering request `id` with `answer`; with `tags` =
+/// `Some(loader)` its nested streams carry class-loader tags ([`tag_class_loaders`]), as a
+/// controller that got MULTI_CLASSLOADER from the agent reads them.
+pub fn response_tagged(
+    reg: &Registry,
+    id: i32,
+    last_io_id: i32,
+    answer: &Answer,
+    tags: Option<Option<i32>>,
+) -> Vec<u8> {
+    let holder = holder(reg, answer, tags);
     let mut b = Builder::new(reg);
     let built = (|| -> Result<Value, javaser::BuildError> {
         let (return_value, exception) = match holder {
@@ -717,13 +806,18 @@ pub fn pipe_connect(reg: &Registry, oid_pos: i32, oid_ros: i32) -> Vec<u8> {
 /// A `UserRequest` from the agent running `hudson.remoting.PingThread$Ping` on the
 /// controller. The class loader is named by the controller's own oid
 /// (`RemoteClassLoader$RemoteIClassLoader`, remoting-protocol.md §7.2), so no export of the
-/// agent is involved.
-pub fn ping_request(reg: &Registry, id: i32, loader_oid: i32) -> Vec<u8> {
+/// agent is involved. With `tagged` (MULTI_CLASSLOADER) the nested stream names that loader
+/// as `-1 <oid>` (§7.2).
+pub fn ping_request(reg: &Registry, id: i32, loader_oid: i32, tagged: bool) -> Vec<u8> {
     let mut nb = Builder::new(reg);
     let ping = nb
         .object("hudson.remoting.PingThread$Ping", &[])
         .expect("PingThread$Ping is declared");
-    let nested = javaser::encode(&nb.into_stream(vec![Item::Value(ping)])).expect("Ping encodes");
+    let mut stream = nb.into_stream(vec![Item::Value(ping)]);
+    if tagged {
+        tag_class_loaders(&mut stream, Some(loader_oid));
+    }
+    let nested = javaser::encode(&stream).expect("Ping encodes");
     let mut b = Builder::new(reg);
     let built = (|| -> Result<Value, javaser::BuildError> {
         let loader = b.object(
@@ -773,6 +867,11 @@ pub fn rpc_result(oid: i32, method: &str) -> Result<(), String> {
             "nectr-agent has no exported object {oid} with a method {method:?} (it was released, or it belongs to plugin code nectr does not run)"
         )),
     }
+}
+
+/// `Request$Cancel`: interrupt the peer's execution of request `id`.
+pub fn cancel(reg: &Registry, id: i32) -> Vec<u8> {
+    int_command(reg, CANCEL, &[("id", id)])
 }
 
 /// `Channel$CloseCommand`.
@@ -838,6 +937,46 @@ mod tests {
             expected
         );
         assert_eq!(read_capability(&bytes), Some(0x1fe));
+    }
+
+    #[test]
+    fn nested_streams_get_class_loader_tags_jdk_classes_the_system_tag() {
+        let reg = registry();
+        let answer = Answer::io_error("boom");
+        let bytes = response_tagged(&reg, 7, 0, &answer, Some(Some(5)));
+        let s = javaser::decode(&bytes, &decode_options()).unwrap();
+        let Some(Item::Value(Value::Ref(top))) = s.items.first() else {
+            panic!()
+        };
+        let holder = s.heap.field(*top, "returnValue").unwrap().as_ref().unwrap();
+        let mut seen = Vec::new();
+        for field in ["proxyResponse", "rawResponse"] {
+            let arr = s.heap.field(holder, field).unwrap().as_ref().unwrap();
+            let ArrayData::Byte(nested) = &s.heap.array(arr).unwrap().data else {
+                panic!()
+            };
+            let n = javaser::decode(nested, &decode_options()).unwrap();
+            for (_, e) in n.heap.iter() {
+                if let Entry::ClassDesc(d) = e {
+                    let tag = match d.annotation.as_slice() {
+                        [javaser::Content::Block(b)] => b.data.clone(),
+                        other => panic!("{}: {other:?}", d.name),
+                    };
+                    seen.push((d.name.to_string(), tag));
+                }
+            }
+        }
+        let tag_of = |c: &str| seen.iter().find(|(n, _)| n == c).unwrap().1.clone();
+        assert_eq!(tag_of(PROXY_EXCEPTION), [255, 255, 255, 255, 0, 0, 0, 5]);
+        assert_eq!(tag_of("java.io.IOException"), [255, 255, 255, 253]);
+        assert_eq!(
+            tag_of("[Ljava.lang.StackTraceElement;"),
+            [255, 255, 255, 253]
+        );
+        assert!(is_system_class("[B") && !is_system_class("[Lhudson.FilePath;"));
+        // Untagged, the same answer has empty annotations.
+        let plain = response(&reg, 7, 0, &answer);
+        assert!(plain.len() < bytes.len());
     }
 
     #[test]

@@ -7,8 +7,9 @@ pub mod channel;
 pub mod classes;
 pub mod command;
 pub mod frame;
+pub mod rewrite;
 
-pub use channel::{capability, Channel, Event};
+pub use channel::{capability, Channel, Event, Relayed, HELPER_OID_BASE};
 pub use command::{Answer, Reply, UserRequest};
 
 /// Entry point for fuzzers: arbitrary bytes, split at `data[0]`-derived points, through the

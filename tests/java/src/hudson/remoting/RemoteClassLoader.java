@@ -23,4 +23,39 @@ public final class RemoteClassLoader {
         @Override public byte[] fetch(String className) throws ClassNotFoundException { throw new ClassNotFoundException(className); }
         @Override public String getName() { return "RemoteIClassLoader(" + oid + ")"; }
     }
+
+    /** RemoteClassLoader$ClassFile (SUID 1): a class image and the export id of its loader (fetch2). */
+    public static class ClassFile implements Serializable {
+        private static final long serialVersionUID = 1L;
+        final int classLoader;
+        final byte[] classImage;
+
+        public ClassFile(int classLoader, byte[] classImage) {
+            this.classLoader = classLoader;
+            this.classImage = classImage;
+        }
+    }
+
+    /** RemoteClassLoader$ResourceFile (SUID 1; image; the URL is transient). */
+    public static class ResourceFile implements Serializable {
+        private static final long serialVersionUID = 1L;
+        final ResourceImageRef image;
+
+        public ResourceFile(ResourceImageRef image) {
+            this.image = image;
+        }
+    }
+
+    /** RemoteClassLoader$ClassFile2 (SUID 1; classLoader, referer): what fetch3 answers, by class name. */
+    public static class ClassFile2 extends ResourceFile {
+        private static final long serialVersionUID = 1L;
+        final int classLoader;
+        final ClassFile2 referer;
+
+        public ClassFile2(int classLoader, ResourceImageRef image, ClassFile2 referer) {
+            super(image);
+            this.classLoader = classLoader;
+            this.referer = referer;
+        }
+    }
 }

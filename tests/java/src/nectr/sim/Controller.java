@@ -619,6 +619,7 @@ final class Controller {
                 break;
             }
             default:
+                if (HelperScenarios.SCENARIOS.contains(scenario)) HelperScenarios.run(n, ch, scenario);
                 break;
         }
     }

@@ -108,6 +108,8 @@ final class HttpServer {
                     h.put("X-Remoting-Minimum-Version", Controller.MIN_VERSION);
                     h.put("Content-Type", "text/plain;charset=utf-8");
                     respond(out, 200, "OK", h, method.equals("HEAD") ? null : "Jenkins\n", close);
+                } else if (HelperScenarios.serve(method, path, out, close)) {
+                    // the JVM helper's agent.jar
                 } else if (path.equals("/login") || path.equals("/")) {
                     Map<String, String> h = new LinkedHashMap<>();
                     h.put("X-Jenkins", "2.479.3");

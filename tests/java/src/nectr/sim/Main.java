@@ -20,7 +20,10 @@ import java.util.concurrent.Executors;
  *     [build options: see Builds and tests/java/README.md]</pre>
  *
  * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
- * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, freestyle and pipeline (Builds), and
+ * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, freestyle and pipeline (Builds), the
+ * JVM helper ones (helper-calls, helper-mixed, helper-kill, helper-idle, helper-off, helper-jar,
+ * helper-bench: see {@link HelperScenarios}; options --agent-jar FILE, --plugin-classes DIR,
+ * --go-file FILE), and
  * <ul>
  * <li>{@code untar}: FilePath$UntarRemote (unstash) of {@code --untar-source} (a .tar.gz or .tar
  *     on the simulator's disk; required) into {@code --untar-dest} (absolute path on the agent;
@@ -47,13 +50,15 @@ public final class Main {
     private static void usage(String why) {
         System.err.println("nectr.sim.Main: " + why);
         System.err.println("usage: java -cp OUT nectr.sim.Main --node NAME=SECRET [--node ...] [--scenario "
-                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
+                + String.join("|", new java.util.TreeSet<>(SCENARIOS)) + "|"
+                + String.join("|", new java.util.TreeSet<>(HelperScenarios.SCENARIOS)) + "] [--ping-seconds N] [--agent-ping-timeout-seconds N] [--monitor-seconds N]"
                 + " [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]"
                 + " [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]"
                 + " [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N] [--http-port N] [--jnlp-port N]"
                 + " [--job NAME] [--script-file FILE] [--unstable-return N] [--program FILE] [--abort-on TEXT]"
                 + " [--release-on TEXT --release-file PATH] [--restart-on TEXT] [--build-state FILE] [--save-dir DIR]"
-                + " [--heartbeat-seconds N] [--heartbeat-min-delta-seconds N] [--poll-max-ms N] [--env KEY=VALUE]...");
+                + " [--heartbeat-seconds N] [--heartbeat-min-delta-seconds N] [--poll-max-ms N] [--env KEY=VALUE]..."
+                + " [--agent-jar FILE] [--plugin-classes DIR] [--go-file FILE]");
         System.exit(2);
     }
 
@@ -97,7 +102,7 @@ public final class Main {
                     break;
                 }
                 case "--scenario":
-                    if (!SCENARIOS.contains(v)) usage("unknown scenario " + v);
+                    if (!SCENARIOS.contains(v) && !HelperScenarios.SCENARIOS.contains(v)) usage("unknown scenario " + v);
                     c.scenario = v;
                     break;
                 case "--ping-seconds":
@@ -192,6 +197,15 @@ public final class Main {
                     break;
                 case "--poll-max-ms":
                     c.build.pollMaxMs = intOption(a, v, (int) Builds.MIN_RECURRENCE_MS, 600_000);
+                    break;
+                case "--agent-jar":
+                    HelperScenarios.agentJar = Path.of(v);
+                    break;
+                case "--plugin-classes":
+                    HelperScenarios.pluginClasses = Path.of(v);
+                    break;
+                case "--go-file":
+                    HelperScenarios.goFile = Path.of(v);
                     break;
 
                 default:

@@ -17,6 +17,11 @@ final class Nested {
     static final int TAG_SYSTEMCLASSLOADER = -3;
     static final int TAG_EXPORTED_CLASSLOADER = -2;
     static final int TAG_LOCAL_CLASSLOADER = -1;
+    /**
+     * Accept class loaders the agent exports ({@code -2}), as a Java agent's answers carry for
+     * its own classes (the JVM helper scenarios); otherwise they are a check failure.
+     */
+    static volatile boolean acceptAgentLoaders;
 
     private Nested() {
     }
@@ -130,7 +135,9 @@ final class Nested {
             } else if (tag == TAG_EXPORTED_CLASSLOADER) {
                 int oid = readInt();
                 introduced++;
-                problems.add("class " + name + " annotated -2 " + oid + " (agent-exported class loader; the controller would call IClassLoader.getName on it)");
+                String what = "class " + name + " annotated -2 " + oid + " (agent-exported class loader; the controller would call IClassLoader.getName on it)";
+                if (acceptAgentLoaders) notes.add(what);
+                else problems.add(what);
             } else if (tag >= 0) {
                 if (tag >= introduced) {
                     throw new java.io.StreamCorruptedException("class " + name + " annotated with class-loader index " + tag

@@ -810,7 +810,13 @@ public final class SimChannel {
                 + rpc.getDeclaringClassName() + "." + rpc.getMethodName());
         Serializable rv = null;
         Throwable ex = null;
-        if (isLoaderOid(rpc.getOid()) && "getName".equals(rpc.getMethodName())) {
+        if (rpc.getOid() == LOADER_OID && HelperScenarios.classLoading(rpc.getMethodName())) {
+            try {
+                rv = HelperScenarios.answerClassLoading(LOADER_OID, rpc.getMethodName(), rpc.getArguments());
+            } catch (Exception e) {
+                ex = e;
+            }
+        } else if (isLoaderOid(rpc.getOid()) && "getName".equals(rpc.getMethodName())) {
             rv = "nectr controller simulator class loader";
         } else if (rpc.getOid() == 1 && ("getProperty".equals(rpc.getMethodName()) || "waitForProperty".equals(rpc.getMethodName()))) {
             rv = null;

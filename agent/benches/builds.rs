@@ -8,7 +8,11 @@
 //!   whose first output line is timed) on a nectr-agent node and on an agent.jar node of the
 //!   same machine, against the real Jenkins 2.460 of `../shared/jenkins/`.
 //!
-//! Usage: builds [--tree-mib N] [--steps N] [--skip-jenkins] [--skip-tar]
+//! * **on the controller simulator**: launch → first output byte and launch → exit of `true`
+//!   (freestyle), the live log's latency, and stash / unstash of the same tree through the
+//!   channel with the agent's peak RSS.
+//!
+//! Usage: builds [--tree-mib N] [--steps N] [--runs N] [--skip-jenkins] [--skip-tar] [--skip-sim]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -21,7 +25,7 @@ use support::jenkins::{Jenkins, NodeAgent};
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "builds bench: {msg}\nusage: builds [--tree-mib N] [--steps N] [--skip-jenkins] [--skip-tar]"
+        "builds bench: {msg}\nusage: builds [--tree-mib N] [--steps N] [--runs N] [--skip-jenkins] [--skip-tar] [--skip-sim]"
     );
     std::process::exit(2)
 }
@@ -291,6 +295,226 @@ fn jenkins_bench(steps: usize) {
     }
 }
 
+/// A simulator run: every event with the instant it arrived.
+struct Timed {
+    sim: support::sim::Sim,
+    events: Vec<(Instant, std::time::SystemTime, serde_json::Value)>,
+}
+
+impl Timed {
+    fn start(scenario: &str, extra: &[&str]) -> Timed {
+        Timed {
+            sim: support::sim::Sim::start(scenario, extra),
+            events: Vec::new(),
+        }
+    }
+
+    /// Collects events until one named `name` (or the timeout).
+    fn until(&mut self, name: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.sim.events.recv_timeout(left) {
+                Ok(e) => {
+                    self.events
+                        .push((Instant::now(), std::time::SystemTime::now(), e.clone()));
+                    if e["event"] == "check_failed" {
+                        panic!("the simulator found a wrong answer: {e}");
+                    }
+                    if e["event"] == name {
+                        return e;
+                    }
+                }
+                Err(_) => panic!("no {name} event within {timeout:?}"),
+            }
+        }
+    }
+
+    fn first(&self, f: impl Fn(&serde_json::Value) -> bool) -> Option<Instant> {
+        self.events
+            .iter()
+            .find(|(_, _, e)| f(e))
+            .map(|(t, _, _)| *t)
+    }
+}
+
+fn seq_is(e: &serde_json::Value, what: &str) -> bool {
+    e["event"] == "seq" && e["what"].as_str().is_some_and(|w| w.contains(what))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// One freestyle build of `script` on the simulator (WebSocket); returns its events.
+fn freestyle(script: &str) -> Timed {
+    let work = support::scratch("bench-sim");
+    let script_file = work.join("script.sh");
+    std::fs::write(&script_file, script).unwrap();
+    let root = work.join("root");
+    let mut t = Timed::start(
+        "freestyle",
+        &[
+            "--script-file",
+            script_file.to_str().unwrap(),
+            "--remote-fs",
+            root.to_str().unwrap(),
+            "--monitor-seconds",
+            "3600",
+        ],
+    );
+    let url = t.sim.url.clone();
+    let _agent = support::sim::Agent::start_in(&work, &url, &["-webSocket"], &[], &[]);
+    t.until("build_done", Duration::from_secs(120));
+    t
+}
+
+fn sim_bench(runs: usize, tree_mib: u64) {
+    // Launch → first byte of the step's own output, and launch → exit of `true`.
+    let mut first = Vec::new();
+    let mut exit = Vec::new();
+    for _ in 0..runs {
+        let t = freestyle("echo first-output\n");
+        let launch = t
+            .first(|e| seq_is(e, "RemoteLaunchCallable"))
+            .expect("launch");
+        let out = t
+            .first(|e| {
+                e["event"] == "log"
+                    && e["text"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("first-output"))
+            })
+            .expect("output");
+        first.push(out.duration_since(launch).as_secs_f64() * 1e3);
+        let t = freestyle("true\n");
+        let launch = t
+            .first(|e| seq_is(e, "RemoteLaunchCallable"))
+            .expect("launch");
+        let done = t.first(|e| seq_is(e, "Delete")).expect("delete after join");
+        exit.push(done.duration_since(launch).as_secs_f64() * 1e3);
+    }
+    // Live log: lines printed with their own timestamp every 50 ms; latency is their arrival
+    // at the controller minus that stamp.
+    let t = freestyle("for i in $(seq 40); do echo \"stamp $(date +%s%N)\"; sleep 0.05; done\n");
+    let mut lags = Vec::new();
+    for (_, wall, e) in &t.events {
+        if e["event"] != "log" {
+            continue;
+        }
+        for line in e["text"].as_str().unwrap_or_default().lines() {
+            if let Some(ns) = line
+                .strip_prefix("stamp ")
+                .and_then(|n| n.trim().parse::<u128>().ok())
+            {
+                let at = wall
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos();
+                lags.push(at.saturating_sub(ns) as f64 / 1e6);
+            }
+        }
+    }
+    println!("\ncontroller simulator (a fresh simulator JVM per build, WebSocket, release agent), {runs} runs:");
+    println!("| measurement | median | p99 / max |\n|---|---|---|");
+    println!(
+        "| freestyle: launch sent → first byte of the step's output at the controller | {:.1} ms | {:.1} ms |",
+        median(first.clone()),
+        percentile(first, 1.0)
+    );
+    println!(
+        "| freestyle: launch sent → `true` exited and joined (the controller's next call) | {:.1} ms | {:.1} ms |",
+        median(exit.clone()),
+        percentile(exit, 1.0)
+    );
+    println!(
+        "| live log: a line printed → at the controller ({} lines) | {:.1} ms | {:.1} ms |",
+        lags.len(),
+        median(lags.clone()),
+        percentile(lags, 0.99)
+    );
+    // stash and unstash of the generated tree through the channel, the agent's peak RSS.
+    let src = tree(tree_mib);
+    let mb = walk_size(&src) as f64 / 1e6;
+    let work = support::scratch("bench-sim-stash");
+    let root = work.join("root");
+    let ws = root.join("workspace/p1");
+    std::fs::create_dir_all(ws.parent().unwrap()).unwrap();
+    let s = Command::new("cp")
+        .arg("-al")
+        .arg(&src)
+        .arg(&ws)
+        .status()
+        .expect("cp");
+    assert!(s.success());
+    let _ = std::fs::remove_file(ws.join(".complete"));
+    let program = work.join("program.txt");
+    std::fs::write(&program, "stash\tbig\t**\ndir\tout\tunstash\tbig\n").unwrap();
+    let mut t = Timed::start(
+        "pipeline",
+        &[
+            "--program",
+            program.to_str().unwrap(),
+            "--remote-fs",
+            root.to_str().unwrap(),
+            "--save-dir",
+            work.join("save").to_str().unwrap(),
+            "--monitor-seconds",
+            "3600",
+        ],
+    );
+    let url = t.sim.url.clone();
+    let agent = support::sim::Agent::start_in(&work, &url, &["-webSocket"], &[], &[]);
+    let pid = agent.0.id();
+    t.until("build_done", Duration::from_secs(1800));
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(f64::NAN);
+    let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .unwrap_or(f64::NAN)
+        / 1024.0;
+    let stash_start = t.first(|e| seq_is(e, "FilePath$Archive")).expect("stash");
+    let stash_done = t
+        .first(|e| e["event"] == "step_done" && e["step"] == "stash")
+        .expect("stash done");
+    let unstash_start = t.first(|e| seq_is(e, "UntarRemote")).expect("unstash");
+    let unstash_done = t
+        .first(|e| e["event"] == "step_done" && e["step"] == "unstash")
+        .expect("unstash done");
+    let st = stash_done.duration_since(stash_start).as_secs_f64();
+    let ut = unstash_done.duration_since(unstash_start).as_secs_f64();
+    println!(
+        "\nthrough the channel (simulator, WebSocket): stash of {mb:.0} MB {st:.1} s ({:.0} MB/s), unstash {ut:.1} s ({:.0} MB/s); agent CPU {cpu:.1} s in all, peak RSS {peak:.1} MiB",
+        mb / st,
+        mb / ut
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
@@ -304,7 +528,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut mib = 1024;
     let mut steps = 20;
-    let (mut tar, mut jenkins) = (true, true);
+    let (mut tar, mut jenkins, mut sim) = (true, true, true);
+    let mut runs = 5;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--tree-mib" => {
@@ -320,6 +545,13 @@ fn main() {
                     .unwrap_or_else(|| usage("--steps needs a number"))
             }
             "--skip-jenkins" => jenkins = false,
+            "--skip-sim" => sim = false,
+            "--runs" => {
+                runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage("--runs needs a number"))
+            }
             "--skip-tar" => tar = false,
             "--bench" => {}
             other => usage(&format!("unknown option {other}")),
@@ -327,6 +559,9 @@ fn main() {
     }
     if tar {
         tar_bench(mib);
+    }
+    if sim {
+        sim_bench(runs, mib);
     }
     if jenkins {
         jenkins_bench(steps);

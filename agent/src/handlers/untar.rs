@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(fs::read(d.join("a/b.txt")).unwrap(), b"hello");
         assert_eq!(fs::read(d.join("c.txt")).unwrap(), b"x");
         let e = extract(&tar(&[("/abs.txt", b'0', b"x", "")])[..], false, &d).unwrap_err();
-        assert!(e.to_string().contains("/abs.txt is an absolute path"), "{e}");
+        assert!(
+            e.to_string().contains("/abs.txt is an absolute path"),
+            "{e}"
+        );
         assert_eq!(fs::read_link(d.join("a/link")).unwrap(), Path::new("b.txt"));
         let m = fs::metadata(d.join("a/b.txt")).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o644);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod jenkins;
+pub mod machines;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -286,7 +286,9 @@ fn boot_waits_for_the_secret_and_says_which_one_is_missing() {
 fn boot_refuses_missing_or_conflicting_settings() {
     let moto = Moto::start();
     moto.put_secret(NODE, SECRET);
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    /// User-data, instance tags, what the refusal says.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             "NECTR_JENKINS_URL=https://ci.example.com/\n",
             &[],

@@ -7,14 +7,12 @@
 //! from there after an interruption. A file is reported `pushed` only after S3 answered the
 //! PUT or the CompleteMultipartUpload.
 
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::HumanBytes;
 use tokio::sync::Semaphore;
@@ -274,20 +272,18 @@ struct Done {
     resumed: u64,
 }
 
-/// Reads `len` bytes at `offset`. They go with the checksum of the first read, so if the
-/// file changed since, S3 refuses the part (BadDigest) rather than storing something that
-/// matches neither.
-async fn read_part(file: &Path, offset: u64, len: u64) -> Result<Bytes, String> {
-    let file: PathBuf = file.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let mut buf = vec![0u8; len as usize];
-        f.read_exact_at(&mut buf, offset)
-            .map_err(|e| format!("reading {}: {e}", file.display()))?;
-        Ok(Bytes::from(buf))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+/// The body of one request: `len` bytes of `file` from `offset`, streamed from the file (and
+/// read again if the SDK retries), so memory stays small whatever the part size. They go
+/// with the checksum of the first read: if the file changed since, S3 refuses the part
+/// (BadDigest) rather than storing something that matches neither.
+async fn part_body(file: &Path, offset: u64, len: u64) -> Result<ByteStream, String> {
+    ByteStream::read_from()
+        .path(file)
+        .offset(offset)
+        .length(Length::Exact(len))
+        .build()
+        .await
+        .map_err(|e| format!("reading {}: {e}", file.display()))
 }
 
 async fn put_single(
@@ -298,8 +294,8 @@ async fn put_single(
     content_type: &str,
     fp: &FileProgress,
 ) -> Result<Done, String> {
-    let body = read_part(&plan.file, 0, size).await?;
     let _permit = ctx.requests.acquire().await.map_err(|e| e.to_string())?;
+    let body = part_body(&plan.file, 0, size).await?;
     let out = ctx
         .bucket
         .client
@@ -310,7 +306,7 @@ async fn put_single(
         .content_length(size as i64)
         .metadata(SHA256_META, &digest.sha256_hex)
         .checksum_sha256(&digest.parts[0].sha256_b64)
-        .body(ByteStream::from(body))
+        .body(body)
         .send()
         .await
         .map_err(|e| ctx.bucket.explain(&e, &format!("uploading {}", plan.key)))?;
@@ -462,14 +458,14 @@ async fn upload_parts(
         .map(|i| async move {
             let (offset, len) = layout.part(i);
             let want = &digest.parts[i as usize];
-            let body = read_part(&plan.file, offset, len)
-                .await
-                .map_err(Upload::Failed)?;
             let _permit = ctx
                 .requests
                 .acquire()
                 .await
                 .map_err(|e| Upload::Failed(e.to_string()))?;
+            let body = part_body(&plan.file, offset, len)
+                .await
+                .map_err(Upload::Failed)?;
             let n = i as i32 + 1;
             let out = s3
                 .upload_part()
@@ -479,7 +475,7 @@ async fn upload_parts(
                 .part_number(n)
                 .content_length(len as i64)
                 .checksum_sha256(&want.sha256_b64)
-                .body(ByteStream::from(body))
+                .body(body)
                 .send()
                 .await
                 .map_err(|e| {

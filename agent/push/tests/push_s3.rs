@@ -470,3 +470,49 @@ fn usage_errors_exit_2_before_anything_is_sent() {
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// On a terminal (a pty from util-linux's `script`), `--progress auto` draws indicatif bars
+/// (name, phase, bytes) instead of the plain lines a build log gets.
+#[test]
+fn a_terminal_gets_a_bar_and_a_build_log_gets_lines() {
+    let moto = Moto::start();
+    moto.create_bucket("nectr-deploy");
+    let home = scratch("tty");
+    random_file(&home.join("big.bin"), 12 << 20, 3);
+    let cmdline = format!(
+        "{} push --bucket nectr-deploy --endpoint-url {} --key tty/{{name}} --part-size-mib 5 -j 1 big.bin",
+        env!("CARGO_BIN_EXE_nectr-agent-push"),
+        moto.url
+    );
+    let mut c = push_command(&home);
+    with_keys(&mut c)
+        .env("TERM", "xterm")
+        .env("SHELL", "/bin/sh")
+        .args(["-qec", &cmdline, "/dev/null"]);
+    // Run `script` with the environment push_command set up for the push binary.
+    let mut script = std::process::Command::new("script");
+    script.env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    let o = script
+        .current_dir(&home)
+        .args(c.get_args())
+        .output()
+        .expect("util-linux's script (a pty)");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        tty.contains("big.bin (checksum)") || tty.contains("big.bin (upload)"),
+        "{tty}"
+    );
+    assert!(tty.contains("/12.00 MiB"), "a bar with bytes: {tty}");
+    assert!(!tty.contains("% ("), "plain lines on a terminal: {tty}");
+    assert!(
+        tty.contains("pushed big.bin -> s3://nectr-deploy/tty/big.bin"),
+        "{tty}"
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -127,8 +127,15 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers (a SIGKILL would leave them running,
+    /// orphaned, on their ports); SIGKILL only if it does not exit.
     fn drop(&mut self) {
         if let Some(c) = &mut self.child {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -380,6 +387,41 @@ fn an_agent_goes_online_through_nginx_over_wss_and_over_jnlp4() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // Stopping nginx leaves none of its processes behind.
+    let master = nginx.child.as_ref().expect("nginx runs").id();
+    let workers = children_of(master);
+    assert!(!workers.is_empty(), "nginx has workers");
+    drop(nginx);
+    for pid in workers.into_iter().chain([master]) {
+        assert!(!alive(pid), "nginx process {pid} is still running");
+    }
+}
+
+/// Process ids whose parent is `parent` (from /proc/PID/stat).
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let after = st.rsplit_once(") ")?.1;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// True if `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|st| Some(!st.rsplit_once(") ")?.1.starts_with('Z')))
+        == Some(true)
 }
 
 #[test]

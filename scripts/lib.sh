@@ -37,6 +37,27 @@ need_agent_test_tools() {
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# Peers of the tests of the machines around the agent (ami/, jenkins-config/): Debian's
+# nginx with its stream module (the controller host's proxy), packer (validate) and
+# shellcheck, curl for the boot script. nginx's package would start the service on port 80:
+# a policy-rc.d keeps it from starting while it installs (and is removed again if this
+# function put it there).
+need_machine_test_tools() {
+  local missing=()
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+  command -v packer >/dev/null || missing+=(packer)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v curl >/dev/null || missing+=(curl)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local policy=/usr/sbin/policy-rc.d placed=""
+  if [ ! -e "$policy" ] && [ "$(id -u)" = 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && placed=1
+  fi
+  apt_install "${missing[@]}"
+  if [ -n "$placed" ]; then rm -f "$policy"; fi
+}
+
 # Rust toolchain pieces used by the checks.
 need_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }

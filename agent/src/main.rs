@@ -11,6 +11,8 @@ nectr-agent: a Jenkins inbound agent without a JVM, a drop-in for `java -jar age
 USAGE:
     nectr-agent -url URL -name NAME -secret SECRET|@FILE [-webSocket] [-workDir DIR] [options]
     nectr-agent -direct HOST:PORT -instanceIdentity KEY -name NAME -secret @FILE [options]
+    nectr-agent push [--bucket BUCKET] [--key TEMPLATE] PATTERN...   (nectr-agent push --help)
+    nectr-agent fetch [--bucket BUCKET] [--to DIR] KEY-PATTERN...    (nectr-agent fetch --help)
     nectr-agent debug javaser|serialver ...   (nectr-agent debug --help)
     nectr-agent -help | -version
 
@@ -55,6 +57,9 @@ fn usage() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(sub @ ("push" | "fetch")) = args.first().map(String::as_str) {
+        return run_push(sub, &args);
+    }
     if args.first().map(String::as_str) == Some("debug") {
         let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
         return debug_command(&rest);
@@ -100,6 +105,41 @@ fn debug_command(args: &[&str]) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The binary behind `nectr-agent push` and `fetch`, installed beside `nectr-agent`.
+const PUSH_BINARY: &str = "nectr-agent-push";
+
+/// `nectr-agent push|fetch …`: replaces this process with `nectr-agent-push push|fetch …`
+/// from the directory of this executable (symlinks resolved). The S3 code and the AWS SDK
+/// live only in that binary, so the agent itself neither links nor loads them.
+fn run_push(sub: &str, args: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("nectr-agent {sub}: cannot find this executable's directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = exe.parent().unwrap_or(std::path::Path::new("/"));
+    let push = dir.join(PUSH_BINARY);
+    if !push.is_file() {
+        eprintln!(
+            "nectr-agent {sub}: {} is missing: `nectr-agent {sub}` runs the {PUSH_BINARY} binary \
+             of the same release, installed in the same directory as nectr-agent ({}); \
+             install it there (README.md, \"Installing\")",
+            push.display(),
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let err = std::process::Command::new(&push)
+        .arg0("nectr-agent")
+        .args(args)
+        .exec();
+    eprintln!("nectr-agent {sub}: cannot run {}: {err}", push.display());
+    ExitCode::from(2)
 }
 
 /// A secret given as `-secret VALUE` (or `-credentials`, `-proxyCredentials`, the positional

@@ -233,3 +233,65 @@ fn a_malformed_proxy_variable_is_reported_without_its_value() {
     assert!(t.contains("http_proxy is not a proxy URL"), "{t}");
     assert!(!t.contains("hunter2"), "{t}");
 }
+
+/// `nectr-agent push|fetch` runs `nectr-agent-push` from the directory of the real
+/// executable (a symlink to nectr-agent is resolved), with the arguments, environment,
+/// standard streams and exit status passed through; without it, status 2 and a message
+/// naming the file to install. (The S3 side is tested in agent/push/tests/.)
+#[test]
+fn push_and_fetch_run_the_sibling_binary_or_say_where_it_is_missing() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("push-sibling");
+    let real = dir.join("real");
+    let links = dir.join("bin");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&links).unwrap();
+    let exe = real.join("nectr-agent");
+    std::fs::copy(env!("CARGO_BIN_EXE_nectr-agent"), &exe).unwrap();
+    std::os::unix::fs::symlink(&exe, links.join("nectr-agent")).unwrap();
+
+    let o = Command::new(&exe)
+        .env_clear()
+        .args(["push", "dist/a.tar.gz"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("{}/nectr-agent-push is missing", real.display())),
+        "{t}"
+    );
+
+    // A stand-in that reports what it was given.
+    let stub = real.join("nectr-agent-push");
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\nprintf '%s|' \"$@\"\nprintf 'job=%s\\n' \"$JOB_NAME\"\ncat\nexit 7\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (via, sub) in [(exe.clone(), "push"), (links.join("nectr-agent"), "fetch")] {
+        let mut child = Command::new(&via)
+            .env_clear()
+            .env("JOB_NAME", "app")
+            .args([sub, "--bucket", "nectr_deploy", "a b.tar.gz"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"from stdin\n")
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), Some(7), "{}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("{sub}|--bucket|nectr_deploy|a b.tar.gz|job=app\nfrom stdin\n")
+        );
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod jenkins;
+pub mod machines;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 
 mod support;
 
+use nectr_fleet::cloud::credentials::Credentials;
 use nectr_fleet::cloud::ec2::Ec2Provider;
-use nectr_fleet::cloud::sigv4::Credentials;
 use nectr_fleet::cloud::{CloudError, CloudProvider, Instance, LaunchSpec};
 use nectr_fleet::reconcile::Reconciler;
 use nectr_fleet::secret::Secret;

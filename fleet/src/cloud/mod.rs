@@ -1,10 +1,13 @@
 //! The cloud provider boundary. [`CloudProvider`] is what the reconcile loop uses; [`ec2`]
-//! implements it over the EC2 Query API. No AWS type or XML leaves this module.
+//! implements it over the AWS SDK ([`aws`] holds the shared plumbing). No AWS SDK type leaves
+//! this module.
 
+mod aws;
 pub mod credentials;
 pub mod ec2;
 pub mod s3;
-pub mod sigv4;
+
+pub use aws::classify;
 
 use crate::secret::Secret;
 use std::collections::BTreeMap;
@@ -16,6 +19,8 @@ pub const TAG_JENKINS: &str = "nectr:jenkins-url";
 pub const TAG_POOL: &str = "nectr:pool";
 pub const TAG_NODE: &str = "nectr:node";
 pub const TAG_TOKEN: &str = "nectr:launch-token";
+/// On an agent's secret parameter: the instance that reads it, once known.
+pub const TAG_INSTANCE: &str = "nectr:instance";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InstanceState {

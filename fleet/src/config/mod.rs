@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use raw::RawConfig;
+pub use raw::{normalize_imds_endpoint, RawConfig};
 
 /// Placeholders the user-data template may use.
 pub const USER_DATA_PLACEHOLDERS: &[&str] = &[
@@ -81,8 +81,12 @@ pub struct AwsConfig {
     /// the session token). Without it, the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
     /// `AWS_SESSION_TOKEN` environment variables.
     pub credentials_file: Option<PathBuf>,
-    /// `aws.credentials`: static keys (file or environment) or the EC2 instance role.
+    /// `aws.credentials`: the SDK's standard chain, static keys (file or environment) or the
+    /// EC2 instance role.
     pub credentials: CredentialsMode,
+    /// `aws.profile`: the shared-config profile the standard chain uses (else `AWS_PROFILE`,
+    /// else `default`). Only with [`CredentialsMode::Chain`].
+    pub profile: Option<String>,
     /// `aws.imds_endpoint`, normalized to `http://host[:port]` (no trailing `/`). Used only
     /// with [`CredentialsMode::InstanceRole`]; `None` means `$AWS_EC2_METADATA_SERVICE_ENDPOINT`
     /// or `http://169.254.169.254`, decided when the credential source is built.
@@ -95,9 +99,13 @@ pub struct AwsConfig {
 /// Where the AWS keys come from (`aws.credentials`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CredentialsMode {
+    /// `"chain"` (the default without `credentials_file`): the AWS SDK's standard chain:
+    /// environment, shared config/credentials files (profiles, SSO, `credential_process`),
+    /// web identity, the ECS container role, the EC2 instance role.
+    #[default]
+    Chain,
     /// `"static"`: `aws.credentials_file`, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
     /// `AWS_SESSION_TOKEN`, read once at start.
-    #[default]
     Static,
     /// `"instance-role"`: the instance role's keys from IMDSv2, refreshed before they expire.
     InstanceRole,
@@ -106,6 +114,7 @@ pub enum CredentialsMode {
 impl CredentialsMode {
     pub fn as_str(self) -> &'static str {
         match self {
+            CredentialsMode::Chain => "chain",
             CredentialsMode::Static => "static",
             CredentialsMode::InstanceRole => "instance-role",
         }
@@ -397,7 +406,7 @@ fn show_opt<T: fmt::Debug>(v: &Option<T>) -> String {
 
 /// What changed from `old` to `new`. Pools are matched by name. Keys that identify the fleet
 /// (fleet id, Jenkins URL, AWS region and endpoint, listen address) and the AWS credential
-/// keys (`credentials_file`, `credentials`, `imds_endpoint`) need a restart; everything
+/// keys (`credentials_file`, `credentials`, `profile`, `imds_endpoint`) need a restart; everything
 /// else applies at the next poll, to new launches only (existing instances are drained, never
 /// killed because of an edit).
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
@@ -442,6 +451,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         "aws.credentials",
         old.aws.credentials.as_str().into(),
         new.aws.credentials.as_str().into(),
+        true,
+    );
+    push(
+        "aws.profile",
+        show_opt(&old.aws.profile),
+        show_opt(&new.aws.profile),
         true,
     );
     push(

@@ -4,8 +4,8 @@
 use super::aws::{block_on, endpoint_for, sdk_config, sdk_error, Call};
 use super::credentials::SharedCredentials;
 use super::{
-    CloudError, CloudErrorKind, CloudProvider, ImageRef, Instance, InstanceState, LaunchSpec,
-    Market,
+    node_of_secret_parameter, secret_parameter, CloudError, CloudErrorKind, CloudProvider,
+    ImageRef, Instance, InstanceState, LaunchSpec, Market, StoredSecret, SECRET_PARAMETER_PREFIX,
 };
 use crate::config::AwsConfig;
 use crate::secret::Secret;
@@ -107,11 +107,6 @@ fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
             .collect::<BTreeMap<_, _>>(),
     })
-}
-
-/// The parameter name of a node's agent secret (the contract with the boot script).
-pub fn secret_parameter(node: &str) -> String {
-    format!("/nectr/agents/{node}/secret")
 }
 
 impl CloudProvider for Ec2Provider {
@@ -270,34 +265,46 @@ impl CloudProvider for Ec2Provider {
                 message: format!("no available image owned by this account has tag {key}={value}: build one (packer build ami/) or fix the pool's ami"),
             })
     }
-}
 
-/// SSM: the agents' secrets and image parameters.
-impl Ec2Provider {
-    pub fn put_agent_secret(&self, node: &str, secret: &Secret) -> Result<(), CloudError> {
-        let name = secret_parameter(node);
+    fn put_agent_secret(
+        &self,
+        fleet_id: &str,
+        node: &str,
+        secret: &Secret,
+    ) -> Result<(), CloudError> {
         let call = self.ssm_call("PutParameter");
-        block_on(
+        let tag = |k: &str, v: &str| {
+            aws_sdk_ssm::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| bad_answer("PutParameter", &e.to_string()))
+        };
+        let r = block_on(
             self.ssm
                 .put_parameter()
-                .name(&name)
+                .name(secret_parameter(node))
                 .description("nectr-fleet: the Jenkins agent secret of this node")
                 .value(secret.expose())
                 .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-                .tags(
-                    aws_sdk_ssm::types::Tag::builder()
-                        .key(super::TAG_NODE)
-                        .value(node)
-                        .build()
-                        .map_err(|e| bad_answer("PutParameter", &e.to_string()))?,
-                )
+                .tags(tag(super::TAG_NODE, node)?)
+                .tags(tag(super::TAG_FLEET, fleet_id)?)
                 .send(),
-        )?
-        .map(|_| ())
-        .map_err(|e| sdk_error(&call, e))
+        )?;
+        match r {
+            Ok(_) => Ok(()),
+            // Written by an earlier attempt for the same node: same name, same secret.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_already_exists()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error(&call, e)),
+        }
     }
 
-    pub fn tag_agent_secret(&self, node: &str, instance_id: &str) -> Result<(), CloudError> {
+    fn tag_agent_secret(&self, node: &str, instance_id: &str) -> Result<(), CloudError> {
         let call = self.ssm_call("AddTagsToResource");
         block_on(
             self.ssm
@@ -317,7 +324,7 @@ impl Ec2Provider {
         .map_err(|e| sdk_error(&call, e))
     }
 
-    pub fn delete_agent_secret(&self, node: &str) -> Result<(), CloudError> {
+    fn delete_agent_secret(&self, node: &str) -> Result<(), CloudError> {
         let call = self.ssm_call("DeleteParameter");
         match block_on(
             self.ssm
@@ -338,6 +345,52 @@ impl Ec2Provider {
         }
     }
 
+    fn list_agent_secrets(&self, fleet_id: &str) -> Result<Vec<StoredSecret>, CloudError> {
+        let call = self.ssm_call("DescribeParameters");
+        let filter = |k: &str, opt: &str, v: &str| {
+            aws_sdk_ssm::types::ParameterStringFilter::builder()
+                .key(k)
+                .option(opt)
+                .values(v)
+                .build()
+                .map_err(|e| bad_answer("DescribeParameters", &e.to_string()))
+        };
+        let pages = block_on(
+            self.ssm
+                .describe_parameters()
+                .parameter_filters(filter(
+                    &format!("tag:{}", super::TAG_FLEET),
+                    "Equals",
+                    fleet_id,
+                )?)
+                .parameter_filters(filter("Name", "BeginsWith", SECRET_PARAMETER_PREFIX)?)
+                .max_results(50)
+                .into_paginator()
+                .send()
+                .collect::<Vec<_>>(),
+        )?;
+        let mut out = Vec::new();
+        for page in pages {
+            let page = page.map_err(|e| sdk_error(&call, e))?;
+            for p in page.parameters() {
+                let Some(node) = p.name().and_then(node_of_secret_parameter) else {
+                    continue;
+                };
+                out.push(StoredSecret {
+                    node: node.to_string(),
+                    written_ms: p
+                        .last_modified_date()
+                        .and_then(|t| t.to_millis().ok())
+                        .and_then(|ms| u64::try_from(ms).ok()),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// SSM: image parameters.
+impl Ec2Provider {
     pub fn image_parameter(&self, name: &str) -> Result<String, CloudError> {
         let call = self.ssm_call("GetParameter");
         let out = block_on(self.ssm.get_parameter().name(name).send())?.map_err(|e| {

@@ -19,7 +19,6 @@ pub use raw::{normalize_imds_endpoint, RawConfig};
 pub const USER_DATA_PLACEHOLDERS: &[&str] = &[
     "jenkins_url",
     "node_name",
-    "secret",
     "pool",
     "fleet_id",
     "executors",
@@ -27,14 +26,14 @@ pub const USER_DATA_PLACEHOLDERS: &[&str] = &[
     "instance_type",
 ];
 
-/// The default user-data: writes the secret to a root-only file and starts the agent over
-/// WebSocket. Requires `nectr-agent` on the image (see `ami/`).
-pub const DEFAULT_USER_DATA: &str = "#!/bin/sh\n\
-set -eu\n\
-umask 077\n\
-mkdir -p /etc/nectr\n\
-printf '%s' '{{secret}}' > /etc/nectr/agent-secret\n\
-exec nectr-agent -url '{{jenkins_url}}' -name '{{node_name}}' -secret @/etc/nectr/agent-secret -webSocket -workDir '{{remote_fs}}'\n";
+/// The default user-data: the non-secret settings the image's boot script reads, as
+/// `KEY=VALUE` lines. The agent secret is never in user-data: the fleet stores it in SSM at
+/// `/nectr/agents/<node>/secret` before the launch, and the boot script reads it with the
+/// instance's role (see fleet/README.md, "The agent secret").
+pub const DEFAULT_USER_DATA: &str = "NECTR_JENKINS_URL={{jenkins_url}}\n\
+NECTR_NODE_NAME={{node_name}}\n\
+NECTR_POOL={{pool}}\n\
+NECTR_WEBSOCKET=true\n";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

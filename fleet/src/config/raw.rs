@@ -910,6 +910,16 @@ fn validate_pool(
     };
     let key = "user_data";
     for ph in placeholders(&user_data) {
+        if ph == "secret" {
+            c.err(
+                "pool",
+                Some(i),
+                key,
+                n,
+                "{{secret}} is no longer allowed: user-data is readable by anyone with ec2:DescribeInstanceAttribute and by every process on the instance, so the fleet stores each agent's secret in SSM (/nectr/agents/<node>/secret) and the boot script reads it with the instance's role; remove {{secret}} (see fleet/README.md, \"The agent secret\")".into(),
+            );
+            continue;
+        }
         if !USER_DATA_PLACEHOLDERS.contains(&ph.as_str()) {
             c.err(
                 "pool",
@@ -923,16 +933,13 @@ fn validate_pool(
             );
         }
     }
-    if !user_data.is_empty()
-        && (!user_data.contains("{{node_name}}") || !user_data.contains("{{secret}}"))
-    {
+    if !user_data.is_empty() && !user_data.contains("{{node_name}}") {
         c.err(
             "pool",
             Some(i),
             key,
             n,
-            "the template must use {{node_name}} and {{secret}}: the agent needs both to connect"
-                .into(),
+            "the template must use {{node_name}}: the boot script needs it to find the agent's secret and connect".into(),
         );
     }
     if user_data.len() > 12_000 {

@@ -120,8 +120,8 @@ fn dollar_cap_needs_prices() {
 #[test]
 fn user_data_placeholders_checked() {
     let text = EXAMPLE.replace(
-        "'{{jenkins_url}}' -name '{{node_name}}'",
-        "'{{jenkins}}' -name x",
+        "NECTR_JENKINS_URL={{jenkins_url}}\nNECTR_NODE_NAME={{node_name}}",
+        "NECTR_JENKINS_URL={{jenkins}}\nNECTR_NODE_NAME=x",
     );
     let errs = errors_of(&text);
     assert!(
@@ -131,6 +131,14 @@ fn user_data_placeholders_checked() {
     );
     assert!(
         errs.iter().any(|e| e.contains("must use {{node_name}}")),
+        "{errs:?}"
+    );
+    // The secret never goes into user-data.
+    let text = EXAMPLE.replace("NECTR_POOL={{pool}}", "NECTR_SECRET={{secret}}");
+    let errs = errors_of(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("{{secret}} is no longer allowed") && e.contains("SSM")),
         "{errs:?}"
     );
 }
@@ -180,10 +188,10 @@ fn diff_lists_changes_and_restart_keys() {
 fn render_template() {
     let mut v = BTreeMap::new();
     v.insert("node_name", "n1".to_string());
-    v.insert("secret", "s3".to_string());
+    v.insert("pool", "p".to_string());
     assert_eq!(
-        render_user_data("a {{node_name}} b {{ secret }} {{x", &v),
-        "a n1 b s3 {{x"
+        render_user_data("a {{node_name}} b {{ pool }} {{x", &v),
+        "a n1 b p {{x"
     );
 }
 

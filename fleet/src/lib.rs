@@ -6,10 +6,10 @@
 //!   and carries out the plan; the only layer that combines IO with decisions.
 //! - [`server`] and [`metrics`]: `/metrics` (Prometheus text) and `/status` (JSON).
 //! - [`jenkins`]: REST client plus the pure `why`-text and label-expression parsers.
-//! - [`cloud`]: the [`cloud::CloudProvider`] trait and its EC2 implementation (EC2 Query API
-//!   signed with SigV4). No AWS type leaves that module.
+//! - [`cloud`]: the [`cloud::CloudProvider`] trait and its implementation over the AWS SDK
+//!   (EC2, SSM, S3). No AWS SDK type leaves that module.
 //! - [`scaler`]: the pure decision function. No IO, no clock reads.
-//! - [`config`]: parse, validate and diff `fleet.toml`.
+//! - [`config`]: parse, validate and diff `fleet.toml` (imports nothing from `cloud`).
 //! - [`util`] and [`secret`]: small shared helpers.
 
 pub mod cloud;

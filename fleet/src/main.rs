@@ -1,10 +1,10 @@
 //! `nectr-fleet run|plan|check --config FILE`
 
-use nectr_fleet::cloud::credentials::{credential_source, imds_endpoint, SharedCredentials};
+use nectr_fleet::cloud::credentials::{credential_source, describe_source, Env, SharedCredentials};
 use nectr_fleet::cloud::ec2::Ec2Provider;
 use nectr_fleet::cloud::s3::S3Object;
 use nectr_fleet::cloud::CloudProvider;
-use nectr_fleet::config::{self, Config, CredentialsMode};
+use nectr_fleet::config::{self, Config};
 use nectr_fleet::lease::Lease;
 use nectr_fleet::reconcile::Reconciler;
 use nectr_fleet::scaler::Plan;
@@ -90,18 +90,11 @@ fn cloud_for(cfg: &Config, creds: SharedCredentials) -> Result<Arc<dyn CloudProv
     Ok(Arc::new(Ec2Provider::new(&cfg.aws, creds)?))
 }
 
-/// One line on where the AWS keys will come from. Contacts nothing (no IMDS, no AWS).
-fn describe_credentials(cfg: &Config) -> Result<String, String> {
-    match cfg.aws.credentials {
-        CredentialsMode::Static => Ok(match &cfg.aws.credentials_file {
-            Some(p) => format!("aws credentials: static, from {}", p.display()),
-            None => "aws credentials: static, from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN optional)".into(),
-        }),
-        CredentialsMode::InstanceRole => Ok(format!(
-            "aws credentials: instance role, from the instance metadata service at {} (not contacted by check)",
-            imds_endpoint(&cfg.aws)?
-        )),
-    }
+/// Where the AWS keys will come from, and a warning when no source is found. Contacts
+/// nothing (no IMDS, no AWS).
+fn describe_credentials(cfg: &Config) -> (String, Option<String>) {
+    let (what, warning) = describe_source(&cfg.aws, &Env::process());
+    (format!("aws credentials: {what}"), warning)
 }
 
 fn lease_for(
@@ -109,15 +102,7 @@ fn lease_for(
     l: &nectr_fleet::config::LeaseConfig,
     creds: SharedCredentials,
 ) -> Result<Lease, String> {
-    let obj = S3Object::new(
-        cfg.aws.endpoint.as_deref(),
-        &cfg.aws.region,
-        &l.bucket,
-        &l.key,
-        creds,
-        cfg.aws.timeout_ms,
-        cfg.aws.ca_file.as_deref(),
-    )?;
+    let obj = S3Object::new(&cfg.aws, &l.bucket, &l.key, creds)?;
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -222,13 +207,7 @@ fn main() -> ExitCode {
                 eprintln!("{}: {e}", args.config.display());
                 return ExitCode::from(2);
             }
-            let creds_line = match describe_credentials(&cfg) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("{}: {e}", args.config.display());
-                    return ExitCode::from(2);
-                }
-            };
+            let (creds_line, creds_warning) = describe_credentials(&cfg);
             println!(
                 "{}: OK: fleet {}, {} pool(s): {}",
                 args.config.display(),
@@ -244,6 +223,9 @@ fn main() -> ExitCode {
                     .join(", ")
             );
             println!("{creds_line}");
+            if let Some(w) = creds_warning {
+                eprintln!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         "plan" | "run" => {

@@ -267,6 +267,12 @@ pub fn form_encode(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,9 @@
 
 mod support;
 
+use nectr_fleet::cloud::credentials::Credentials;
 use nectr_fleet::cloud::ec2::Ec2Provider;
-use nectr_fleet::cloud::sigv4::Credentials;
-use nectr_fleet::cloud::{CloudError, CloudProvider, Instance, LaunchSpec};
+use nectr_fleet::cloud::{CloudError, CloudProvider, Instance, LaunchSpec, StoredSecret};
 use nectr_fleet::reconcile::Reconciler;
 use nectr_fleet::secret::Secret;
 use nectr_fleet::server::Shared;
@@ -40,6 +40,18 @@ impl CloudProvider for Recording {
     }
     fn newest_image(&self, k: &str, v: &str) -> Result<String, CloudError> {
         self.inner.newest_image(k, v)
+    }
+    fn put_agent_secret(&self, f: &str, n: &str, s: &Secret) -> Result<(), CloudError> {
+        self.inner.put_agent_secret(f, n, s)
+    }
+    fn tag_agent_secret(&self, n: &str, id: &str) -> Result<(), CloudError> {
+        self.inner.tag_agent_secret(n, id)
+    }
+    fn delete_agent_secret(&self, n: &str) -> Result<(), CloudError> {
+        self.inner.delete_agent_secret(n)
+    }
+    fn list_agent_secrets(&self, f: &str) -> Result<Vec<StoredSecret>, CloudError> {
+        self.inner.list_agent_secrets(f)
     }
 }
 

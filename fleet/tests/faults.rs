@@ -3,8 +3,8 @@
 
 mod support;
 
+use nectr_fleet::cloud::credentials::Credentials;
 use nectr_fleet::cloud::ec2::Ec2Provider;
-use nectr_fleet::cloud::sigv4::Credentials;
 use nectr_fleet::cloud::{CloudProvider, Market, Offering};
 use nectr_fleet::jenkins::NodeTag;
 use nectr_fleet::reconcile::Reconciler;
@@ -18,7 +18,7 @@ use support::moto::Moto;
 
 struct Env {
     jenkins: FakeJenkins,
-    _moto: Moto,
+    moto: Moto,
     cloud: Arc<FaultyCloud<Ec2Provider>>,
     rec: Reconciler,
 }
@@ -43,7 +43,7 @@ fn env(name: &str, pool_extra: &str, top_extra: &str) -> Env {
     );
     Env {
         jenkins,
-        _moto: moto,
+        moto,
         cloud,
         rec,
     }
@@ -314,23 +314,6 @@ fn instance_whose_agent_never_connects_is_terminated_after_the_boot_deadline() {
         .contains("nectr_fleet_orphans_cleaned_total{kind=\"instance\"} 1"));
 }
 
-fn xml_field(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let start = xml
-        .find(&open)
-        .map(|i| i + open.len())
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"));
-    let end = xml[start..].find('<').map(|i| start + i).unwrap_or(start);
-    xml[start..end].to_string()
-}
-
-fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 #[test]
 fn newest_tagged_ami_and_launch_template_against_moto() {
     let jenkins = FakeJenkins::start();
@@ -350,37 +333,12 @@ fn newest_tagged_ami_and_launch_template_against_moto() {
     );
     let (path, cfg) = support::write_config(&dir, &text);
     let ec2 = Ec2Provider::new(&cfg.aws, creds()).expect("provider");
+    let raw = support::aws::RawAws::new(&moto.url);
     // Two tagged images from a scratch instance; the newer one must be used.
-    let run = ec2
-        .call(
-            "RunInstances",
-            &p(&[
-                ("ImageId", "ami-12345678"),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-            ]),
-        )
-        .expect("run");
-    let scratch = xml_field(&run, "instanceId");
+    let scratch = raw.scratch_instance("ami-12345678");
     let mut images = Vec::new();
     for name in ["agent-1", "agent-2"] {
-        let x = ec2
-            .call(
-                "CreateImage",
-                &p(&[("InstanceId", &scratch), ("Name", name)]),
-            )
-            .expect("create image");
-        let id = xml_field(&x, "imageId");
-        ec2.call(
-            "CreateTags",
-            &p(&[
-                ("ResourceId.1", &id),
-                ("Tag.1.Key", "nectr:image"),
-                ("Tag.1.Value", "agent"),
-            ]),
-        )
-        .expect("tag");
-        images.push(id);
+        images.push(raw.tagged_image(&scratch, name, "nectr:image", "agent"));
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     assert_eq!(
@@ -388,15 +346,7 @@ fn newest_tagged_ami_and_launch_template_against_moto() {
         images[1]
     );
     assert!(ec2.newest_image("nectr:image", "nope").is_err());
-    ec2.call(
-        "CreateLaunchTemplate",
-        &p(&[
-            ("LaunchTemplateName", "nectr-tmpl"),
-            ("LaunchTemplateData.ImageId", "ami-87654321"),
-            ("LaunchTemplateData.InstanceType", "t3.micro"),
-        ]),
-    )
-    .expect("template");
+    raw.launch_template("nectr-tmpl", "ami-87654321", "t3.micro");
 
     let cloud = Arc::new(Ec2Provider::new(&cfg.aws, creds()).expect("provider"));
     let mut rec =
@@ -405,24 +355,15 @@ fn newest_tagged_ami_and_launch_template_against_moto() {
     jenkins.lock().queue.push(serde_json::json!({"id": 77, "buildable": true, "why": "There are no nodes with the label \u{2018}tmpl\u{2019}"}));
     let rep = rec.poll_once(true);
     assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-    let all = ec2
-        .call(
-            "DescribeInstances",
-            &p(&[
-                ("Filter.1.Name", "tag:nectr:fleet-id"),
-                ("Filter.1.Value.1", "images"),
-            ]),
-        )
-        .expect("describe");
-    let (list, _) = nectr_fleet::cloud::ec2::parse_instances(&all).expect("parse");
-    assert_eq!(list.len(), 2, "{all}");
+    let all = raw.fleet_images("images");
+    assert_eq!(all.len(), 2, "{all:?}");
     assert!(
-        all.contains(&format!("<imageId>{}</imageId>", images[1])),
-        "newest tagged image used: {all}"
+        all.iter().any(|(_, ami)| *ami == images[1]),
+        "newest tagged image used: {all:?}"
     );
     assert!(
-        all.contains("<imageId>ami-87654321</imageId>"),
-        "launch template used: {all}"
+        all.iter().any(|(_, ami)| ami == "ami-87654321"),
+        "launch template used: {all:?}"
     );
 }
 
@@ -441,10 +382,7 @@ fn instance_stopped_behind_our_back_gets_its_node_fenced_then_deleted() {
     // An operator (or a spot interruption with the stop behaviour) stops the instance behind
     // our back. (moto moves terminated instances out of the describe at once, so a stop is
     // what stays observable here.)
-    e.cloud
-        .inner
-        .call("StopInstances", &p(&[("InstanceId.1", &id)]))
-        .expect("stop");
+    support::aws::RawAws::new(&e.moto.url).stop(&id);
     let rep = e.rec.poll_once(true);
     let plan = rep.plan.expect("plan");
     assert_eq!(plan.fences.len(), 1, "{plan:?}");

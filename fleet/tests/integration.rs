@@ -2,8 +2,8 @@
 
 mod support;
 
+use nectr_fleet::cloud::credentials::Credentials;
 use nectr_fleet::cloud::ec2::Ec2Provider;
-use nectr_fleet::cloud::sigv4::Credentials;
 use nectr_fleet::cloud::{CloudProvider, InstanceState};
 use nectr_fleet::config::Config;
 use nectr_fleet::reconcile::Reconciler;

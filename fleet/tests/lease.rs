@@ -3,9 +3,9 @@
 
 mod support;
 
+use nectr_fleet::cloud::credentials::Credentials;
 use nectr_fleet::cloud::ec2::Ec2Provider;
 use nectr_fleet::cloud::s3::S3Object;
-use nectr_fleet::cloud::sigv4::Credentials;
 use nectr_fleet::cloud::CloudProvider;
 use nectr_fleet::lease::Lease;
 use nectr_fleet::reconcile::Reconciler;
@@ -39,18 +39,7 @@ fn exactly_one_replica_acts_and_a_paused_leader_is_fenced_out() {
     let (path, cfg) = support::write_config(&dir, &text);
     let lc = cfg.lease.clone().expect("lease config");
     assert_eq!(lc.key, "lease/lease.json");
-    let obj = || {
-        S3Object::new(
-            cfg.aws.endpoint.as_deref(),
-            &cfg.aws.region,
-            &lc.bucket,
-            &lc.key,
-            creds(),
-            5_000,
-            None,
-        )
-        .expect("s3")
-    };
+    let obj = || S3Object::new(&cfg.aws, &lc.bucket, &lc.key, creds()).expect("s3");
     obj().create_bucket().expect("bucket");
     let ec2 = Arc::new(Ec2Provider::new(&cfg.aws, creds()).expect("ec2"));
     let replica = |id: &str| {

@@ -4,8 +4,8 @@
 
 mod support;
 
+use nectr_fleet::cloud::credentials::Credentials;
 use nectr_fleet::cloud::ec2::Ec2Provider;
-use nectr_fleet::cloud::sigv4::Credentials;
 use nectr_fleet::cloud::{CloudProvider, Instance};
 use nectr_fleet::config::Config;
 use nectr_fleet::reconcile::Reconciler;

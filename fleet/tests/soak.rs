@@ -417,8 +417,8 @@ mod e2e {
     use super::support::faulty_cloud::{Ec2Faults, FaultyCloud};
     use super::support::moto::Moto;
     use super::support::world::Rng;
+    use nectr_fleet::cloud::credentials::Credentials;
     use nectr_fleet::cloud::ec2::Ec2Provider;
-    use nectr_fleet::cloud::sigv4::Credentials;
     use nectr_fleet::cloud::{CloudProvider, LaunchSpec, Market, Offering, TAG_FLEET};
     use nectr_fleet::cloud::{ImageRef, TAG_JENKINS};
     use nectr_fleet::jenkins::NodeTag;

@@ -1,84 +1,113 @@
-//! Where the AWS keys come from: static keys (`aws.credentials_file` or the environment,
-//! read once at start) or the EC2 instance role, read from the instance metadata service
-//! (IMDSv2) and refreshed before it expires. [`Ec2Provider`](super::ec2::Ec2Provider) and
-//! [`S3Object`](super::s3::S3Object) share one source and ask it for the current keys before
-//! signing each request.
+//! Where the AWS keys come from (`aws.credentials`), handed to the AWS SDK as its credentials
+//! provider:
 //!
-//! IMDSv2, as used here:
-//! 1. `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds: 21600` gives a
-//!    session token (kept until a minute before the TTL IMDS granted ends, or until IMDS
-//!    answers 401);
-//! 2. `GET /latest/meta-data/iam/security-credentials/` (with `X-aws-ec2-metadata-token`)
-//!    lists the role name;
-//! 3. `GET /latest/meta-data/iam/security-credentials/<role>` gives JSON with `Code`,
-//!    `AccessKeyId`, `SecretAccessKey`, `Token` and `Expiration`.
+//! - `"chain"` (the default): the SDK's standard chain, in its order: the `AWS_*` environment
+//!   variables, the shared config and credentials files (`aws.profile`, else `AWS_PROFILE`,
+//!   else `default`; SSO and `credential_process` profiles included), web identity
+//!   (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`), the ECS container role, and the EC2
+//!   instance role (IMDSv2). Keys that expire are refreshed by the SDK.
+//! - `"static"`: `aws.credentials_file`, else the `AWS_*` variables, read once at start.
+//! - `"instance-role"`: only the EC2 instance role, from IMDSv2 at `aws.imds_endpoint`.
 //!
-//! The keys are cached and fetched again once less than [`REFRESH_BEFORE_MS`] is left before
-//! `Expiration`. One mutex guards the cache, so concurrent callers wait for a single refresh.
-//! No secret key, session token or IMDS token is ever part of an error, a log line or `Debug`.
+//! [`describe_source`] tells, without contacting anything, which source the chain will use
+//! (what `nectr-fleet check` prints). No secret key or session token is ever part of an error,
+//! a log line or `Debug` output.
 
-use super::sigv4::Credentials;
-use super::{CloudError, CloudErrorKind};
-use crate::config::{AwsConfig, CredentialsMode};
+use crate::config::{normalize_imds_endpoint, AwsConfig, CredentialsMode};
 use crate::secret::Secret;
-use crate::util::{format_iso8601_ms, now_ms, parse_iso8601_ms};
-use crate::{log_info, log_warn};
-use serde::Deserialize;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use aws_config::imds::credentials::ImdsCredentialsProvider;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use std::path::{Path, PathBuf};
 
 /// The IMDS address when neither `aws.imds_endpoint` nor the environment names one.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// The environment variable the AWS tools use to point at another IMDS.
 pub const IMDS_ENDPOINT_ENV: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
-/// Keys are fetched again when less than this is left before their `Expiration`.
-pub const REFRESH_BEFORE_MS: u64 = 5 * 60 * 1000;
-/// Timeout of each IMDS request.
-pub const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
-/// The session-token lifetime asked for (the IMDS maximum, 6 hours).
-pub const IMDS_TOKEN_TTL_SECONDS: u64 = 21_600;
-/// A session token is replaced when less than this (at most half its lifetime) is left.
-const TOKEN_MARGIN: Duration = Duration::from_secs(60);
-/// After a refresh that failed, or that replaced cached keys with keys which are themselves
-/// within [`REFRESH_BEFORE_MS`] of expiry, the still-valid cached keys are used for this long
-/// before IMDS is asked again (so a slow rotation does not turn every request into three IMDS calls).
-const RETRY_AFTER: Duration = Duration::from_secs(10);
-/// Cached keys are still handed out (after a failed refresh) only while they have at least
-/// this much life left: a request signed now must still be valid when AWS checks it.
-const STILL_VALID_MS: u64 = 30_000;
 
-/// Gives the keys to sign the next request with. Shared by the EC2 and S3 clients.
-pub trait CredentialSource: Send + Sync + std::fmt::Debug {
-    fn current(&self) -> Result<Credentials, CloudError>;
+/// Static keys.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
 }
 
-/// Static keys: the same every time.
-impl CredentialSource for Credentials {
-    fn current(&self) -> Result<Credentials, CloudError> {
-        Ok(self.clone())
+/// The credential source the AWS clients share, with a description for messages (never the
+/// keys themselves).
+#[derive(Clone)]
+pub struct SharedCredentials {
+    pub(crate) provider: SharedCredentialsProvider,
+    description: String,
+}
+
+impl std::fmt::Debug for SharedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCredentials")
+            .field("source", &self.description)
+            .finish_non_exhaustive()
     }
 }
 
-/// The handle the clients hold.
-pub type SharedCredentials = Arc<dyn CredentialSource>;
+impl SharedCredentials {
+    /// Where the keys come from, e.g. `static, from aws.credentials_file /etc/nectr/aws`.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
 
-impl From<Credentials> for Arc<dyn CredentialSource> {
+impl From<Credentials> for SharedCredentials {
     fn from(c: Credentials) -> Self {
-        Arc::new(c)
-    }
-}
-
-/// The credential source `cfg` asks for. `aws.credentials = "static"` reads the file or the
-/// environment now (errors name the key or variable); `"instance-role"` contacts nothing
-/// until the first request.
-pub fn credential_source(cfg: &AwsConfig) -> Result<SharedCredentials, String> {
-    match cfg.credentials {
-        CredentialsMode::Static => Ok(Arc::new(super::ec2::load_credentials(cfg)?)),
-        CredentialsMode::InstanceRole => {
-            let endpoint = imds_endpoint(cfg)?;
-            Ok(Arc::new(InstanceRoleCredentials::new(&endpoint)?))
+        SharedCredentials {
+            provider: SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                c.access_key_id,
+                c.secret_access_key.expose().to_string(),
+                c.session_token.map(|t| t.expose().to_string()),
+                None,
+                "nectr-static",
+            )),
+            description: "static keys".into(),
         }
     }
+}
+
+/// Read `aws.credentials_file` (lines: key id, secret, optional session token) or
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+pub fn load_credentials(cfg: &AwsConfig) -> Result<Credentials, String> {
+    if let Some(path) = &cfg.credentials_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("aws.credentials_file: cannot read {}: {e}", path.display()))?;
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let id = lines.next();
+        let secret = lines.next();
+        let token = lines.next();
+        return match (id, secret) {
+            (Some(id), Some(secret)) => Ok(Credentials {
+                access_key_id: id.to_string(),
+                secret_access_key: Secret::new(secret),
+                session_token: token.map(Secret::new),
+            }),
+            _ => Err(format!(
+                "aws.credentials_file: {} must hold the access key id on the first line and the secret access key on the second",
+                path.display()
+            )),
+        };
+    }
+    let id = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
+    if id.is_empty() || secret.is_empty() {
+        return Err("no AWS credentials: aws.credentials = \"static\" needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or aws.credentials_file; or remove the credentials key to use the standard chain (profiles, SSO, roles)".into());
+    }
+    Ok(Credentials {
+        access_key_id: id,
+        secret_access_key: Secret::new(secret),
+        session_token: std::env::var("AWS_SESSION_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
+    })
 }
 
 /// `aws.imds_endpoint`, else `$AWS_EC2_METADATA_SERVICE_ENDPOINT`, else the link-local
@@ -95,426 +124,199 @@ pub fn imds_endpoint(cfg: &AwsConfig) -> Result<String, String> {
     }
 }
 
-/// `http(s)://host[:port]` with no path, without a trailing `/`.
-pub fn normalize_imds_endpoint(s: &str) -> Result<String, String> {
-    let lower = s.to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        &s[7..]
-    } else if lower.starts_with("https://") {
-        &s[8..]
-    } else {
-        return Err(format!(
-            "`{s}` is not an http URL: write it like \"http://169.254.169.254\""
-        ));
+/// The credential source `cfg` asks for. `"static"` reads the file or the environment now
+/// (errors name the key or variable); `"chain"` and `"instance-role"` contact nothing until
+/// the first request.
+pub fn credential_source(cfg: &AwsConfig) -> Result<SharedCredentials, String> {
+    match cfg.credentials {
+        CredentialsMode::Static => {
+            let keys = load_credentials(cfg)?;
+            let description = match &cfg.credentials_file {
+                Some(p) => format!("static, from aws.credentials_file {}", p.display()),
+                None => "static, from AWS_ACCESS_KEY_ID".to_string(),
+            };
+            Ok(SharedCredentials {
+                description,
+                ..SharedCredentials::from(keys)
+            })
+        }
+        CredentialsMode::InstanceRole => {
+            let endpoint = imds_endpoint(cfg)?;
+            let client = aws_config::imds::Client::builder()
+                .endpoint(&endpoint)
+                .map_err(|e| format!("aws.imds_endpoint `{endpoint}`: {e}"))?
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .read_timeout(std::time::Duration::from_secs(2))
+                .build();
+            let provider = ImdsCredentialsProvider::builder()
+                .imds_client(client)
+                .build();
+            Ok(SharedCredentials {
+                provider: SharedCredentialsProvider::new(provider),
+                description: format!("instance role, from the metadata service at {endpoint}"),
+            })
+        }
+        CredentialsMode::Chain => {
+            let region = aws_config::Region::new(cfg.region.clone());
+            let profile = cfg.profile.clone();
+            let chain = super::aws::block_on(async move {
+                let mut b =
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .region(region);
+                if let Some(p) = profile {
+                    b = b.profile_name(&p);
+                }
+                b.build().await
+            })
+            .map_err(|e| e.message)?;
+            let (what, _) = describe_source(cfg, &Env::process());
+            Ok(SharedCredentials {
+                provider: SharedCredentialsProvider::new(chain),
+                description: what,
+            })
+        }
+    }
+}
+
+/// What the process environment and file system hold, for [`describe_source`] (a parameter,
+/// so tests need not change the process environment).
+pub struct Env {
+    pub vars: Vec<(String, String)>,
+    pub home: Option<PathBuf>,
+}
+
+impl Env {
+    pub fn process() -> Env {
+        Env {
+            vars: std::env::vars()
+                .filter(|(k, _)| k.starts_with("AWS_") || k == "HOME")
+                .collect(),
+            home: std::env::var_os("HOME").map(PathBuf::from),
+        }
+    }
+
+    fn var(&self, k: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, v)| n == k && !v.trim().is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Section names (`[default]`, `[profile ci]`, `[ci]`) of an INI file, profile names only.
+fn profiles_in(path: &Path, config_file: bool) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
     };
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() {
-        return Err(format!("`{s}` has no host name"));
-    }
-    if rest.contains(['/', '?', '#']) || rest.contains(char::is_whitespace) {
-        return Err(format!(
-            "`{s}` must be scheme, host and port only (no path): like \"http://169.254.169.254\""
-        ));
-    }
-    Ok(s.trim_end_matches('/').to_string())
-}
-
-/// The role's keys from IMDSv2, cached until [`REFRESH_BEFORE_MS`] before they expire.
-pub struct InstanceRoleCredentials {
-    endpoint: String,
-    agent: ureq::Agent,
-    cache: Mutex<Cache>,
-}
-
-#[derive(Default)]
-struct Cache {
-    /// IMDS session token and when it stops being used.
-    token: Option<(Secret, Instant)>,
-    keys: Option<CachedKeys>,
-    /// Don't ask IMDS again before this while the cached keys are still valid.
-    quiet_until: Option<Instant>,
-}
-
-#[derive(Debug)] // Credentials print their secrets as ***
-struct CachedKeys {
-    creds: Credentials,
-    role: String,
-    expires_ms: u64,
-}
-
-impl std::fmt::Debug for InstanceRoleCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceRoleCredentials")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The JSON answer for a role. Only strings are expected, so a parse error never quotes a
-/// value (serde quotes values only when their type is wrong); no `Debug`, it holds secrets.
-#[derive(Deserialize)]
-struct RoleAnswer {
-    #[serde(rename = "Code")]
-    code: Option<String>,
-    #[serde(rename = "Message")]
-    message: Option<String>,
-    #[serde(rename = "AccessKeyId")]
-    access_key_id: Option<String>,
-    #[serde(rename = "SecretAccessKey")]
-    secret_access_key: Option<String>,
-    #[serde(rename = "Token")]
-    token: Option<String>,
-    #[serde(rename = "Expiration")]
-    expiration: Option<String>,
-}
-
-const TOKEN_PATH: &str = "/latest/api/token";
-const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
-
-fn imds_error(code: &str, message: String) -> CloudError {
-    CloudError {
-        kind: CloudErrorKind::Transport,
-        code: code.into(),
-        message,
-    }
-}
-
-/// What a GET with the session token gave.
-enum Got {
-    Body(String),
-    Status(u16),
-}
-
-impl InstanceRoleCredentials {
-    /// `endpoint` like `http://169.254.169.254` (checked, trailing `/` dropped). Contacts
-    /// nothing.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
-        let endpoint = normalize_imds_endpoint(endpoint)?;
-        // IMDS is plain HTTP on a link-local address: no CA, no proxy (ureq reads no proxy
-        // variables unless told to), no redirects.
-        let agent = ureq::AgentBuilder::new()
-            .timeout(IMDS_TIMEOUT)
-            .redirects(0)
-            .build();
-        Ok(InstanceRoleCredentials {
-            endpoint,
-            agent,
-            cache: Mutex::new(Cache::default()),
-        })
-    }
-
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    fn unreachable(&self, step: &str, e: &ureq::Transport) -> CloudError {
-        // A transport error names the URL and the failure, never a header.
-        imds_error(
-            "ImdsUnreachable",
-            format!(
-                "instance-role credentials: IMDS unreachable at {} ({step}: {e}); check that nectr-fleet runs on an EC2 instance with the metadata service enabled (in a container, the instance's metadata hop limit must be at least 2), or set aws.imds_endpoint, or use aws.credentials = \"static\"",
-                self.endpoint
-            ),
-        )
-    }
-
-    fn fetch_token(&self) -> Result<(Secret, Instant), CloudError> {
-        let url = format!("{}{TOKEN_PATH}", self.endpoint);
-        let asked = Instant::now();
-        let resp = self
-            .agent
-            .put(&url)
-            .set(
-                "X-aws-ec2-metadata-token-ttl-seconds",
-                &IMDS_TOKEN_TTL_SECONDS.to_string(),
-            )
-            .call();
-        match resp {
-            Ok(r) => {
-                let ttl = r
-                    .header("X-aws-ec2-metadata-token-ttl-seconds")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(IMDS_TOKEN_TTL_SECONDS);
-                let token = r.into_string().map_err(|e| {
-                    imds_error(
-                        "ImdsUnreachable",
-                        format!(
-                            "instance-role credentials: reading the IMDS session token from {url} failed: {e}"
-                        ),
-                    )
-                })?;
-                let token = token.trim();
-                if token.is_empty() {
-                    return Err(imds_error(
-                        "ImdsBadAnswer",
-                        format!("instance-role credentials: IMDS at {} answered the session-token request with an empty body", self.endpoint),
-                    ));
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let inner = l.strip_prefix('[')?.strip_suffix(']')?.trim();
+            if config_file {
+                if inner == "default" {
+                    return Some("default".to_string());
                 }
-                let ttl = Duration::from_secs(ttl);
-                let until = asked + ttl.saturating_sub(TOKEN_MARGIN.min(ttl / 2));
-                Ok((Secret::new(token), until))
-            }
-            Err(ureq::Error::Status(status, _)) => Err(imds_error(
-                "ImdsTokenRefused",
-                format!(
-                    "instance-role credentials: IMDS at {} refused a session token (PUT {TOKEN_PATH}: HTTP {status}); check that the metadata service is enabled on this instance and accepts IMDSv2 tokens",
-                    self.endpoint
-                ),
-            )),
-            Err(ureq::Error::Transport(t)) => Err(self.unreachable("PUT session token", &t)),
-        }
-    }
-
-    /// A session token, new if there is none, it is about to expire, or `fresh` is set.
-    fn token(&self, cache: &mut Cache, fresh: bool) -> Result<Secret, CloudError> {
-        if !fresh {
-            if let Some((t, until)) = &cache.token {
-                if Instant::now() < *until {
-                    return Ok(t.clone());
-                }
-            }
-        }
-        cache.token = None;
-        let (t, until) = self.fetch_token()?;
-        cache.token = Some((t.clone(), until));
-        Ok(t)
-    }
-
-    /// GET `path` with the session token; a 401 (expired or revoked token) gets one retry
-    /// with a new token.
-    fn get(&self, cache: &mut Cache, path: &str, step: &str) -> Result<Got, CloudError> {
-        let url = format!("{}{path}", self.endpoint);
-        let mut fresh = false;
-        loop {
-            let token = self.token(cache, fresh)?;
-            let resp = self
-                .agent
-                .get(&url)
-                .set("X-aws-ec2-metadata-token", token.expose())
-                .call();
-            return match resp {
-                Ok(r) => r.into_string().map(Got::Body).map_err(|e| {
-                    imds_error(
-                        "ImdsUnreachable",
-                        format!("instance-role credentials: reading {url} ({step}) failed: {e}"),
-                    )
-                }),
-                Err(ureq::Error::Status(401, _)) if !fresh => {
-                    cache.token = None;
-                    fresh = true;
-                    continue;
-                }
-                Err(ureq::Error::Status(401, _)) => Err(imds_error(
-                    "ImdsTokenRefused",
-                    format!(
-                        "instance-role credentials: IMDS at {} rejected a new session token ({step}: HTTP 401)",
-                        self.endpoint
-                    ),
-                )),
-                Err(ureq::Error::Status(status, _)) => Ok(Got::Status(status)),
-                Err(ureq::Error::Transport(t)) => Err(self.unreachable(step, &t)),
-            };
-        }
-    }
-
-    fn no_role(&self, what: String) -> CloudError {
-        imds_error(
-            "ImdsNoRole",
-            format!(
-                "instance-role credentials: no instance role attached? {what}; attach an instance profile with an IAM role to this instance, or use aws.credentials = \"static\"",
-            ),
-        )
-    }
-
-    /// Role name and keys, straight from IMDS.
-    fn fetch(&self, cache: &mut Cache) -> Result<CachedKeys, CloudError> {
-        let listing = self.get(cache, ROLES_PATH, "list the instance role")?;
-        let listing = self.body(listing, ROLES_PATH, &format!("no {ROLES_PATH}"))?;
-        let role = listing
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                self.no_role(format!(
-                    "IMDS at {} lists no IAM role under {ROLES_PATH}",
-                    self.endpoint
-                ))
-            })?;
-        if role.contains(['/', '?', '#', '%']) || role.len() > 128 {
-            return Err(imds_error(
-                "ImdsBadAnswer",
-                format!(
-                    "instance-role credentials: IMDS at {} listed `{role}`, which is not a role name",
-                    self.endpoint
-                ),
-            ));
-        }
-        let path = format!("{ROLES_PATH}{role}");
-        let got = self.get(cache, &path, "read the role's credentials")?;
-        let body = self.body(got, &path, &format!("no credentials for role `{role}`"))?;
-        self.parse_keys(&role, &body)
-    }
-
-    /// The body of an answer to `GET path`: a 404 means no role (`missing` says what is
-    /// missing), any other status is an error.
-    fn body(&self, got: Got, path: &str, missing: &str) -> Result<String, CloudError> {
-        match got {
-            Got::Body(b) => Ok(b),
-            Got::Status(404) => Err(self.no_role(format!(
-                "IMDS at {} has {missing} (HTTP 404)",
-                self.endpoint
-            ))),
-            Got::Status(s) => Err(imds_error(
-                "ImdsError",
-                format!(
-                    "instance-role credentials: IMDS at {} answered HTTP {s} to GET {path}",
-                    self.endpoint
-                ),
-            )),
-        }
-    }
-
-    fn parse_keys(&self, role: &str, body: &str) -> Result<CachedKeys, CloudError> {
-        let bad = |what: String| {
-            imds_error(
-                "ImdsBadAnswer",
-                format!(
-                    "instance-role credentials: the answer of IMDS at {} for role `{role}` {what}",
-                    self.endpoint
-                ),
-            )
-        };
-        // Only the position of a syntax error is reported: the text holds the keys.
-        let a: RoleAnswer = serde_json::from_str(body).map_err(|e| {
-            bad(format!(
-                "is not the expected JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let code = a.code.as_deref().unwrap_or("").trim();
-        if code != "Success" {
-            let msg: String = a
-                .message
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect();
-            let msg = match (&a.secret_access_key, &a.token) {
-                // Never echo a value that could hold a key.
-                (Some(s), _) if !s.is_empty() && msg.contains(s.as_str()) => String::new(),
-                (_, Some(t)) if !t.is_empty() && msg.contains(t.as_str()) => String::new(),
-                _ => msg,
-            };
-            return Err(imds_error(
-                "ImdsCredentials",
-                format!(
-                    "instance-role credentials: IMDS at {} answered Code \"{code}\" (not \"Success\") for role `{role}`{}; check the role and the instance profile in IAM",
-                    self.endpoint,
-                    if msg.is_empty() { String::new() } else { format!(": {msg}") }
-                ),
-            ));
-        }
-        let (Some(id), Some(secret), Some(token)) = (
-            a.access_key_id.filter(|s| !s.trim().is_empty()),
-            a.secret_access_key.filter(|s| !s.trim().is_empty()),
-            a.token.filter(|s| !s.trim().is_empty()),
-        ) else {
-            return Err(bad(
-                "lacks AccessKeyId, SecretAccessKey or Token".to_string()
-            ));
-        };
-        let exp_text = a.expiration.unwrap_or_default();
-        let Some(expires_ms) = parse_iso8601_ms(&exp_text) else {
-            return Err(bad(format!(
-                "has no valid Expiration (`{}`)",
-                exp_text.chars().take(40).collect::<String>()
-            )));
-        };
-        Ok(CachedKeys {
-            creds: Credentials {
-                access_key_id: id.trim().to_string(),
-                secret_access_key: Secret::new(secret.trim()),
-                session_token: Some(Secret::new(token.trim())),
-            },
-            role: role.to_string(),
-            expires_ms,
-        })
-    }
-}
-
-impl CredentialSource for InstanceRoleCredentials {
-    fn current(&self) -> Result<Credentials, CloudError> {
-        // One refresh at a time: other callers wait here, then find the new keys cached.
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_ms();
-        let usable = cache
-            .keys
-            .as_ref()
-            .filter(|k| k.expires_ms > now.saturating_add(STILL_VALID_MS))
-            .map(|k| k.creds.clone());
-        if let Some(k) = &cache.keys {
-            if k.expires_ms > now.saturating_add(REFRESH_BEFORE_MS) {
-                return Ok(k.creds.clone());
-            }
-        }
-        if let (Some(c), Some(q)) = (&usable, cache.quiet_until) {
-            if Instant::now() < q {
-                return Ok(c.clone());
-            }
-        }
-        // Keys near expiry right after start are asked for again at the next call; after a
-        // refresh that still gives keys near expiry, IMDS is left alone for RETRY_AFTER.
-        let refreshing = cache.keys.is_some();
-        let fetched = self.fetch(&mut cache).and_then(|k| {
-            if k.expires_ms <= now_ms() {
-                Err(imds_error(
-                    "ImdsCredentials",
-                    format!(
-                        "instance-role credentials: IMDS at {} gave credentials for role `{}` that expired at {}; check the instance's clock",
-                        self.endpoint,
-                        k.role,
-                        format_iso8601_ms(k.expires_ms)
-                    ),
-                ))
+                inner.strip_prefix("profile ").map(|p| p.trim().to_string())
             } else {
-                Ok(k)
+                Some(inner.to_string())
             }
-        });
-        match fetched {
-            Ok(k) => {
-                if k.expires_ms <= now_ms().saturating_add(REFRESH_BEFORE_MS) {
-                    cache.quiet_until = refreshing.then(|| Instant::now() + RETRY_AFTER);
-                    log_warn!(
-                        "instance-role credentials for role {} expire at {}, in less than 5 minutes; IMDS will be asked again",
-                        k.role,
-                        format_iso8601_ms(k.expires_ms),
-                    );
+        })
+        .collect()
+}
+
+/// Which source `cfg` will use, said without contacting anything, and a warning when the
+/// standard chain finds nothing but the instance role (which exists only on EC2).
+pub fn describe_source(cfg: &AwsConfig, env: &Env) -> (String, Option<String>) {
+    match cfg.credentials {
+        CredentialsMode::Static => match &cfg.credentials_file {
+            Some(p) => (format!("static, from aws.credentials_file {}", p.display()), None),
+            None if env.var("AWS_ACCESS_KEY_ID").is_some()
+                && env.var("AWS_SECRET_ACCESS_KEY").is_some() =>
+            {
+                ("static, from AWS_ACCESS_KEY_ID".into(), None)
+            }
+            None => (
+                "static, from AWS_ACCESS_KEY_ID (unset)".into(),
+                Some("aws.credentials = \"static\" without credentials_file, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not both set: every AWS call will fail; set them, set aws.credentials_file, or remove the credentials key to use the standard chain".into()),
+            ),
+        },
+        CredentialsMode::InstanceRole => {
+            let endpoint = imds_endpoint(cfg).unwrap_or_else(|e| e);
+            (
+                format!("instance role, from the metadata service at {endpoint} (not contacted by check)"),
+                None,
+            )
+        }
+        CredentialsMode::Chain => {
+            if env.var("AWS_ACCESS_KEY_ID").is_some() && env.var("AWS_SECRET_ACCESS_KEY").is_some()
+            {
+                return (
+                    "standard chain: environment (AWS_ACCESS_KEY_ID)".into(),
+                    None,
+                );
+            }
+            let profile = cfg
+                .profile
+                .clone()
+                .or_else(|| env.var("AWS_PROFILE").map(str::to_string));
+            let config_file = env
+                .var("AWS_CONFIG_FILE")
+                .map(PathBuf::from)
+                .or_else(|| env.home.as_ref().map(|h| h.join(".aws/config")));
+            let creds_file = env
+                .var("AWS_SHARED_CREDENTIALS_FILE")
+                .map(PathBuf::from)
+                .or_else(|| env.home.as_ref().map(|h| h.join(".aws/credentials")));
+            let mut found: Vec<String> = Vec::new();
+            if let Some(f) = &config_file {
+                found.extend(profiles_in(f, true));
+            }
+            if let Some(f) = &creds_file {
+                found.extend(profiles_in(f, false));
+            }
+            let files = [config_file, creds_file]
+                .iter()
+                .flatten()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and ");
+            if let Some(p) = &profile {
+                let via = if cfg.profile.is_some() {
+                    "aws.profile"
                 } else {
-                    cache.quiet_until = None;
-                    log_info!(
-                        "instance-role credentials for role {} (key id {}) fetched from IMDS; they expire at {}",
-                        k.role,
-                        k.creds.access_key_id,
-                        format_iso8601_ms(k.expires_ms)
-                    );
+                    "AWS_PROFILE"
+                };
+                if found.iter().any(|f| f == p) {
+                    return (format!("standard chain: profile `{p}` ({via}) from {files}"), None);
                 }
-                let creds = k.creds.clone();
-                cache.keys = Some(k);
-                Ok(creds)
+                return (
+                    format!("standard chain: profile `{p}` ({via})"),
+                    Some(format!("profile `{p}` is not in {files}: every AWS call will fail; add it (aws configure --profile {p}, or aws configure sso) or name another")),
+                );
             }
-            Err(e) => match usable {
-                Some(c) => {
-                    cache.quiet_until = Some(Instant::now() + RETRY_AFTER);
-                    log_warn!(
-                        "refreshing instance-role credentials failed ({e}); the cached ones are still valid and stay in use"
-                    );
-                    Ok(c)
-                }
-                None => Err(e),
-            },
+            if found.iter().any(|f| f == "default") {
+                return (
+                    format!("standard chain: profile `default` from {files}"),
+                    None,
+                );
+            }
+            if env.var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.var("AWS_ROLE_ARN").is_some()
+            {
+                return (
+                    "standard chain: web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)"
+                        .into(),
+                    None,
+                );
+            }
+            if env.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+                || env.var("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+            {
+                return ("standard chain: the container role (ECS)".into(), None);
+            }
+            (
+                "standard chain: the EC2 instance role (nothing else found)".into(),
+                Some(format!("no AWS credentials found in the environment (AWS_ACCESS_KEY_ID), a profile (AWS_PROFILE, aws.profile, [default] in {files}), web identity or a container role; only the EC2 instance role is left, which exists only on an EC2 instance with an instance profile: elsewhere every AWS call will fail. Set AWS_PROFILE or aws.profile, or export keys")),
+            )
         }
     }
 }
@@ -523,56 +325,96 @@ impl CredentialSource for InstanceRoleCredentials {
 mod tests {
     use super::*;
 
-    #[test]
-    fn endpoints_normalized() {
-        assert_eq!(
-            normalize_imds_endpoint("http://169.254.169.254/").unwrap(),
-            "http://169.254.169.254"
-        );
-        assert_eq!(
-            normalize_imds_endpoint("http://[fd00:ec2::254]").unwrap(),
-            "http://[fd00:ec2::254]"
-        );
-        assert!(normalize_imds_endpoint("169.254.169.254").is_err());
-        assert!(normalize_imds_endpoint("http://").is_err());
-        assert!(normalize_imds_endpoint("http://h/latest").is_err());
+    fn aws(mode: CredentialsMode) -> AwsConfig {
+        AwsConfig {
+            region: "us-east-1".into(),
+            endpoint: None,
+            credentials_file: None,
+            credentials: mode,
+            profile: None,
+            imds_endpoint: None,
+            timeout_ms: 1000,
+            ca_file: None,
+        }
+    }
+
+    fn env(vars: &[(&str, &str)], home: Option<&Path>) -> Env {
+        Env {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            home: home.map(Path::to_path_buf),
+        }
     }
 
     #[test]
-    fn answer_parsing_never_shows_the_keys() {
-        let src = InstanceRoleCredentials::new("http://127.0.0.1:9").unwrap();
-        let ok = r#"{"Code":"Success","LastUpdated":"2026-11-22T06:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s3cr3t-key-value","Token":"sess-token-value","Expiration":"2026-11-22T12:00:00Z"}"#;
-        let k = src.parse_keys("r", ok).unwrap();
-        assert_eq!(k.creds.access_key_id, "ASIAEXAMPLE");
+    fn chain_names_its_source_and_warns_when_none() {
+        let c = aws(CredentialsMode::Chain);
+        let (what, warn) = describe_source(&c, &env(&[], None));
         assert_eq!(
-            k.expires_ms,
-            parse_iso8601_ms("2026-11-22T12:00:00Z").unwrap()
+            what,
+            "standard chain: the EC2 instance role (nothing else found)"
         );
-        let dbg = format!("{:?} {:?}", k.creds, src);
+        assert!(warn.unwrap().contains("no AWS credentials found"));
+
+        let (what, warn) = describe_source(
+            &c,
+            &env(
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIA"),
+                    ("AWS_SECRET_ACCESS_KEY", "s"),
+                ],
+                None,
+            ),
+        );
+        assert_eq!(what, "standard chain: environment (AWS_ACCESS_KEY_ID)");
+        assert!(warn.is_none());
+
+        let dir = std::env::temp_dir().join(format!("nectr-creds-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".aws")).unwrap();
+        std::fs::write(
+            dir.join(".aws/config"),
+            "[default]\nregion = us-east-1\n[profile ci]\nsso_session = x\n",
+        )
+        .unwrap();
+        let (what, warn) = describe_source(&c, &env(&[], Some(&dir)));
         assert!(
-            !dbg.contains("s3cr3t") && !dbg.contains("sess-token"),
-            "{dbg}"
+            what.starts_with("standard chain: profile `default` from "),
+            "{what}"
         );
+        assert!(warn.is_none());
+        let (what, warn) = describe_source(&c, &env(&[("AWS_PROFILE", "ci")], Some(&dir)));
+        assert!(
+            what.starts_with("standard chain: profile `ci` (AWS_PROFILE)"),
+            "{what}"
+        );
+        assert!(warn.is_none());
+        let mut c2 = c.clone();
+        c2.profile = Some("nope".into());
+        let (what, warn) = describe_source(&c2, &env(&[], Some(&dir)));
+        assert_eq!(what, "standard chain: profile `nope` (aws.profile)");
+        assert!(warn.unwrap().contains("profile `nope` is not in"));
+        std::fs::remove_dir_all(&dir).unwrap();
 
-        let truncated = &ok[..ok.len() - 10];
-        let e = src.parse_keys("r", truncated).unwrap_err();
-        assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        assert!(e.to_string().contains("not the expected JSON"), "{e}");
+        let (what, _) = describe_source(
+            &c,
+            &env(
+                &[
+                    ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+                    ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ],
+                None,
+            ),
+        );
+        assert!(what.contains("web identity"), "{what}");
+    }
 
-        let e = src
-            .parse_keys("r", r#"{"Code":"Success","AccessKeyId":"A","SecretAccessKey":"s3cr3t-key-value","Token":"t0ken-value","Expiration":"soon"}"#)
-            .unwrap_err();
-        assert!(e.to_string().contains("no valid Expiration"), "{e}");
-        assert!(!e.to_string().contains("s3cr3t"), "{e}");
-
-        let e = src
-            .parse_keys(
-                "r",
-                r#"{"Code":"Failure","Message":"leaked s3cr3t-key-value","SecretAccessKey":"s3cr3t-key-value"}"#,
-            )
-            .unwrap_err();
-        assert!(e.to_string().contains("Code \"Failure\""), "{e}");
-        assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        assert_eq!(e.kind, CloudErrorKind::Transport);
+    #[test]
+    fn static_without_keys_warns_instead_of_claiming_them() {
+        let c = aws(CredentialsMode::Static);
+        let (what, warn) = describe_source(&c, &env(&[], None));
+        assert_eq!(what, "static, from AWS_ACCESS_KEY_ID (unset)");
+        assert!(warn.unwrap().contains("every AWS call will fail"));
     }
 }

@@ -1,10 +1,13 @@
 //! The cloud provider boundary. [`CloudProvider`] is what the reconcile loop uses; [`ec2`]
-//! implements it over the EC2 Query API. No AWS type or XML leaves this module.
+//! implements it over the AWS SDK ([`aws`] holds the shared plumbing). No AWS SDK type leaves
+//! this module.
 
+mod aws;
 pub mod credentials;
 pub mod ec2;
 pub mod s3;
-pub mod sigv4;
+
+pub use aws::classify;
 
 use crate::secret::Secret;
 use std::collections::BTreeMap;
@@ -16,6 +19,8 @@ pub const TAG_JENKINS: &str = "nectr:jenkins-url";
 pub const TAG_POOL: &str = "nectr:pool";
 pub const TAG_NODE: &str = "nectr:node";
 pub const TAG_TOKEN: &str = "nectr:launch-token";
+/// On an agent's secret parameter: the instance that reads it, once known.
+pub const TAG_INSTANCE: &str = "nectr:instance";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InstanceState {
@@ -132,7 +137,9 @@ pub struct LaunchSpec {
     pub subnet: Option<String>,
     pub security_groups: Vec<String>,
     pub instance_profile: Option<String>,
-    /// Holds the agent secret, hence a [`Secret`].
+    /// Non-secret settings only (the agent secret is stored apart, see
+    /// [`CloudProvider::put_agent_secret`]); still a [`Secret`] so that a custom template's
+    /// content is never logged.
     pub user_data: Secret,
     pub tags: BTreeMap<String, String>,
 }
@@ -197,4 +204,49 @@ pub trait CloudProvider: Send + Sync {
     fn terminate(&self, instance_ids: &[String]) -> Result<(), CloudError>;
     /// The newest image owned by this account with tag `key` = `value`.
     fn newest_image(&self, key: &str, value: &str) -> Result<String, CloudError>;
+
+    /// Store `node`'s agent secret where only its instance's role can read it (SSM
+    /// SecureString [`secret_parameter`]`(node)`, tagged [`TAG_NODE`] and [`TAG_FLEET`]),
+    /// before its instance is launched. Storing the same node's secret again is not an error
+    /// (a node's secret depends only on its name).
+    fn put_agent_secret(
+        &self,
+        fleet_id: &str,
+        node: &str,
+        secret: &Secret,
+    ) -> Result<(), CloudError>;
+    /// Tag the stored secret with the instance that reads it ([`TAG_INSTANCE`]).
+    fn tag_agent_secret(&self, node: &str, instance_id: &str) -> Result<(), CloudError>;
+    /// Delete `node`'s stored secret; one already gone is not an error.
+    fn delete_agent_secret(&self, node: &str) -> Result<(), CloudError>;
+    /// Every stored secret tagged with this fleet id (names only, never values).
+    fn list_agent_secrets(&self, fleet_id: &str) -> Result<Vec<StoredSecret>, CloudError>;
 }
+
+/// A stored agent secret, as listed (no value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub node: String,
+    /// When it was last written (ms since the epoch), if the store says.
+    pub written_ms: Option<u64>,
+}
+
+/// Where a node's agent secret is stored: the SSM parameter the instance's boot script reads
+/// (the contract with `jenkins-config/`'s boot script).
+pub fn secret_parameter(node: &str) -> String {
+    format!("{SECRET_PARAMETER_PREFIX}{node}/secret")
+}
+
+/// The path under which every agent secret is stored.
+pub const SECRET_PARAMETER_PREFIX: &str = "/nectr/agents/";
+
+/// The node whose secret `parameter` holds, if it is one.
+pub fn node_of_secret_parameter(parameter: &str) -> Option<&str> {
+    let node = parameter
+        .strip_prefix(SECRET_PARAMETER_PREFIX)?
+        .strip_suffix("/secret")?;
+    (!node.is_empty() && !node.contains('/')).then_some(node)
+}
+
+#[cfg(test)]
+mod iam_tests;

@@ -1,10 +1,13 @@
-//! A minimal S3 object client (path-style GET/PUT with conditional writes), signed with
-//! SigV4. It stores the leader lease; nothing else in the fleet uses S3.
+//! One S3 object with conditional writes (path-style, through the AWS SDK). It stores the
+//! leader lease; nothing else in the fleet uses S3.
 
+use super::aws::{block_on, endpoint_for, sdk_config, sdk_error, Call};
 use super::credentials::SharedCredentials;
-use super::sigv4::{authorization, sha256_hex};
 use super::{CloudError, CloudErrorKind};
-use crate::util::{format_amz_date, now_ms, pct_encode};
+use crate::config::AwsConfig;
+
+/// The most the lease object may hold.
+const MAX_OBJECT: i64 = 1 << 20;
 
 /// Condition of a PUT.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,189 +28,132 @@ pub enum PutOutcome {
 }
 
 pub struct S3Object {
-    base: String,
-    host: String,
-    path: String,
-    region: String,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    endpoint: String,
     creds: SharedCredentials,
-    agent: ureq::Agent,
+    timeout_ms: u64,
 }
 
 impl std::fmt::Debug for S3Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Object")
-            .field("path", &self.path)
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
 
-fn encode_path(s: &str) -> String {
-    s.split('/').map(pct_encode).collect::<Vec<_>>().join("/")
-}
-
 impl S3Object {
-    /// `endpoint` None means `https://s3.REGION.amazonaws.com/`. `creds` is asked for the
-    /// current keys before every request.
+    /// The object `bucket`/`key`, reached through `cfg`'s region, endpoint, timeout and CA.
     pub fn new(
-        endpoint: Option<&str>,
-        region: &str,
+        cfg: &AwsConfig,
         bucket: &str,
         key: &str,
         creds: impl Into<SharedCredentials>,
-        timeout_ms: u64,
-        ca_file: Option<&std::path::Path>,
     ) -> Result<Self, String> {
-        let base = endpoint
-            .map(|e| e.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let host = base
-            .split_once("://")
-            .map(|x| x.1)
-            .unwrap_or("")
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if host.is_empty() {
-            return Err(format!("S3 endpoint `{base}` has no host"));
-        }
+        let creds = creds.into();
+        let shared = sdk_config(cfg, &creds)?;
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build();
         Ok(S3Object {
-            base,
-            host,
-            path: format!("/{}/{}", encode_path(bucket), encode_path(key)),
-            region: region.to_string(),
-            creds: creds.into(),
-            agent: crate::tls::agent(timeout_ms, ca_file)
-                .map_err(|e| format!("aws.ca_file: {e}"))?,
+            client: aws_sdk_s3::Client::from_conf(conf),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            endpoint: endpoint_for(cfg, "s3"),
+            creds,
+            timeout_ms: cfg.timeout_ms,
         })
     }
 
-    fn signed(&self, method: &str, path: &str, body: &[u8]) -> Result<ureq::Request, CloudError> {
-        let creds = self.creds.current().map_err(|e| CloudError {
-            message: format!("S3 {method} {path}: {}", e.message),
-            ..e
-        })?;
-        let amz_date = format_amz_date(now_ms());
-        let payload_hash = sha256_hex(body);
-        let mut headers = vec![
-            ("host".to_string(), self.host.clone()),
-            ("x-amz-content-sha256".to_string(), payload_hash.clone()),
-            ("x-amz-date".to_string(), amz_date.clone()),
-        ];
-        if let Some(t) = &creds.session_token {
-            headers.push(("x-amz-security-token".to_string(), t.expose().to_string()));
+    fn call<'a>(&'a self, action: &'a str) -> Call<'a> {
+        Call {
+            action,
+            endpoint: &self.endpoint,
+            creds: &self.creds,
+            timeout_ms: self.timeout_ms,
         }
-        let auth = authorization(
-            method,
-            path,
-            "",
-            &headers,
-            body,
-            &self.region,
-            "s3",
-            &creds,
-            &amz_date,
-        );
-        let mut req = self
-            .agent
-            .request(method, &format!("{}{path}", self.base))
-            .set("x-amz-content-sha256", &payload_hash)
-            .set("x-amz-date", &amz_date)
-            .set("Authorization", &auth);
-        if let Some(t) = &creds.session_token {
-            req = req.set("x-amz-security-token", t.expose());
-        }
-        Ok(req)
     }
 
-    fn error(&self, what: &str, e: ureq::Error) -> CloudError {
-        match e {
-            ureq::Error::Status(status, resp) => {
-                let body = resp.into_string().unwrap_or_default();
-                let code = body
-                    .split("<Code>")
-                    .nth(1)
-                    .and_then(|r| r.split("</Code>").next())
-                    .unwrap_or("")
-                    .to_string();
-                let kind = match (status, code.as_str()) {
-                    (503, _) | (_, "SlowDown") => CloudErrorKind::Throttled,
-                    (403, _) => CloudErrorKind::Auth,
-                    (404, _) => CloudErrorKind::Invalid,
-                    _ => CloudErrorKind::Other,
-                };
-                CloudError {
-                    kind,
-                    code: if code.is_empty() {
-                        format!("HTTP{status}")
-                    } else {
-                        code
-                    },
-                    message: format!("S3 {what} {}: HTTP {status}", self.path),
-                }
-            }
-            ureq::Error::Transport(t) => CloudError {
-                kind: CloudErrorKind::Transport,
-                code: "Transport".into(),
-                message: format!("S3 {what} {}: {t}", self.path),
-            },
-        }
+    fn named(&self, mut e: CloudError) -> CloudError {
+        e.message = format!("{} (s3://{}/{})", e.message, self.bucket, self.key);
+        e
     }
 
     /// The object and its ETag, or `None` if it does not exist.
     pub fn get(&self) -> Result<Option<(Vec<u8>, String)>, CloudError> {
-        match self.signed("GET", &self.path, b"")?.call() {
-            Ok(resp) => {
-                let etag = resp.header("ETag").unwrap_or("").to_string();
-                let mut buf = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut std::io::Read::take(resp.into_reader(), 1 << 20),
-                    &mut buf,
-                )
-                .map_err(|e| CloudError {
+        let call = self.call("S3 GetObject");
+        block_on(async {
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                        return Ok(None);
+                    }
+                    return Err(self.named(sdk_error(&call, e)));
+                }
+            };
+            if out.content_length().unwrap_or(0) > MAX_OBJECT {
+                return Err(self.named(CloudError {
+                    kind: CloudErrorKind::Other,
+                    code: "TooLarge".into(),
+                    message: "S3 GetObject: the object is larger than 1 MiB: it is not a lease"
+                        .into(),
+                }));
+            }
+            let etag = out.e_tag().unwrap_or("").to_string();
+            let body = out.body.collect().await.map_err(|e| {
+                self.named(CloudError {
                     kind: CloudErrorKind::Transport,
                     code: "ReadError".into(),
-                    message: format!("S3 read {}: {e}", self.path),
-                })?;
-                Ok(Some((buf, etag)))
-            }
-            Err(ureq::Error::Status(404, _)) => Ok(None),
-            Err(e) => Err(self.error("read", e)),
-        }
+                    message: format!("S3 GetObject: reading the object failed: {e}"),
+                })
+            })?;
+            Ok(Some((body.into_bytes().to_vec(), etag)))
+        })?
     }
 
     pub fn put(&self, body: &[u8], cond: &PutCondition) -> Result<PutOutcome, CloudError> {
+        let call = self.call("S3 PutObject");
         let mut req = self
-            .signed("PUT", &self.path, body)?
-            .set("Content-Type", "application/json");
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .content_type("application/json")
+            .body(body.to_vec().into());
         req = match cond {
-            PutCondition::Absent => req.set("If-None-Match", "*"),
-            PutCondition::Matches(etag) => req.set("If-Match", etag),
+            PutCondition::Absent => req.if_none_match("*"),
+            PutCondition::Matches(etag) => req.if_match(etag),
         };
-        match req.send_bytes(body) {
-            Ok(resp) => Ok(PutOutcome::Written {
-                etag: resp.header("ETag").unwrap_or("").to_string(),
+        match block_on(req.send())? {
+            Ok(out) => Ok(PutOutcome::Written {
+                etag: out.e_tag().unwrap_or("").to_string(),
             }),
-            Err(ureq::Error::Status(412, _)) | Err(ureq::Error::Status(409, _)) => {
-                Ok(PutOutcome::Conflict)
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if matches!(status, Some(412) | Some(409)) {
+                    return Ok(PutOutcome::Conflict);
+                }
+                Err(self.named(sdk_error(&call, e)))
             }
-            Err(e) => Err(self.error("write", e)),
         }
     }
 
     /// Create the bucket (tests; in production the bucket already exists).
     pub fn create_bucket(&self) -> Result<(), CloudError> {
-        let bucket_path = format!(
-            "/{}",
-            self.path
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or("")
-        );
-        match self.signed("PUT", &bucket_path, b"")?.send_bytes(b"") {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.error("create bucket", e)),
-        }
+        let call = self.call("S3 CreateBucket");
+        block_on(self.client.create_bucket().bucket(&self.bucket).send())?
+            .map(|_| ())
+            .map_err(|e| self.named(sdk_error(&call, e)))
     }
 }

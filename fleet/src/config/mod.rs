@@ -13,13 +13,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use raw::RawConfig;
+pub use raw::{normalize_imds_endpoint, RawConfig};
 
 /// Placeholders the user-data template may use.
 pub const USER_DATA_PLACEHOLDERS: &[&str] = &[
     "jenkins_url",
     "node_name",
-    "secret",
     "pool",
     "fleet_id",
     "executors",
@@ -27,14 +26,14 @@ pub const USER_DATA_PLACEHOLDERS: &[&str] = &[
     "instance_type",
 ];
 
-/// The default user-data: writes the secret to a root-only file and starts the agent over
-/// WebSocket. Requires `nectr-agent` on the image (see `ami/`).
-pub const DEFAULT_USER_DATA: &str = "#!/bin/sh\n\
-set -eu\n\
-umask 077\n\
-mkdir -p /etc/nectr\n\
-printf '%s' '{{secret}}' > /etc/nectr/agent-secret\n\
-exec nectr-agent -url '{{jenkins_url}}' -name '{{node_name}}' -secret @/etc/nectr/agent-secret -webSocket -workDir '{{remote_fs}}'\n";
+/// The default user-data: the non-secret settings the image's boot script reads, as
+/// `KEY=VALUE` lines. The agent secret is never in user-data: the fleet stores it in SSM at
+/// `/nectr/agents/<node>/secret` before the launch, and the boot script reads it with the
+/// instance's role (see fleet/README.md, "The agent secret").
+pub const DEFAULT_USER_DATA: &str = "NECTR_JENKINS_URL={{jenkins_url}}\n\
+NECTR_NODE_NAME={{node_name}}\n\
+NECTR_POOL={{pool}}\n\
+NECTR_WEBSOCKET=true\n";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -81,8 +80,12 @@ pub struct AwsConfig {
     /// the session token). Without it, the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
     /// `AWS_SESSION_TOKEN` environment variables.
     pub credentials_file: Option<PathBuf>,
-    /// `aws.credentials`: static keys (file or environment) or the EC2 instance role.
+    /// `aws.credentials`: the SDK's standard chain, static keys (file or environment) or the
+    /// EC2 instance role.
     pub credentials: CredentialsMode,
+    /// `aws.profile`: the shared-config profile the standard chain uses (else `AWS_PROFILE`,
+    /// else `default`). Only with [`CredentialsMode::Chain`].
+    pub profile: Option<String>,
     /// `aws.imds_endpoint`, normalized to `http://host[:port]` (no trailing `/`). Used only
     /// with [`CredentialsMode::InstanceRole`]; `None` means `$AWS_EC2_METADATA_SERVICE_ENDPOINT`
     /// or `http://169.254.169.254`, decided when the credential source is built.
@@ -95,9 +98,13 @@ pub struct AwsConfig {
 /// Where the AWS keys come from (`aws.credentials`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CredentialsMode {
+    /// `"chain"` (the default without `credentials_file`): the AWS SDK's standard chain:
+    /// environment, shared config/credentials files (profiles, SSO, `credential_process`),
+    /// web identity, the ECS container role, the EC2 instance role.
+    #[default]
+    Chain,
     /// `"static"`: `aws.credentials_file`, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
     /// `AWS_SESSION_TOKEN`, read once at start.
-    #[default]
     Static,
     /// `"instance-role"`: the instance role's keys from IMDSv2, refreshed before they expire.
     InstanceRole,
@@ -106,6 +113,7 @@ pub enum CredentialsMode {
 impl CredentialsMode {
     pub fn as_str(self) -> &'static str {
         match self {
+            CredentialsMode::Chain => "chain",
             CredentialsMode::Static => "static",
             CredentialsMode::InstanceRole => "instance-role",
         }
@@ -397,7 +405,7 @@ fn show_opt<T: fmt::Debug>(v: &Option<T>) -> String {
 
 /// What changed from `old` to `new`. Pools are matched by name. Keys that identify the fleet
 /// (fleet id, Jenkins URL, AWS region and endpoint, listen address) and the AWS credential
-/// keys (`credentials_file`, `credentials`, `imds_endpoint`) need a restart; everything
+/// keys (`credentials_file`, `credentials`, `profile`, `imds_endpoint`) need a restart; everything
 /// else applies at the next poll, to new launches only (existing instances are drained, never
 /// killed because of an edit).
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
@@ -442,6 +450,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         "aws.credentials",
         old.aws.credentials.as_str().into(),
         new.aws.credentials.as_str().into(),
+        true,
+    );
+    push(
+        "aws.profile",
+        show_opt(&old.aws.profile),
+        show_opt(&new.aws.profile),
         true,
     );
     push(

@@ -59,6 +59,7 @@ pub struct RawAws {
     pub endpoint: Option<String>,
     pub credentials_file: Option<String>,
     pub credentials: Option<String>,
+    pub profile: Option<String>,
     pub imds_endpoint: Option<String>,
     pub timeout: Option<RawDuration>,
     pub ca_file: Option<String>,
@@ -436,7 +437,9 @@ pub(super) fn validate(
         300_000,
     );
     let credentials = match raw.aws.credentials.as_deref().map(str::trim) {
-        None | Some("static") => CredentialsMode::Static,
+        None if raw.aws.credentials_file.is_some() => CredentialsMode::Static,
+        None | Some("chain") => CredentialsMode::Chain,
+        Some("static") => CredentialsMode::Static,
         Some("instance-role") => CredentialsMode::InstanceRole,
         Some(o) => {
             c.err(
@@ -444,10 +447,48 @@ pub(super) fn validate(
                 None,
                 "credentials",
                 None,
-                format!("`{o}` is not a credential source: use \"static\" (aws.credentials_file or the AWS_* environment variables) or \"instance-role\" (the EC2 instance role, from the instance metadata service)"),
+                format!("`{o}` is not a credential source: use \"chain\" (the AWS SDK's standard chain: environment, profiles, SSO, web identity, container and instance roles), \"static\" (aws.credentials_file or the AWS_* environment variables) or \"instance-role\" (the EC2 instance role, from the instance metadata service)"),
             );
-            CredentialsMode::Static
+            CredentialsMode::Chain
         }
+    };
+    if credentials == CredentialsMode::Chain && raw.aws.credentials_file.is_some() {
+        c.err(
+            "aws",
+            None,
+            "credentials",
+            None,
+            "\"chain\" and aws.credentials_file are both set: the chain reads the environment and the shared files itself, so remove credentials_file, or set credentials = \"static\" to use the file".into(),
+        );
+    }
+    let profile = match raw.aws.profile.as_deref().map(str::trim) {
+        None => None,
+        Some(p) if credentials != CredentialsMode::Chain => {
+            c.err(
+                "aws",
+                None,
+                "profile",
+                None,
+                format!("is set (`{p}`), but aws.credentials is not \"chain\": profiles are read only by the standard chain; remove profile or remove the credentials key"),
+            );
+            None
+        }
+        Some(p)
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.@+=,".contains(ch)) =>
+        {
+            c.err(
+                "aws",
+                None,
+                "profile",
+                None,
+                format!("`{p}` is not a profile name: write the name of a [profile NAME] section of ~/.aws/config, like \"ci\""),
+            );
+            None
+        }
+        Some(p) => Some(p.to_string()),
     };
     if credentials == CredentialsMode::InstanceRole && raw.aws.credentials_file.is_some() {
         c.err(
@@ -460,7 +501,7 @@ pub(super) fn validate(
     }
     let imds_endpoint = match &raw.aws.imds_endpoint {
         None => None,
-        Some(e) => match crate::cloud::credentials::normalize_imds_endpoint(e.trim()) {
+        Some(e) => match normalize_imds_endpoint(e.trim()) {
             Ok(u) => {
                 if credentials != CredentialsMode::InstanceRole {
                     c.err(
@@ -488,6 +529,7 @@ pub(super) fn validate(
             .as_deref()
             .map(|p| resolve(base, p)),
         credentials,
+        profile,
         imds_endpoint,
         timeout_ms: aws_timeout,
         ca_file: ca_file(&mut c, "aws", raw.aws.ca_file.as_deref(), base),
@@ -868,6 +910,16 @@ fn validate_pool(
     };
     let key = "user_data";
     for ph in placeholders(&user_data) {
+        if ph == "secret" {
+            c.err(
+                "pool",
+                Some(i),
+                key,
+                n,
+                "{{secret}} is no longer allowed: user-data is readable by anyone with ec2:DescribeInstanceAttribute and by every process on the instance, so the fleet stores each agent's secret in SSM (/nectr/agents/<node>/secret) and the boot script reads it with the instance's role; remove {{secret}} (see fleet/README.md, \"The agent secret\")".into(),
+            );
+            continue;
+        }
         if !USER_DATA_PLACEHOLDERS.contains(&ph.as_str()) {
             c.err(
                 "pool",
@@ -881,16 +933,13 @@ fn validate_pool(
             );
         }
     }
-    if !user_data.is_empty()
-        && (!user_data.contains("{{node_name}}") || !user_data.contains("{{secret}}"))
-    {
+    if !user_data.is_empty() && !user_data.contains("{{node_name}}") {
         c.err(
             "pool",
             Some(i),
             key,
             n,
-            "the template must use {{node_name}} and {{secret}}: the agent needs both to connect"
-                .into(),
+            "the template must use {{node_name}}: the boot script needs it to find the agent's secret and connect".into(),
         );
     }
     if user_data.len() > 12_000 {
@@ -967,4 +1016,29 @@ fn placeholders(t: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `http(s)://host[:port]` with no path, without a trailing `/` (`aws.imds_endpoint` and
+/// `$AWS_EC2_METADATA_SERVICE_ENDPOINT`).
+pub fn normalize_imds_endpoint(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &s[7..]
+    } else if lower.starts_with("https://") {
+        &s[8..]
+    } else {
+        return Err(format!(
+            "`{s}` is not an http URL: write it like \"http://169.254.169.254\""
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Err(format!("`{s}` has no host name"));
+    }
+    if rest.contains(['/', '?', '#']) || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{s}` must be scheme, host and port only (no path): like \"http://169.254.169.254\""
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }

@@ -120,8 +120,8 @@ fn dollar_cap_needs_prices() {
 #[test]
 fn user_data_placeholders_checked() {
     let text = EXAMPLE.replace(
-        "'{{jenkins_url}}' -name '{{node_name}}'",
-        "'{{jenkins}}' -name x",
+        "NECTR_JENKINS_URL={{jenkins_url}}\nNECTR_NODE_NAME={{node_name}}",
+        "NECTR_JENKINS_URL={{jenkins}}\nNECTR_NODE_NAME=x",
     );
     let errs = errors_of(&text);
     assert!(
@@ -131,6 +131,14 @@ fn user_data_placeholders_checked() {
     );
     assert!(
         errs.iter().any(|e| e.contains("must use {{node_name}}")),
+        "{errs:?}"
+    );
+    // The secret never goes into user-data.
+    let text = EXAMPLE.replace("NECTR_POOL={{pool}}", "NECTR_SECRET={{secret}}");
+    let errs = errors_of(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("{{secret}} is no longer allowed") && e.contains("SSM")),
         "{errs:?}"
     );
 }
@@ -180,10 +188,10 @@ fn diff_lists_changes_and_restart_keys() {
 fn render_template() {
     let mut v = BTreeMap::new();
     v.insert("node_name", "n1".to_string());
-    v.insert("secret", "s3".to_string());
+    v.insert("pool", "p".to_string());
     assert_eq!(
-        render_user_data("a {{node_name}} b {{ secret }} {{x", &v),
-        "a n1 b s3 {{x"
+        render_user_data("a {{node_name}} b {{ pool }} {{x", &v),
+        "a n1 b p {{x"
     );
 }
 
@@ -216,8 +224,18 @@ fn lease_section() {
 fn aws_credentials_source() {
     let with = |lines: &str| EXAMPLE.replace("[aws]\n", &format!("[aws]\n{lines}\n"));
     let c = load(EXAMPLE).unwrap();
-    assert_eq!(c.aws.credentials, CredentialsMode::Static, "default");
+    assert_eq!(c.aws.credentials, CredentialsMode::Chain, "default");
     assert_eq!(c.aws.imds_endpoint, None);
+    assert_eq!(c.aws.profile, None);
+    let c = load(&with("profile = \"ci\"")).unwrap();
+    assert_eq!(c.aws.credentials, CredentialsMode::Chain);
+    assert_eq!(c.aws.profile.as_deref(), Some("ci"));
+    let c = load(&with("credentials_file = \"aws-keys\"")).unwrap();
+    assert_eq!(
+        c.aws.credentials,
+        CredentialsMode::Static,
+        "a file means static"
+    );
 
     let c = load(&with("credentials = \"instance-role\"")).unwrap();
     assert_eq!(c.aws.credentials, CredentialsMode::InstanceRole);
@@ -269,7 +287,7 @@ fn unknown_credentials_value_and_bad_imds_endpoint() {
     let errs = errors_of(&with("credentials = \"iam\""));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].contains("aws.credentials: `iam` is not a credential source: use \"static\""),
+        errs[0].contains("aws.credentials: `iam` is not a credential source: use \"chain\""),
         "{errs:?}"
     );
     let errs = errors_of(&with(
@@ -288,6 +306,20 @@ fn unknown_credentials_value_and_bad_imds_endpoint() {
         errs[0].contains("aws.imds_endpoint: is set, but aws.credentials is not \"instance-role\""),
         "{errs:?}"
     );
+    // A profile outside the chain would be silently unused; a bad name is named.
+    let errs = errors_of(&with("credentials = \"instance-role\"\nprofile = \"ci\""));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("aws.profile: is set (`ci`), but aws.credentials is not \"chain\""),
+        "{errs:?}"
+    );
+    let errs = errors_of(&with("profile = \"a b\""));
+    assert!(errs[0].contains("`a b` is not a profile name"), "{errs:?}");
+    let errs = errors_of(&with("credentials = \"chain\"\ncredentials_file = \"k\""));
+    assert!(
+        errs[0].contains("\"chain\" and aws.credentials_file are both set"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -302,7 +334,7 @@ fn credential_keys_need_a_restart() {
     assert_eq!(d.len(), 2, "{d:?}");
     assert_eq!(
         (d[0].key.as_str(), d[0].old.as_str(), d[0].new.as_str()),
-        ("aws.credentials", "static", "instance-role")
+        ("aws.credentials", "chain", "instance-role")
     );
     assert_eq!(d[1].key, "aws.imds_endpoint");
     assert!(d.iter().all(|c| c.needs_restart));

@@ -10,6 +10,9 @@
 //!   the node and the queue right before deleting; anything but a clean, still-fenced, idle
 //!   node aborts the delete;
 //! - the node is deleted before the instance is terminated;
+//! - a node's agent secret is stored (SSM) before its instance is launched, never in
+//!   user-data, and deleted with the node; a secret whose node is gone (a process killed
+//!   between the two deletes) is swept once nothing can still be launching for it;
 //! - a `RunInstances` without a clear answer is sent again with the same client token, and if
 //!   still unknown its node is kept and the launch stays in flight; a delete or lift without a
 //!   clear answer may still land, so the node keeps its fence (see `Memory::deleting`,
@@ -113,6 +116,8 @@ pub struct Reconciler {
     lease: Option<Lease>,
     role: Option<Role>,
     leader_polls: u64,
+    /// When stored agent secrets were last checked against the nodes.
+    last_secret_sweep_ms: u64,
 }
 
 fn offering_label(o: &Offering) -> String {
@@ -177,6 +182,7 @@ impl Reconciler {
             throttles: 0,
             subnet_rr: 0,
             last_poll_ms: None,
+            last_secret_sweep_ms: 0,
             last_errors: Vec::new(),
             last_actions: Vec::new(),
             last_plan: None,
@@ -494,6 +500,7 @@ impl Reconciler {
 
         if act {
             self.execute(&plan, &mut report, now);
+            self.sweep_secrets(&computers, &mut report, now);
         }
         report.plan = Some(plan);
         self.finish(now, &report);
@@ -710,6 +717,7 @@ impl Reconciler {
             self.memory.deleting.remove(&a.node);
             self.memory.fences.remove(&a.node);
             self.memory.idle_since.remove(&a.node);
+            self.delete_secret(&a.node, report);
             if let Some(id) = &a.instance {
                 if let Err(e) = self.cloud.terminate(std::slice::from_ref(id)) {
                     self.note_cloud_error(&e, now);
@@ -776,6 +784,7 @@ impl Reconciler {
                     ));
                     continue;
                 }
+                self.delete_secret(n, report);
             }
             match self.cloud.terminate(std::slice::from_ref(&o.instance)) {
                 Ok(()) => {
@@ -819,6 +828,7 @@ impl Reconciler {
             }
             match self.jenkins.delete_node(&a.node) {
                 Ok(()) => {
+                    self.delete_secret(&a.node, report);
                     metrics.inc(
                         "nectr_fleet_orphans_cleaned_total",
                         &[("kind", "node")],
@@ -838,6 +848,70 @@ impl Reconciler {
         }
         for e in &report.errors {
             log_warn!("{e}");
+        }
+    }
+
+    /// Delete a deleted node's stored secret. A failure is reported; the sweep retries it.
+    fn delete_secret(&mut self, node: &str, report: &mut PollReport) {
+        if let Err(e) = self.cloud.delete_agent_secret(node) {
+            self.note_cloud_error(&e, self.clock.now_ms());
+            report.errors.push(format!(
+                "node {node} deleted, but its stored secret was not (swept later): {e}"
+            ));
+        }
+    }
+
+    /// Delete stored secrets of this fleet whose node is not in Jenkins, once nothing can
+    /// still be launching for them (written longer ago than a launch takes to settle, see
+    /// [`scaler::launch_settled_ms`]). At most every `orphan_grace` (and 2 polls), never
+    /// while recovering.
+    fn sweep_secrets(&mut self, computers: &[Computer], report: &mut PollReport, now: u64) {
+        let every = self.cfg.orphan_grace_ms.max(2 * self.cfg.poll_interval_ms);
+        if now < self.last_secret_sweep_ms.saturating_add(every)
+            || !self.may_act()
+            || scaler::recovering(&self.memory, &self.cfg, now)
+        {
+            return;
+        }
+        self.last_secret_sweep_ms = now;
+        let stored = match self.cloud.list_agent_secrets(&self.cfg.fleet_id) {
+            Ok(s) => s,
+            Err(e) => {
+                self.note_cloud_error(&e, now);
+                report
+                    .errors
+                    .push(format!("listing stored agent secrets failed: {e}"));
+                return;
+            }
+        };
+        let nodes: BTreeSet<&str> = computers.iter().map(|c| c.name.as_str()).collect();
+        let settled = scaler::launch_settled_ms(&self.cfg);
+        for s in stored {
+            let old = s
+                .written_ms
+                .is_some_and(|w| now.saturating_sub(w) > settled);
+            if nodes.contains(s.node.as_str()) || !old {
+                continue;
+            }
+            if !self.may_act() {
+                break;
+            }
+            match self.cloud.delete_agent_secret(&s.node) {
+                Ok(()) => {
+                    self.shared.metrics.inc(
+                        "nectr_fleet_orphans_cleaned_total",
+                        &[("kind", "secret")],
+                        1.0,
+                    );
+                    report.actions.push(format!(
+                        "deleted the stored secret of node {} (the node is gone)",
+                        s.node
+                    ));
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("delete the stored secret of node {}: {e}", s.node)),
+            }
         }
     }
 
@@ -1188,10 +1262,19 @@ fn launch_one(
     let LaunchCtx {
         cfg,
         jenkins,
+        cloud,
         backoff,
         now,
         ..
     } = *ctx;
+    // Remove a never-connected node again, with its stored secret (a no-op if none was
+    // stored yet).
+    let forget = |node: &str| {
+        let _ = jenkins.delete_node(node);
+        if let Err(e) = cloud.delete_agent_secret(node) {
+            log_warn!("node {node}: its stored secret was not deleted (swept later): {e}");
+        }
+    };
     let Some(pool) = cfg.pool(&l.pool) else {
         return LaunchResult::failed("config", format!("pool {} is gone", l.pool));
     };
@@ -1208,6 +1291,7 @@ fn launch_one(
     };
     let mut created_with: Option<u32> = None;
     let mut secret: Option<Secret> = None;
+    let mut secret_stored = false;
     let mut last_err = (
         "capacity".to_string(),
         "no offering had capacity".to_string(),
@@ -1221,6 +1305,7 @@ fn launch_one(
             .map_or(pool.executors, |t| t.executors);
         if created_with != Some(executors) {
             if created_with.is_some() {
+                // Recreated with other executors: same name, same secret, still stored.
                 let _ = jenkins.delete_node(node);
             }
             let spec = NodeSpec {
@@ -1232,8 +1317,8 @@ fn launch_one(
             };
             if let Err(e) = jenkins.create_node(&spec) {
                 // Nothing was launched for it: remove a node made despite the error (an
-                // answer lost after Jenkins created it).
-                let _ = jenkins.delete_node(node);
+                // answer lost after Jenkins created it), and its secret if stored.
+                forget(node);
                 return LaunchResult::failed("jenkins", e.to_string());
             }
             created_with = Some(executors);
@@ -1247,14 +1332,29 @@ fn launch_one(
                 }
             }
         }
-        let agent_secret = secret
-            .as_ref()
-            .map(|s| s.expose().to_string())
-            .unwrap_or_default();
+        if !secret_stored {
+            // Before the instance exists: its boot script reads it with the instance's role.
+            let stored = match &secret {
+                Some(s) => cloud.put_agent_secret(&cfg.fleet_id, node, s),
+                None => Ok(()),
+            };
+            if let Err(e) = stored {
+                forget(node);
+                let reason = if e.kind == CloudErrorKind::Throttled {
+                    "throttled"
+                } else {
+                    "secret"
+                };
+                return LaunchResult::failed(
+                    reason,
+                    format!("storing the agent secret of {node} failed, nothing launched: {e}"),
+                );
+            }
+            secret_stored = true;
+        }
         let mut values = BTreeMap::new();
         values.insert("jenkins_url", cfg.jenkins.url.clone());
         values.insert("node_name", node.to_string());
-        values.insert("secret", agent_secret);
         values.insert("pool", pool.name.clone());
         values.insert("fleet_id", cfg.fleet_id.clone());
         values.insert("executors", executors.to_string());
@@ -1280,6 +1380,9 @@ fn launch_one(
         };
         match run_instances(ctx, &spec) {
             Ok(id) => {
+                if let Err(e) = cloud.tag_agent_secret(node, &id) {
+                    log_warn!("node {node}: tagging its stored secret with {id} failed: {e}");
+                }
                 let mut t = tag.clone();
                 t.instance = Some(id.clone());
                 if let Err(e) = jenkins.set_description(node, &t.render()) {
@@ -1297,16 +1400,16 @@ fn launch_one(
                 last_err = ("capacity".into(), e.to_string());
             }
             Err(RunError::Refused(e)) => {
-                let _ = jenkins.delete_node(node);
+                forget(node);
                 return LaunchResult::failed(e.kind.as_str(), e.to_string());
             }
             Err(RunError::NotSent(message)) => {
-                let _ = jenkins.delete_node(node);
+                forget(node);
                 return LaunchResult::failed("not-sent", message);
             }
         }
     }
-    let _ = jenkins.delete_node(node);
+    forget(node);
     LaunchResult::failed(&last_err.0, last_err.1)
 }
 

@@ -205,6 +205,15 @@ pub fn launch_settled_ms(cfg: &Config) -> u64 {
         + cfg.orphan_grace_ms.max(2 * cfg.poll_interval_ms)
 }
 
+/// Just started (or took over the lease): adopting, no destructive action or lift while a
+/// write of the previous process may still land.
+pub fn recovering(mem: &Memory, cfg: &Config, now: u64) -> bool {
+    mem.polls < 2
+        || mem
+            .started_ms
+            .is_some_and(|t| now < t.saturating_add(jenkins_write_settle_ms(cfg)))
+}
+
 /// Temporarily offline with this fleet's drain message.
 fn drained_by_us(c: &Computer, fleet_id: &str) -> bool {
     c.temporarily_offline
@@ -426,10 +435,7 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
     let inst = owned_instances(snap.instances, cfg);
     // Just started: adopt, launch, but no destructive action and no lift until a write of
     // the previous process (killed, or a replaced leader) can no longer land.
-    let recovering = mem.polls < 2
-        || mem
-            .started_ms
-            .is_some_and(|t| now < t.saturating_add(jenkins_write_settle_ms(cfg)));
+    let recovering = recovering(mem, cfg, now);
     if recovering {
         plan.notes.push(
             "just started: adopting, no destructive action or lift while writes of the previous process may still land"

@@ -127,7 +127,7 @@ pub struct FakeJenkins {
 }
 
 pub fn secret_of(name: &str) -> String {
-    nectr_fleet::cloud::sigv4::sha256_hex(format!("secret:{name}").as_bytes())
+    nectr_fleet::util::sha256_hex(format!("secret:{name}").as_bytes())
 }
 
 fn pct_decode(s: &str) -> String {

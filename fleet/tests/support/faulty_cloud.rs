@@ -12,8 +12,9 @@
 //! Faults are drawn from a seeded generator ([`Ec2Faults`]) or forced for the next calls.
 
 use nectr_fleet::cloud::{
-    CloudError, CloudErrorKind, CloudProvider, Instance, LaunchSpec, Offering,
+    CloudError, CloudErrorKind, CloudProvider, Instance, LaunchSpec, Offering, StoredSecret,
 };
+use nectr_fleet::secret::Secret;
 use nectr_fleet::util::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -327,5 +328,39 @@ impl<C: CloudProvider> CloudProvider for FaultyCloud<C> {
 
     fn newest_image(&self, k: &str, v: &str) -> Result<String, CloudError> {
         self.inner.newest_image(k, v)
+    }
+
+    // The stored secrets: a dead process sends nothing; otherwise SSM as moto answers it.
+    fn put_agent_secret(
+        &self,
+        fleet_id: &str,
+        node: &str,
+        secret: &Secret,
+    ) -> Result<(), CloudError> {
+        if let Some(e) = self.dead_error("PutParameter") {
+            return Err(e);
+        }
+        self.inner.put_agent_secret(fleet_id, node, secret)
+    }
+
+    fn tag_agent_secret(&self, node: &str, instance_id: &str) -> Result<(), CloudError> {
+        if let Some(e) = self.dead_error("AddTagsToResource") {
+            return Err(e);
+        }
+        self.inner.tag_agent_secret(node, instance_id)
+    }
+
+    fn delete_agent_secret(&self, node: &str) -> Result<(), CloudError> {
+        if let Some(e) = self.dead_error("DeleteParameter") {
+            return Err(e);
+        }
+        self.inner.delete_agent_secret(node)
+    }
+
+    fn list_agent_secrets(&self, fleet_id: &str) -> Result<Vec<StoredSecret>, CloudError> {
+        if let Some(e) = self.dead_error("DescribeParameters") {
+            return Err(e);
+        }
+        self.inner.list_agent_secrets(fleet_id)
     }
 }

@@ -3,6 +3,7 @@
 //! by scripts/fleet-test-peers).
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod fake_imds;
 pub mod fake_jenkins;
 pub mod faulty_cloud;

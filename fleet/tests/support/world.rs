@@ -12,6 +12,7 @@
 //!   instance runs; builds of random length.
 //! - **EC2**: client-token idempotency, instances that show in describes only after a random
 //!   0.3–1.5 s, pending → running, shutting-down → terminated.
+//! - **SSM**: the agents' stored secrets (write, tag, delete, list by fleet tag).
 //! - **Faults** on every call: 500s before acting, answers lost after acting, slow answers,
 //!   timeouts (a Jenkins write that times out is applied later), throttling and capacity
 //!   errors, and `kill -9` of the service before or after any call (its session dies: every
@@ -21,11 +22,13 @@
 //! no node deleted or instance terminated while a build runs there; no delete of a fenced
 //! node sooner than `settle_interval` after the fence took effect; caps never exceeded at a
 //! launch (counting instances not yet visible); never two instances for one node; no launch
-//! beyond what the observation the service made justifies; nothing foreign touched.
+//! beyond what the observation the service made justifies; nothing foreign touched; no
+//! launch before its node's secret is stored, and never the secret in user-data; at rest, no
+//! stored secret without its node.
 
 use nectr_fleet::cloud::{
-    CloudError, CloudErrorKind, CloudProvider, Instance, InstanceState, LaunchSpec, TAG_FLEET,
-    TAG_JENKINS, TAG_NODE, TAG_POOL,
+    CloudError, CloudErrorKind, CloudProvider, Instance, InstanceState, LaunchSpec, StoredSecret,
+    TAG_FLEET, TAG_JENKINS, TAG_NODE, TAG_POOL,
 };
 use nectr_fleet::config::Config;
 use nectr_fleet::jenkins::client::NodeSpec;
@@ -122,6 +125,10 @@ pub enum Kind {
     Describe,
     RunInstances,
     Terminate,
+    PutSecret,
+    TagSecret,
+    DeleteSecret,
+    ListSecrets,
 }
 
 impl Kind {
@@ -135,20 +142,34 @@ impl Kind {
                 | Kind::SetDescription
                 | Kind::RunInstances
                 | Kind::Terminate
+                | Kind::PutSecret
+                | Kind::TagSecret
+                | Kind::DeleteSecret
         )
     }
     fn is_cloud(self) -> bool {
-        matches!(self, Kind::Describe | Kind::RunInstances | Kind::Terminate)
+        matches!(
+            self,
+            Kind::Describe
+                | Kind::RunInstances
+                | Kind::Terminate
+                | Kind::PutSecret
+                | Kind::TagSecret
+                | Kind::DeleteSecret
+                | Kind::ListSecrets
+        )
     }
     /// The launch and fence steps, each a target for a `kill -9` before and after it.
-    pub const STEPS: [Kind; 9] = [
+    pub const STEPS: [Kind; 11] = [
         Kind::CreateNode,
         Kind::Secret,
+        Kind::PutSecret,
         Kind::RunInstances,
         Kind::SetDescription,
         Kind::Drain,
         Kind::Computer,
         Kind::Delete,
+        Kind::DeleteSecret,
         Kind::Terminate,
         Kind::Undrain,
     ];
@@ -344,6 +365,8 @@ pub struct World {
     tokens: BTreeMap<String, (String, String)>,
     /// Node → the instances ever launched for it.
     launched_for: BTreeMap<String, Vec<String>>,
+    /// SSM: node → (fleet tag, when written) of its stored agent secret.
+    secrets: BTreeMap<String, (String, u64)>,
     next_instance: u64,
     deferred: Vec<(u64, Deferred)>,
     next_dispatch: u64,
@@ -391,6 +414,7 @@ impl World {
             instances: BTreeMap::new(),
             tokens: BTreeMap::new(),
             launched_for: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             next_instance: 1,
             deferred: Vec::new(),
             next_dispatch: now + DISPATCH_MS,
@@ -597,6 +621,16 @@ impl World {
                 .any(|i| i.live() && i.node() == Some(name.as_str()));
             if !has {
                 orphan.push(format!("node {name} without an instance"));
+            }
+        }
+        for node in self.secrets.keys() {
+            if !self.nodes.contains_key(node) {
+                orphan.push(format!("stored secret of node {node}, which is gone"));
+            }
+        }
+        for (name, n) in &self.nodes {
+            if !n.foreign && !self.secrets.contains_key(name) {
+                orphan.push(format!("node {name} without its stored secret"));
             }
         }
         if !orphan.is_empty() {
@@ -1332,6 +1366,16 @@ impl World {
     }
 
     fn run_instances(&mut self, spec: &LaunchSpec) -> Result<String, CloudError> {
+        let node = spec.tags.get(TAG_NODE).cloned().unwrap_or_default();
+        if !self.secrets.contains_key(&node) {
+            self.violation(
+                "launch before its secret was stored",
+                format!("node {node} (token {})", spec.client_token),
+            );
+        }
+        if spec.user_data.expose().contains(&secret_of(&node)) {
+            self.violation("agent secret in user-data", format!("node {node}"));
+        }
         if let Some((id, itype)) = self.tokens.get(&spec.client_token).cloned() {
             if itype != spec.offering.instance_type {
                 return Err(CloudError {
@@ -1593,7 +1637,7 @@ impl JenkinsApi for SimJenkins {
         let name = name.to_string();
         w.run(Kind::Secret, "secret read", o, move |w| {
             if w.nodes.contains_key(&name) {
-                Ok(Secret::new(format!("secret-{name}")))
+                Ok(Secret::new(secret_of(&name)))
             } else {
                 Err(status(404, "secret read"))
             }
@@ -1673,4 +1717,75 @@ impl CloudProvider for SimEc2 {
     fn newest_image(&self, _key: &str, _value: &str) -> Result<String, CloudError> {
         Ok("ami-soak".into())
     }
+    fn put_agent_secret(
+        &self,
+        fleet_id: &str,
+        node: &str,
+        secret: &Secret,
+    ) -> Result<(), CloudError> {
+        let mut w = lock(&self.world);
+        let o = w.enter(self.session, Kind::PutSecret);
+        let (fleet, node, value) = (
+            fleet_id.to_string(),
+            node.to_string(),
+            secret.expose().to_string(),
+        );
+        w.run(Kind::PutSecret, "PutParameter", o, move |w| {
+            if value != secret_of(&node) {
+                w.violation("wrong secret stored", format!("node {node}"));
+            }
+            let now = w.now;
+            // A second write of the same node's secret keeps the first (ParameterAlreadyExists).
+            w.secrets.entry(node.clone()).or_insert((fleet, now));
+            w.note(format!("secret of {node} stored"));
+            Ok(())
+        })
+    }
+    fn tag_agent_secret(&self, node: &str, _instance_id: &str) -> Result<(), CloudError> {
+        let mut w = lock(&self.world);
+        let o = w.enter(self.session, Kind::TagSecret);
+        let node = node.to_string();
+        w.run(Kind::TagSecret, "AddTagsToResource", o, move |w| {
+            if w.secrets.contains_key(&node) {
+                Ok(())
+            } else {
+                Err(CloudError {
+                    kind: CloudErrorKind::Invalid,
+                    code: "InvalidResourceId".into(),
+                    message: format!("AddTagsToResource: no parameter for {node}"),
+                })
+            }
+        })
+    }
+    fn delete_agent_secret(&self, node: &str) -> Result<(), CloudError> {
+        let mut w = lock(&self.world);
+        let o = w.enter(self.session, Kind::DeleteSecret);
+        let node = node.to_string();
+        w.run(Kind::DeleteSecret, "DeleteParameter", o, move |w| {
+            if w.secrets.remove(&node).is_some() {
+                w.note(format!("secret of {node} deleted"));
+            }
+            Ok(())
+        })
+    }
+    fn list_agent_secrets(&self, fleet_id: &str) -> Result<Vec<StoredSecret>, CloudError> {
+        let mut w = lock(&self.world);
+        let o = w.enter(self.session, Kind::ListSecrets);
+        let fleet = fleet_id.to_string();
+        w.run(Kind::ListSecrets, "DescribeParameters", o, move |w| {
+            Ok(w.secrets
+                .iter()
+                .filter(|(_, (f, _))| *f == fleet)
+                .map(|(node, (_, at))| StoredSecret {
+                    node: node.clone(),
+                    written_ms: Some(*at),
+                })
+                .collect())
+        })
+    }
+}
+
+/// The agent secret the simulated Jenkins gives `node`.
+fn secret_of(node: &str) -> String {
+    format!("secret-{node}")
 }

@@ -18,6 +18,7 @@ pub mod jenkins;
 pub mod lease;
 pub mod log;
 pub mod metrics;
+pub mod page;
 pub mod reconcile;
 pub mod scaler;
 pub mod secret;

@@ -41,6 +41,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod view;
+
 type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
 
 /// How one launch ended.
@@ -118,6 +120,8 @@ pub struct Reconciler {
     leader_polls: u64,
     /// When stored agent secrets were last checked against the nodes.
     last_secret_sweep_ms: u64,
+    /// Instances and decisions for the status page.
+    page: view::PageState,
 }
 
 fn offering_label(o: &Offering) -> String {
@@ -189,6 +193,7 @@ impl Reconciler {
             lease: None,
             role: None,
             leader_polls: 0,
+            page: view::PageState::default(),
         }
     }
 
@@ -438,6 +443,7 @@ impl Reconciler {
         };
         report.observed = true;
         metrics.inc("nectr_fleet_polls_total", &[("result", "ok")], 1.0);
+        self.shared.poll_succeeded();
         // From here on the poll's time is when its observation was complete: a fence seen in
         // it was in force by then at the latest (see `Memory::fences`).
         let now = self.clock.now_ms();
@@ -498,6 +504,20 @@ impl Reconciler {
         metrics.observe("nectr_fleet_decision_seconds", &[], elapsed.as_secs_f64());
         self.export_plan_metrics(&plan);
 
+        self.page.instances = view::instance_rows(
+            &instances,
+            &computers,
+            &self.jenkins.current_builds(),
+            &self.memory,
+            &self.cfg,
+            now,
+        );
+        view::record_decisions(
+            &mut self.page.decisions,
+            &plan,
+            &crate::util::format_iso8601_ms(now),
+            act,
+        );
         if act {
             self.execute(&plan, &mut report, now);
             self.sweep_secrets(&computers, &mut report, now);
@@ -1196,6 +1216,22 @@ impl Reconciler {
                 "path": self.config_path.as_ref().map(|p| p.display().to_string()),
                 "error": self.config_error,
                 "pools": self.cfg.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                "in_force": self.cfg.pools.iter().map(|p| json!({
+                    "name": p.name,
+                    "labels": p.labels,
+                    "min_instances": p.min_instances,
+                    "max_instances": p.max_instances,
+                    "spare_executors": p.spare_executors,
+                    "idle_timeout_seconds": p.idle_timeout_ms as f64 / 1000.0,
+                    "price": p.instance_types.first().and_then(|t| t.price),
+                })).collect::<Vec<_>>(),
+            },
+            "instances": self.page.instances,
+            "decisions": self.page.decisions,
+            "budget": {
+                "dollars_per_hour": self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()),
+                "max_dollars_per_hour": self.cfg.max_dollars_per_hour,
+                "headroom_dollars_per_hour": self.cfg.max_dollars_per_hour.map(|m| (m - self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()).unwrap_or(0.0)).max(0.0)),
             },
             "last_poll": {
                 "observed": observed,

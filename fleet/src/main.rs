@@ -22,6 +22,7 @@ usage:
   nectr-fleet run   --config FILE [--log-level error|warn|info|debug]
   nectr-fleet plan  --config FILE      one observation; prints the plan, changes nothing
   nectr-fleet check --config FILE      validates the file (and the token file)
+  nectr-fleet simulate [--help]        replays a workload through decide and the alternatives
   nectr-fleet --version
 
 The config file is documented in fleet/README.md.";
@@ -184,6 +185,9 @@ fn print_plan(p: &Plan) {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("simulate") {
+        return nectr_fleet::sim::cli::run(std::env::args().skip(2).collect());
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

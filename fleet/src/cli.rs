@@ -21,6 +21,12 @@ pub enum Command {
     Plan(ConfigArgs),
     /// Validates the file (and the token file); says where AWS credentials will come from
     Check(ConfigArgs),
+    /// Replays a workload through decide and the alternatives (`simulate --help` for its options)
+    #[command(disable_help_flag = true)]
+    Simulate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// Prints a shell completion script to stdout (e.g. `nectr-fleet completions bash >
     /// /etc/bash_completion.d/nectr-fleet`)
     Completions {
@@ -54,6 +60,7 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Check(_) => "check",
             Command::Completions { .. } => "completions",
+            Command::Simulate { .. } => "simulate",
         }
     }
 }

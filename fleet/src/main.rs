@@ -135,6 +135,7 @@ fn print_plan(p: &Plan) {
 fn main() -> ExitCode {
     let parsed = cli::Cli::parse();
     let (cmd, ca) = match parsed.command {
+        cli::Command::Simulate { args } => return nectr_fleet::sim::cli::run(args),
         cli::Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -125,7 +125,9 @@ pub struct InstanceType {
     pub name: String,
     /// Executors an instance of this type gets (its weight).
     pub executors: u32,
-    /// Dollars per hour, needed when `max_dollars_per_hour` is set.
+    /// On-demand dollars per hour: the configured `price`, else the bundled table's
+    /// ([`crate::pricing::on_demand`] for `aws.region`); needed when `max_dollars_per_hour`
+    /// is set.
     pub price: Option<f64>,
 }
 
@@ -179,11 +181,20 @@ pub struct Pool {
     pub user_data: String,
     pub remote_fs: String,
     pub tags: BTreeMap<String, String>,
+    /// Assumed spot saving: a spot instance costs `price × (1 − spot_discount)`.
+    pub spot_discount: f64,
 }
 
 impl Pool {
     pub fn instance_type(&self, name: &str) -> Option<&InstanceType> {
         self.instance_types.iter().find(|t| t.name == name)
+    }
+
+    /// Dollars per hour of one instance of `itype` (spot at the assumed discount); `None`
+    /// when neither the config nor the bundled table prices it.
+    pub fn hourly_price(&self, itype: &str, spot: bool) -> Option<f64> {
+        let p = self.instance_type(itype)?.price?;
+        Some(crate::pricing::hourly(p, spot, self.spot_discount))
     }
 }
 
@@ -639,6 +650,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             &k("boot_deadline"),
             format_duration_ms(o.boot_deadline_ms),
             format_duration_ms(n.boot_deadline_ms),
+            false,
+        );
+        push(
+            &k("spot_discount"),
+            o.spot_discount.to_string(),
+            n.spot_discount.to_string(),
             false,
         );
         if o.user_data != n.user_data {

@@ -124,6 +124,8 @@ pub struct RawPool {
     pub remote_fs: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Assumed spot saving (0 to 0.95) used to price spot instances from the on-demand price.
+    pub spot_discount: Option<f64>,
 }
 
 struct Ctx<'a> {
@@ -569,8 +571,10 @@ pub(super) fn validate(
     }
     let mut names = BTreeSet::new();
     let mut pools = Vec::new();
+    let region = raw.aws.region.clone();
     for (i, rp) in raw.pools.into_iter().enumerate() {
-        if let Some(p) = validate_pool(&mut c, i, rp, base, max_dollars_per_hour.is_some()) {
+        let need_price = max_dollars_per_hour.is_some();
+        if let Some(p) = validate_pool(&mut c, i, rp, base, need_price, &region) {
             if !names.insert(p.name.clone()) {
                 c.err(
                     "pool",
@@ -611,6 +615,7 @@ fn validate_pool(
     rp: RawPool,
     base: &Path,
     need_price: bool,
+    region: &str,
 ) -> Option<Pool> {
     let before = c.errors.len();
     let name = rp.name.clone();
@@ -718,8 +723,11 @@ fn validate_pool(
                     format!("`{tname}`: price {p} is not a valid amount"),
                 );
             }
-        } else if need_price {
-            c.err("pool", Some(i), "instance_types", n, format!("`{tname}` has no price, but max_dollars_per_hour is set: write {{ type = \"{tname}\", price = 1.53 }}"));
+        }
+        // Without a price, the bundled on-demand table (crate::pricing) for the region.
+        let price = price.or_else(|| crate::pricing::on_demand(region, &tname));
+        if price.is_none() && need_price {
+            c.err("pool", Some(i), "instance_types", n, format!("`{tname}` has no price and the bundled table has none for {region}, but max_dollars_per_hour is set: write {{ type = \"{tname}\", price = 1.53 }} (on-demand dollars per hour)"));
         }
         types.push(InstanceType {
             name: tname,
@@ -969,10 +977,25 @@ fn validate_pool(
             c.err("pool", Some(i), "tags", n, format!("tag key `{k}` is reserved or invalid: nectr: and aws: prefixes are not allowed"));
         }
     }
+    let spot_discount = match rp.spot_discount {
+        None => crate::pricing::DEFAULT_SPOT_DISCOUNT,
+        Some(d) if d.is_finite() && (0.0..=0.95).contains(&d) => d,
+        Some(d) => {
+            c.err(
+                "pool",
+                Some(i),
+                "spot_discount",
+                n,
+                format!("{d} is out of range: use 0 to 0.95 (0.6 prices spot at 40% of on-demand)"),
+            );
+            0.0
+        }
+    };
     if c.errors.len() > before {
         return None;
     }
     Some(Pool {
+        spot_discount,
         name,
         labels,
         executors,

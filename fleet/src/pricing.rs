@@ -168,7 +168,10 @@ pub fn hourly(on_demand_price: f64, spot: bool, spot_discount: f64) -> f64 {
 /// Billed milliseconds for an instance that ran `ran_ms`: per second, rounded up, at least
 /// 60 s.
 pub fn billed_ms(ran_ms: u64) -> u64 {
-    ran_ms.div_ceil(1000).saturating_mul(1000).max(MIN_BILLED_MS)
+    ran_ms
+        .div_ceil(1000)
+        .saturating_mul(1000)
+        .max(MIN_BILLED_MS)
 }
 
 /// Dollars for `ms` milliseconds at `per_hour`.
@@ -192,7 +195,11 @@ mod tests {
 
     #[test]
     fn unknown_types_regions_and_sizes_have_no_price() {
-        assert_eq!(on_demand("us-east-1", "c5.8xlarge"), None, "c5 has no 8xlarge");
+        assert_eq!(
+            on_demand("us-east-1", "c5.8xlarge"),
+            None,
+            "c5 has no 8xlarge"
+        );
         assert_eq!(on_demand("us-east-1", "g5.xlarge"), None);
         assert_eq!(on_demand("ap-south-1", "c5.large"), None);
         assert_eq!(on_demand("us-east-1", "c5"), None);

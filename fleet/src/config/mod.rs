@@ -143,6 +143,34 @@ pub enum ImageSource {
         id_or_name: String,
         version: String,
     },
+    /// The image id held by an SSM parameter (`ami = { ssm = "/nectr/ami/agent" }`), as the
+    /// image pipeline records each baked image (ami/Jenkinsfile).
+    Parameter {
+        name: String,
+    },
+    /// An Auto Scaling group's pool: the group's launch template or configuration says what
+    /// its instances run.
+    Group,
+}
+
+/// Who launches a pool's instances (`backend`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `"ec2"` (the default): the fleet calls `RunInstances` itself.
+    Ec2,
+    /// `"asg"`: an Auto Scaling group launches them; the fleet sets its desired capacity,
+    /// adopts each instance it launches (node, secret, tags), protects busy ones from the
+    /// group's scale-in and retires idle ones with `TerminateInstanceInAutoScalingGroup`.
+    Asg { group: String },
+}
+
+impl Backend {
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Backend::Ec2 => None,
+            Backend::Asg { group } => Some(group),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +193,7 @@ impl Purchase {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
     pub name: String,
+    pub backend: Backend,
     pub labels: BTreeSet<String>,
     pub executors: u32,
     pub instance_types: Vec<InstanceType>,
@@ -579,6 +608,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             format!("{:?}", o.labels),
             format!("{:?}", n.labels),
             false,
+        );
+        push(
+            &k("backend"),
+            format!("{:?}", o.backend),
+            format!("{:?}", n.backend),
+            true,
         );
         push(
             &k("executors"),

@@ -1,8 +1,8 @@
 //! `nectr-fleet simulate`: parses its own arguments (so `main.rs` only dispatches).
 
 use super::engine::Params;
-use super::report::{compare, run_policy, Comparison};
 use super::policy::{Classic, Nectr};
+use super::report::{compare, run_policy, Comparison};
 use super::{optimum, plot, workload};
 use crate::config::{self, Config};
 use crate::util::{format_duration_ms, parse_duration_ms};
@@ -122,7 +122,9 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                     v.parse::<f64>()
                         .ok()
                         .filter(|r| r.is_finite() && *r > 0.0 && *r <= 100_000.0)
-                        .ok_or_else(|| format!("--rate `{v}`: use builds per hour, 0 < rate <= 100000"))?,
+                        .ok_or_else(|| {
+                            format!("--rate `{v}`: use builds per hour, 0 < rate <= 100000")
+                        })?,
                 )
             }
             "--hours" => {
@@ -148,11 +150,10 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--capacity-errors" => {
                 let v = val(k)?;
-                a.params.capacity_error_percent = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|p| *p <= 100)
-                    .ok_or_else(|| format!("--capacity-errors `{v}`: use a percent, 0 to 100"))?
+                a.params.capacity_error_percent =
+                    v.parse::<u64>().ok().filter(|p| *p <= 100).ok_or_else(|| {
+                        format!("--capacity-errors `{v}`: use a percent, 0 to 100")
+                    })?
             }
             "--sweep" => {
                 let v = val(k)?;
@@ -163,7 +164,11 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--json" => a.json = true,
             "--plots" => a.plots = Some(PathBuf::from(val(k)?)),
-            other => return Err(format!("unknown argument `{other}` (see nectr-fleet simulate --help)")),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (see nectr-fleet simulate --help)"
+                ))
+            }
         }
     }
     Ok(a)
@@ -173,7 +178,10 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
     match path {
         Some(p) => config::load_file(p).map_err(|e| e.to_string()),
         None => config::load_str(DEFAULT_CONFIG, Path::new("/")).map_err(|e| {
-            e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")
+            e.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         }),
     }
 }
@@ -192,7 +200,8 @@ pub fn load_workload(a: &Args, label: &str) -> Result<workload::Workload, String
             let name = Path::new(file)
                 .file_stem()
                 .map_or("import".into(), |s| s.to_string_lossy().into_owned());
-            workload::import_jenkins(&text, label, &name).map_err(|e| format!("--workload {file}: {e}"))?
+            workload::import_jenkins(&text, label, &name)
+                .map_err(|e| format!("--workload {file}: {e}"))?
         }
     })
 }
@@ -203,7 +212,10 @@ pub fn sweep_points(lo: u64, hi: u64) -> Vec<u64> {
         0u64, 30_000, 60_000, 120_000, 180_000, 300_000, 600_000, 900_000, 1_200_000, 1_800_000,
         2_700_000, 3_600_000, 7_200_000,
     ];
-    let mut v: Vec<u64> = ladder.into_iter().filter(|t| (lo..=hi).contains(t)).collect();
+    let mut v: Vec<u64> = ladder
+        .into_iter()
+        .filter(|t| (lo..=hi).contains(t))
+        .collect();
     v.push(lo);
     v.push(hi);
     v.sort();
@@ -232,7 +244,13 @@ fn sweep(cfg: &Config, a: &Args, w: &workload::Workload, lo: u64, hi: u64) -> Ve
                 p.idle_timeout_ms = t;
             }
             let n = run_policy(&c, &a.params, w, &mut Nectr::new(c.clone()), &opt);
-            let f = run_policy(&c, &a.params, w, &mut Classic::ec2_fleet_like(c.clone()), &opt);
+            let f = run_policy(
+                &c,
+                &a.params,
+                w,
+                &mut Classic::ec2_fleet_like(c.clone()),
+                &opt,
+            );
             SweepRow {
                 idle_timeout: format_duration_ms(t),
                 idle_timeout_s: t / 1000,
@@ -281,7 +299,13 @@ pub fn execute(a: &Args) -> Result<(Comparison, String), String> {
         if !rows.is_empty() {
             let pts: Vec<(f64, f64, f64)> = rows
                 .iter()
-                .map(|r| (r.idle_timeout_s as f64 / 60.0, r.nectr_cost, r.nectr_p95_wait_s))
+                .map(|r| {
+                    (
+                        r.idle_timeout_s as f64 / 60.0,
+                        r.nectr_cost,
+                        r.nectr_p95_wait_s,
+                    )
+                })
                 .collect();
             let f = plot::sweep(&pts, dir)?;
             if !a.json {

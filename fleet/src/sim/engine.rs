@@ -166,7 +166,13 @@ impl<'w> World<'w> {
     }
 
     /// Launch one instance; `None` on a (simulated) capacity error.
-    pub fn launch(&mut self, pool: &str, instance_type: &str, spot: bool, executors: u32) -> Option<u64> {
+    pub fn launch(
+        &mut self,
+        pool: &str,
+        instance_type: &str,
+        spot: bool,
+        executors: u32,
+    ) -> Option<u64> {
         let p = self.cfg.pool(pool)?;
         let price = p.hourly_price(instance_type, spot).unwrap_or(0.0);
         if self.rng.chance(self.params.capacity_error_percent) {
@@ -175,11 +181,16 @@ impl<'w> World<'w> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let span = self.params.boot_max_ms.saturating_sub(self.params.boot_min_ms);
+        let span = self
+            .params
+            .boot_max_ms
+            .saturating_sub(self.params.boot_min_ms);
         let boot = self.params.boot_min_ms + self.rng.below(span + 1);
         let interrupt_ms = if spot && self.params.spot_interruptions_per_hour > 0.0 {
             let u = ((self.rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-            Some(self.now + (-u.ln() / self.params.spot_interruptions_per_hour * 3_600_000.0) as u64)
+            Some(
+                self.now + (-u.ln() / self.params.spot_interruptions_per_hour * 3_600_000.0) as u64,
+            )
         } else {
             None
         };
@@ -260,7 +271,10 @@ impl<'w> World<'w> {
     }
 
     pub fn by_node(&self, node: &str) -> Option<u64> {
-        self.instances.values().find(|i| i.node == node).map(|i| i.id)
+        self.instances
+            .values()
+            .find(|i| i.node == node)
+            .map(|i| i.id)
     }
 
     /// Jenkins' dispatcher: the queue in order, each item to the first idle executor of an
@@ -277,7 +291,10 @@ impl<'w> World<'w> {
                 if inst.fenced || !inst.online(now) {
                     return None;
                 }
-                if !cfg.pool(&inst.pool).is_some_and(|p| p.labels.contains(label)) {
+                if !cfg
+                    .pool(&inst.pool)
+                    .is_some_and(|p| p.labels.contains(label))
+                {
                     return None;
                 }
                 let k = inst.execs.iter().position(Option::is_none)?;
@@ -294,7 +311,8 @@ impl<'w> World<'w> {
                     r.started_ms = Some(now);
                     r.wait_ms = Some(now - since.min(now));
                     r.starts += 1;
-                    self.counters.used_instance_ms += self.builds[b].duration_ms as f64 / execs as f64;
+                    self.counters.used_instance_ms +=
+                        self.builds[b].duration_ms as f64 / execs as f64;
                     self.queue.remove(i);
                 }
                 None => i += 1,
@@ -349,7 +367,10 @@ impl<'w> World<'w> {
             // Stale if the instance went away (the build was re-queued).
             if let Some(inst) = self.instances.get_mut(&id) {
                 if let Some(b) = inst.execs[k] {
-                    if self.records[b].started_ms.is_some_and(|s| s + self.builds[b].duration_ms == end) {
+                    if self.records[b]
+                        .started_ms
+                        .is_some_and(|s| s + self.builds[b].duration_ms == end)
+                    {
                         inst.execs[k] = None;
                         inst.last_busy_ms = self.now;
                         self.records[b].finished_ms = Some(self.now);

@@ -82,7 +82,11 @@ pub fn compute(cfg: &Config, params: &Params, w: &Workload) -> Optimum {
         let mut events = Vec::new();
         for b in &w.builds {
             // The first pool carrying the label serves it, as in the world.
-            if cfg.pools.iter().find(|p| p.labels.contains(&b.label)).map(|p| &p.name)
+            if cfg
+                .pools
+                .iter()
+                .find(|p| p.labels.contains(&b.label))
+                .map(|p| &p.name)
                 != Some(&pool.name)
             {
                 continue;

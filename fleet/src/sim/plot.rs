@@ -76,8 +76,12 @@ pub fn write_all(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     type Pick = fn(&super::engine::Sample) -> f64;
     let charts: [(&str, &str, &str, Pick); 3] = [
-        ("queue.svg", "queue depth", "queued builds", |s| s.queue as f64),
-        ("instances.svg", "instances", "live instances", |s| s.instances as f64),
+        ("queue.svg", "queue depth", "queued builds", |s| {
+            s.queue as f64
+        }),
+        ("instances.svg", "instances", "live instances", |s| {
+            s.instances as f64
+        }),
         ("cost.svg", "cumulative cost", "dollars", |s| s.cost),
     ];
     for (file, title, y, pick) in charts {
@@ -92,7 +96,13 @@ pub fn write_all(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, String> {
             })
             .collect();
         let path = dir.join(file);
-        lines(&path, &format!("{title} — {}", c.workload), "hours", y, &series)?;
+        lines(
+            &path,
+            &format!("{title} — {}", c.workload),
+            "hours",
+            y,
+            &series,
+        )?;
         files.push(path);
     }
     let series: Vec<(String, Vec<(f64, f64)>)> = c
@@ -127,7 +137,19 @@ pub fn sweep(points: &[(f64, f64, f64)], dir: &Path) -> Result<PathBuf, String> 
     let cost: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
     let wait: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
     let dollars = dir.join("sweep-cost.svg");
-    lines(&dollars, "nectr cost vs idle timeout", "idle timeout (min)", "dollars", &[("nectr cost".into(), cost)])?;
-    lines(&path, "nectr p95 wait vs idle timeout", "idle timeout (min)", "p95 wait (s)", &[("nectr p95 wait".into(), wait)])?;
+    lines(
+        &dollars,
+        "nectr cost vs idle timeout",
+        "idle timeout (min)",
+        "dollars",
+        &[("nectr cost".into(), cost)],
+    )?;
+    lines(
+        &path,
+        "nectr p95 wait vs idle timeout",
+        "idle timeout (min)",
+        "p95 wait (s)",
+        &[("nectr p95 wait".into(), wait)],
+    )?;
     Ok(path)
 }

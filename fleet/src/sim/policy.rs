@@ -7,7 +7,10 @@
 //! described in `../shared/reference/fleet-anchors.md`.
 
 use super::engine::{Policy, World};
-use crate::cloud::{Instance, InstanceState, Market, Offering, TAG_FLEET, TAG_JENKINS, TAG_NODE, TAG_POOL, TAG_TOKEN};
+use crate::cloud::{
+    Instance, InstanceState, Market, Offering, TAG_FLEET, TAG_JENKINS, TAG_NODE, TAG_POOL,
+    TAG_TOKEN,
+};
 use crate::config::{Config, Purchase};
 use crate::jenkins::{drain_message, parse_drain_message, Computer, NodeTag, QueueItem};
 use crate::scaler::{decide, observe, Backoff, InFlight, Memory, Snapshot};
@@ -172,9 +175,12 @@ impl Policy for Nectr {
         }
         for a in &plan.retires {
             // The final re-read, as reconcile does it.
-            let clean = w.by_node(&a.node).and_then(|id| w.instances.get(&id)).filter(|i| {
-                i.fenced && parse_drain_message(&i.fence_reason, &fleet).is_some() && i.idle()
-            });
+            let clean = w
+                .by_node(&a.node)
+                .and_then(|id| w.instances.get(&id))
+                .filter(|i| {
+                    i.fenced && parse_drain_message(&i.fence_reason, &fleet).is_some() && i.idle()
+                });
             match clean {
                 Some(i) => {
                     let id = i.id;
@@ -242,7 +248,12 @@ const TICK_MS: u64 = 10_000;
 const CORE_INITIAL_DELAY_MS: u64 = 100_000;
 
 impl Classic {
-    pub fn new(name: &str, cfg: Config, provisioner: Provisioner, idle_timeout_ms: Option<u64>) -> Classic {
+    pub fn new(
+        name: &str,
+        cfg: Config,
+        provisioner: Provisioner,
+        idle_timeout_ms: Option<u64>,
+    ) -> Classic {
         let next = match provisioner {
             Provisioner::Core => CORE_INITIAL_DELAY_MS,
             Provisioner::NoDelay => 0,
@@ -291,8 +302,11 @@ impl Policy for Classic {
                 .iter()
                 .filter(|(b, _)| pool.labels.contains(&w.builds[*b].label))
                 .count();
-            let mine: Vec<&super::engine::Inst> =
-                w.instances.values().filter(|i| i.pool == pool.name).collect();
+            let mine: Vec<&super::engine::Inst> = w
+                .instances
+                .values()
+                .filter(|i| i.pool == pool.name)
+                .collect();
             let idle_now: usize = mine
                 .iter()
                 .filter(|i| i.online(now) && !i.fenced)

@@ -72,19 +72,31 @@ pub fn run_policy(
         .map(|ms| ms as f64 / 1000.0)
         .collect();
     waits.sort_by(f64::total_cmp);
-    let finished = world.records.iter().filter(|r| r.finished_ms.is_some()).count() as u64;
+    let finished = world
+        .records
+        .iter()
+        .filter(|r| r.finished_ms.is_some())
+        .count() as u64;
     let c = &world.counters;
     let billed = c.billed_ms as f64;
     PolicyReport {
         policy: policy.name(),
         cost: c.cost,
         billed_hours: billed / 3_600_000.0,
-        idle_share: if billed > 0.0 { (1.0 - c.used_instance_ms / billed).max(0.0) } else { 0.0 },
+        idle_share: if billed > 0.0 {
+            (1.0 - c.used_instance_ms / billed).max(0.0)
+        } else {
+            0.0
+        },
         wait_p50_s: pct(&waits, 0.50),
         wait_p95_s: pct(&waits, 0.95),
         wait_max_s: waits.last().copied().unwrap_or(0.0),
         launches: c.launches,
-        over_provision: if opt.launches > 0 { c.launches as f64 / opt.launches as f64 } else { 0.0 },
+        over_provision: if opt.launches > 0 {
+            c.launches as f64 / opt.launches as f64
+        } else {
+            0.0
+        },
         busy_terminations: c.busy_terminations,
         builds_finished: finished,
         builds_lost: w.builds.len() as u64 - finished,
@@ -151,7 +163,11 @@ impl Comparison {
                 p.builds_lost
             );
         }
-        let idle = if o.billed_ms > 0 { (1.0 - o.used_instance_ms / o.billed_ms as f64) * 100.0 } else { 0.0 };
+        let idle = if o.billed_ms > 0 {
+            (1.0 - o.used_instance_ms / o.billed_ms as f64) * 100.0
+        } else {
+            0.0
+        };
         s += &format!(
             "{:<18} {:>10.2} {:>7.2}x {:>6.1} {:>8} {:>8} {:>8} {:>8} {:>6.2} {:>5} {:>5}\n",
             "optimum", o.cost, 1.0, idle, 0, 0, 0, o.launches, 1.0, 0, 0

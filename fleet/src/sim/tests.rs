@@ -92,7 +92,11 @@ fn no_policy_beats_the_optimum_and_every_build_runs_once() {
                     r.optimum.cost
                 );
                 assert_eq!(pol.builds_finished + pol.builds_lost, w.builds.len() as u64);
-                assert_eq!(pol.builds_lost, 0, "{} lost builds on {}", pol.policy, w.name);
+                assert_eq!(
+                    pol.builds_lost, 0,
+                    "{} lost builds on {}",
+                    pol.policy, w.name
+                );
                 assert_eq!(pol.busy_terminations, 0, "{} on {}", pol.policy, w.name);
                 assert!(pol.idle_share >= 0.0 && pol.idle_share < 1.0);
             }
@@ -198,7 +202,10 @@ fn nectr_small_case_runs_the_build_and_retires_the_instance() {
     assert_eq!(r.wait_ms, Some(60_000));
     // Retired within a few polls of going idle (fence, then retire after the settle).
     let billed = world.counters.billed_ms;
-    assert!((660_000..=660_000 + 4 * c.poll_interval_ms + c.settle_interval_ms).contains(&billed), "{billed}");
+    assert!(
+        (660_000..=660_000 + 4 * c.poll_interval_ms + c.settle_interval_ms).contains(&billed),
+        "{billed}"
+    );
     assert_eq!(world.counters.busy_terminations, 0);
 }
 
@@ -218,7 +225,13 @@ fn billing_has_a_minute_minimum() {
 
 #[test]
 fn the_last_line_has_the_promised_fields() {
-    let a = cli::parse(&["--workload".into(), "burst".into(), "--seed".into(), "3".into()]).unwrap();
+    let a = cli::parse(&[
+        "--workload".into(),
+        "burst".into(),
+        "--seed".into(),
+        "3".into(),
+    ])
+    .unwrap();
     let (cmp, out) = cli::execute(&a).unwrap();
     let line = cmp.last_line();
     let keys: Vec<&str> = line
@@ -242,7 +255,13 @@ fn the_last_line_has_the_promised_fields() {
     );
     assert!(line.contains("workload=burst "), "{line}");
     assert!(line.ends_with("busy_terminations=0"), "{line}");
-    for p in ["nectr", "jenkins_core_like", "ec2_plugin_like", "ec2_fleet_like", "optimum"] {
+    for p in [
+        "nectr",
+        "jenkins_core_like",
+        "ec2_plugin_like",
+        "ec2_fleet_like",
+        "optimum",
+    ] {
         assert!(out.contains(p), "{p} missing from the table:\n{out}");
     }
 }
@@ -251,7 +270,10 @@ fn the_last_line_has_the_promised_fields() {
 fn bad_arguments_say_what_to_do() {
     for (args, want) in [
         (vec!["--sweep", "spare=1..2"], "only idle_timeout"),
-        (vec!["--sweep", "idle_timeout=30m..1m"], "start is after the end"),
+        (
+            vec!["--sweep", "idle_timeout=30m..1m"],
+            "start is after the end",
+        ),
         (vec!["--rate", "-3"], "builds per hour"),
         (vec!["--capacity-errors", "101"], "percent"),
         (vec!["--frobnicate"], "unknown argument"),
@@ -263,7 +285,10 @@ fn bad_arguments_say_what_to_do() {
     }
     let a = cli::parse(&["--workload".into(), "/nonexistent.json".into()]).unwrap();
     let e = cli::execute(&a).unwrap_err();
-    assert!(e.contains("/nonexistent.json") && e.contains("office-hours"), "{e}");
+    assert!(
+        e.contains("/nonexistent.json") && e.contains("office-hours"),
+        "{e}"
+    );
     let a = cli::parse(&["--label".into(), "windows".into()]).unwrap();
     assert!(cli::execute(&a).unwrap_err().contains("no pool carries it"));
 }
@@ -290,7 +315,14 @@ fn plots_are_written_as_svg() {
     ])
     .unwrap();
     cli::execute(&a).unwrap();
-    for f in ["queue.svg", "instances.svg", "cost.svg", "wait-cdf.svg", "sweep.svg", "sweep-cost.svg"] {
+    for f in [
+        "queue.svg",
+        "instances.svg",
+        "cost.svg",
+        "wait-cdf.svg",
+        "sweep.svg",
+        "sweep-cost.svg",
+    ] {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(text.starts_with("<svg") && text.contains("nectr"), "{f}");
     }

@@ -187,10 +187,9 @@ pub fn import_jenkins(text: &str, label: &str, name: &str) -> Result<Workload, S
             .as_array()
             .ok_or("`jobs` is not a list: save the controller's /api/json?tree=jobs[...] answer")?;
         for (i, j) in jobs.iter().enumerate() {
-            let n = j
-                .get("name")
-                .and_then(|n| n.as_str())
-                .ok_or_else(|| format!("jobs[{i}] has no `name`: include name in the tree= filter"))?;
+            let n = j.get("name").and_then(|n| n.as_str()).ok_or_else(|| {
+                format!("jobs[{i}] has no `name`: include name in the tree= filter")
+            })?;
             let full = if prefix.is_empty() {
                 n.to_string()
             } else {
@@ -248,7 +247,10 @@ mod tests {
             office_hours(3, "linux"),
             merge_wave(3, "linux"),
         ] {
-            assert!(w.builds.windows(2).all(|p| p[0].arrival_ms <= p[1].arrival_ms));
+            assert!(w
+                .builds
+                .windows(2)
+                .all(|p| p[0].arrival_ms <= p[1].arrival_ms));
             assert!(!w.builds.is_empty());
         }
         assert_eq!(office_hours(9, "l"), office_hours(9, "l"));
@@ -284,12 +286,20 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("app", 0, 30000), ("folder/lib", 30000, 5000), ("app", 60000, 120000)]
+            vec![
+                ("app", 0, 30000),
+                ("folder/lib", 30000, 5000),
+                ("app", 60000, 120000)
+            ]
         );
         let e = import_jenkins("{", "l", "x").unwrap_err();
         assert!(e.contains("not JSON"), "{e}");
-        let e = import_jenkins(r#"{"jobs":[{"name":"a","builds":[{"duration":1}]}]}"#, "l", "x")
-            .unwrap_err();
+        let e = import_jenkins(
+            r#"{"jobs":[{"name":"a","builds":[{"duration":1}]}]}"#,
+            "l",
+            "x",
+        )
+        .unwrap_err();
         assert!(e.contains("timestamp"), "{e}");
         let e = import_jenkins(r#"{"jobs":[]}"#, "l", "x").unwrap_err();
         assert!(e.contains("no finished builds"), "{e}");

@@ -42,7 +42,8 @@ const METRICS: &[Meta] = &[
     Meta { name: "nectr_fleet_idle_instance_seconds_total", help: "Instance-seconds spent connected and idle.", kind: Kind::Counter },
     Meta { name: "nectr_fleet_fence_outcomes_total", help: "Scale-in fence steps by outcome (fenced, retired, lifted, aborted).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_busy_terminations_total", help: "Terminations of an instance whose node was seen busy. Must stay 0.", kind: Kind::Counter },
-    Meta { name: "nectr_fleet_orphans_cleaned_total", help: "Orphans cleaned up, by kind (instance, node).", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_orphans_cleaned_total", help: "Orphans cleaned up, by kind (instance, node, secret).", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_asg_adoptions_total", help: "Auto Scaling group instances adopted, by pool and kind (scale_out: a node waiting for it; group: launched by the group itself).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_config_reloads_total", help: "Config file reloads by result (applied, rejected).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_leader", help: "1 while this replica holds the leader lease (absent without a lease).", kind: Kind::Gauge },
     Meta { name: "nectr_fleet_errors_total", help: "Errors by source (jenkins, cloud) and kind.", kind: Kind::Counter },
@@ -258,7 +259,7 @@ mod tests {
         assert!(t.contains("nectr_fleet_decision_seconds_count 1"));
         assert!(t.contains("nectr_fleet_busy_terminations_total 0"));
         assert!(
-            t.contains("# TYPE nectr_fleet_fence_outcomes counter"),
+            t.contains("# TYPE nectr_fleet_busy_terminations counter"),
             "{t}"
         );
         assert!(t.ends_with("# EOF\n"), "{t}");

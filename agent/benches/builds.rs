@@ -461,7 +461,11 @@ fn sim_bench(runs: usize, tree_mib: u64) {
     assert!(s.success());
     let _ = std::fs::remove_file(ws.join(".complete"));
     let program = work.join("program.txt");
-    std::fs::write(&program, "stash\tbig\t**\ndir\tout\tunstash\tbig\n").unwrap();
+    std::fs::write(
+        &program,
+        "stash\tbig\t**\narchive\t**\ndir\tout\tunstash\tbig\n",
+    )
+    .unwrap();
     let mut t = Timed::start(
         "pipeline",
         &[
@@ -505,11 +509,19 @@ fn sim_bench(runs: usize, tree_mib: u64) {
     let unstash_done = t
         .first(|e| e["event"] == "step_done" && e["step"] == "unstash")
         .expect("unstash done");
+    let archive_start = t
+        .first(|e| seq_is(e, "ArtifactArchiver$ListFiles"))
+        .expect("archive");
+    let archive_done = t
+        .first(|e| e["event"] == "step_done" && e["step"] == "archive")
+        .expect("archive done");
     let st = stash_done.duration_since(stash_start).as_secs_f64();
+    let at = archive_done.duration_since(archive_start).as_secs_f64();
     let ut = unstash_done.duration_since(unstash_start).as_secs_f64();
     println!(
-        "\nthrough the channel (simulator, WebSocket): stash of {mb:.0} MB {st:.1} s ({:.0} MB/s), unstash {ut:.1} s ({:.0} MB/s); agent CPU {cpu:.1} s in all, peak RSS {peak:.1} MiB",
+        "\nthrough the channel (simulator, WebSocket): stash of {mb:.0} MB {st:.1} s ({:.0} MB/s), archiveArtifacts {at:.1} s ({:.0} MB/s), unstash {ut:.1} s ({:.0} MB/s); agent CPU {cpu:.1} s in all, peak RSS {peak:.1} MiB",
         mb / st,
+        mb / at,
         mb / ut
     );
     let _ = std::fs::remove_dir_all(&work);

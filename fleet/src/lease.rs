@@ -100,6 +100,37 @@ impl Lease {
         }
     }
 
+    /// Give the lease up (on shutdown): if this replica still holds it, rewrite the record
+    /// as expired (`expires_ms: 0`, same generation), conditional on its ETag, so a standby
+    /// takes over at its next poll instead of after the TTL. `Ok(false)` when it was not
+    /// ours (nothing written).
+    pub fn release(&mut self) -> Result<bool, CloudError> {
+        if self.generation == 0 {
+            return Ok(false);
+        }
+        let Some((body, etag)) = self.store.read()? else {
+            return Ok(false);
+        };
+        let cur: Option<LeaseRecord> = serde_json::from_slice(&body).ok();
+        match cur {
+            Some(cur) if cur.holder == self.id && cur.generation == self.generation => {
+                let rec = LeaseRecord {
+                    holder: self.id.clone(),
+                    generation: self.generation,
+                    expires_ms: 0,
+                };
+                let body = serde_json::to_vec(&rec).unwrap_or_default();
+                // Stop acting first: whatever the answer, this replica is done.
+                self.valid_until = None;
+                Ok(matches!(
+                    self.store.write(&body, &PutCondition::Matches(etag))?,
+                    PutOutcome::Written { .. }
+                ))
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// One round: acquire, renew or observe. `now_ms` is wall-clock time for the record.
     pub fn tick(&mut self, now_ms: u64) -> Role {
         match self.try_tick(now_ms) {

@@ -10,6 +10,8 @@
 //!   (EC2, SSM, S3). No AWS SDK type leaves that module.
 //! - [`scaler`]: the pure decision function. No IO, no clock reads.
 //! - [`config`]: parse, validate and diff `fleet.toml` (imports nothing from `cloud`).
+//! - [`pricing`]: the bundled on-demand price table, spot assumption, billing arithmetic.
+//! - [`sim`]: the cost simulator (`nectr-fleet simulate`), driving the same `decide`.
 //! - [`util`] and [`secret`]: small shared helpers.
 
 pub mod cloud;
@@ -18,6 +20,8 @@ pub mod jenkins;
 pub mod lease;
 pub mod log;
 pub mod metrics;
+pub mod page;
+pub mod pricing;
 pub mod reconcile;
 pub mod scaler;
 pub mod secret;

@@ -1,5 +1,8 @@
-//! `nectr-fleet run|plan|check --config FILE`
+//! `nectr-fleet run|plan|check --config FILE`, `nectr-fleet completions SHELL`
 
+mod cli;
+
+use clap::{CommandFactory, Parser};
 use nectr_fleet::cloud::credentials::{credential_source, describe_source, Env, SharedCredentials};
 use nectr_fleet::cloud::ec2::Ec2Provider;
 use nectr_fleet::cloud::s3::S3Object;
@@ -15,63 +18,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-const USAGE: &str = "\
-nectr-fleet: runs Jenkins agents on short-lived EC2 instances
-
-usage:
-  nectr-fleet run   --config FILE [--log-level error|warn|info|debug]
-  nectr-fleet plan  --config FILE      one observation; prints the plan, changes nothing
-  nectr-fleet check --config FILE      validates the file (and the token file)
-  nectr-fleet --version
-
-The config file is documented in fleet/README.md.";
-
 struct Args {
     cmd: String,
     config: PathBuf,
-    level: log::Level,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let mut cmd = None;
-    let mut config = None;
-    let mut level = log::Level::Info;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-h" | "--help" | "help" => return Err(String::new()),
-            "--version" | "-V" => {
-                println!("nectr-fleet {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(
-                    it.next().ok_or("--config needs a file name")?,
-                ))
-            }
-            s if s.starts_with("--config=") => {
-                config = Some(PathBuf::from(&s["--config=".len()..]))
-            }
-            "--log-level" => {
-                level = match it.next().as_deref() {
-                    Some("error") => log::Level::Error,
-                    Some("warn") => log::Level::Warn,
-                    Some("info") => log::Level::Info,
-                    Some("debug") => log::Level::Debug,
-                    other => {
-                        return Err(format!(
-                            "--log-level {other:?}: use error, warn, info or debug"
-                        ))
-                    }
-                }
-            }
-            "run" | "plan" | "check" if cmd.is_none() => cmd = Some(a.clone()),
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    let cmd = cmd.ok_or("no command: use run, plan or check")?;
-    let config = config.ok_or_else(|| format!("`{cmd}` needs --config FILE"))?;
-    Ok(Args { cmd, config, level })
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -184,19 +133,36 @@ fn print_plan(p: &Plan) {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}\n");
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            }
-            println!("{USAGE}");
+    let parsed = cli::Cli::parse();
+    let (cmd, ca) = match parsed.command {
+        cli::Command::Simulate { args } => return nectr_fleet::sim::cli::run(args),
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut cli::Cli::command(),
+                "nectr-fleet",
+                &mut std::io::stdout(),
+            );
             return ExitCode::SUCCESS;
         }
+        ref c @ (cli::Command::Run(ref a)
+        | cli::Command::Plan(ref a)
+        | cli::Command::Check(ref a)) => (c.name(), a),
     };
-    log::set_level(args.level);
+    let Some(config_path) = ca.config.clone() else {
+        eprintln!("error: `{cmd}` needs --config FILE\n\nFor more information, try '--help'.");
+        return ExitCode::from(2);
+    };
+    log::set_level(match ca.log_level {
+        cli::LogLevel::Error => log::Level::Error,
+        cli::LogLevel::Warn => log::Level::Warn,
+        cli::LogLevel::Info => log::Level::Info,
+        cli::LogLevel::Debug => log::Level::Debug,
+    });
+    let args = Args {
+        cmd: cmd.to_string(),
+        config: config_path,
+    };
     let cfg = match load(&args.config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -246,6 +212,7 @@ fn main() -> ExitCode {
                 }
             };
             let shared = Arc::new(Shared::default());
+            shared.set_staleness_bound(nectr_fleet::server::staleness_bound(&cfg));
             let listen = cfg.listen;
             let lease = match (&cfg.lease, args.cmd.as_str()) {
                 (Some(l), "run") => match lease_for(&cfg, l, creds.clone()) {

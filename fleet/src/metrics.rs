@@ -1,8 +1,17 @@
-//! Prometheus text exposition, without a metrics crate.
+//! The fleet's metrics, exposed through the `prometheus-client` crate (OpenMetrics text).
+//!
+//! The reconcile loop names metrics by their exposed name (`METRICS` below); each is a
+//! family labelled by `(key, value)` pairs. Counters and gauges hold an `f64` and are encoded
+//! as integers when the value is whole (`…_total{pool="linux"} 1`, not `1.0`), so dollar and
+//! second metrics keep their fractions and counts read as counts.
 
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -18,7 +27,7 @@ struct Meta {
 }
 
 const METRICS: &[Meta] = &[
-    Meta { name: "nectr_fleet_polls_total", help: "Polls by result (ok, jenkins_error, cloud_error, backoff).", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_polls_total", help: "Polls by result: ok (observed and decided), error (a read of Jenkins or the cloud failed; no action), backoff (skipped while the cloud API throttles).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_queue_oldest_wait_seconds", help: "Age of the oldest waiting item attributed to the pool.", kind: Kind::Gauge },
     Meta { name: "nectr_fleet_demand_executors", help: "Waiting queue items attributed to the pool (one executor each).", kind: Kind::Gauge },
     Meta { name: "nectr_fleet_supply_executors", help: "Executors of the pool by state (idle, busy, connecting, in_flight).", kind: Kind::Gauge },
@@ -33,7 +42,8 @@ const METRICS: &[Meta] = &[
     Meta { name: "nectr_fleet_idle_instance_seconds_total", help: "Instance-seconds spent connected and idle.", kind: Kind::Counter },
     Meta { name: "nectr_fleet_fence_outcomes_total", help: "Scale-in fence steps by outcome (fenced, retired, lifted, aborted).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_busy_terminations_total", help: "Terminations of an instance whose node was seen busy. Must stay 0.", kind: Kind::Counter },
-    Meta { name: "nectr_fleet_orphans_cleaned_total", help: "Orphans cleaned up, by kind (instance, node).", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_orphans_cleaned_total", help: "Orphans cleaned up, by kind (instance, node, secret).", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_asg_adoptions_total", help: "Auto Scaling group instances adopted, by pool and kind (scale_out: a node waiting for it; group: launched by the group itself).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_config_reloads_total", help: "Config file reloads by result (applied, rejected).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_leader", help: "1 while this replica holds the leader lease (absent without a lease).", kind: Kind::Gauge },
     Meta { name: "nectr_fleet_errors_total", help: "Errors by source (jenkins, cloud) and kind.", kind: Kind::Counter },
@@ -48,22 +58,112 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 type Labels = Vec<(String, String)>;
 
-#[derive(Clone, Default)]
-struct Hist {
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
+/// A counter or gauge value: an `f64` in an atomic, encoded as an integer when whole.
+#[derive(Debug, Default)]
+pub struct Value<const COUNTER: bool>(AtomicU64);
+
+impl<const COUNTER: bool> Value<COUNTER> {
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    fn add(&self, by: f64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((f64::from_bits(old) + by).to_bits())
+            });
+    }
 }
 
-#[derive(Default)]
-struct Inner {
-    values: BTreeMap<(&'static str, Labels), f64>,
-    hists: BTreeMap<(&'static str, Labels), Hist>,
+impl<const COUNTER: bool> TypedMetric for Value<COUNTER> {
+    const TYPE: MetricType = if COUNTER {
+        MetricType::Counter
+    } else {
+        MetricType::Gauge
+    };
 }
 
-#[derive(Default)]
+impl<const COUNTER: bool> EncodeMetric for Value<COUNTER> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let v = self.get();
+        let whole = v.fract() == 0.0 && v.abs() < 9.0e15;
+        match (COUNTER, whole) {
+            (true, true) => {
+                encoder.encode_counter::<NoLabelSet, _, u64>(&(v.max(0.0) as u64), None)
+            }
+            (true, false) => encoder.encode_counter::<NoLabelSet, _, u64>(&v, None),
+            (false, true) => encoder.encode_gauge(&(v as i64)),
+            (false, false) => encoder.encode_gauge(&v),
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        <Self as TypedMetric>::TYPE
+    }
+}
+
+fn decision_histogram() -> Histogram {
+    Histogram::new(DECISION_BUCKETS.iter().copied())
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
+
+enum Handle {
+    Counter(Family<Labels, Value<true>>),
+    Gauge(Family<Labels, Value<false>>),
+    Histogram(Family<Labels, Histogram, fn() -> Histogram>),
+}
+
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    handles: BTreeMap<&'static str, Handle>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let mut handles = BTreeMap::new();
+        for m in METRICS {
+            // The crate appends `_total` to counters and a full stop to help texts.
+            let name = m.name.strip_suffix("_total").unwrap_or(m.name);
+            let help = m.help.strip_suffix('.').unwrap_or(m.help);
+            let h = match m.kind {
+                Kind::Counter => {
+                    let f = Family::<Labels, Value<true>>::default();
+                    registry.register(name, help, f.clone());
+                    Handle::Counter(f)
+                }
+                Kind::Gauge => {
+                    let f = Family::<Labels, Value<false>>::default();
+                    registry.register(name, help, f.clone());
+                    Handle::Gauge(f)
+                }
+                Kind::Histogram => {
+                    let ctor: fn() -> Histogram = if m.name == "nectr_fleet_decision_seconds" {
+                        decision_histogram
+                    } else {
+                        latency_histogram
+                    };
+                    let f = Family::new_with_constructor(ctor);
+                    registry.register(name, help, f.clone());
+                    Handle::Histogram(f)
+                }
+            };
+            handles.insert(m.name, h);
+        }
+        // Shown at 0 from the start: the promise is that it stays there.
+        if let Some(Handle::Counter(f)) = handles.get("nectr_fleet_busy_terminations_total") {
+            let _ = f.get_or_create(&Vec::new());
+        }
+        Metrics { registry, handles }
+    }
 }
 
 fn labels(l: &[(&str, &str)]) -> Labels {
@@ -72,125 +172,67 @@ fn labels(l: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn buckets_for(name: &str) -> &'static [f64] {
-    if name == "nectr_fleet_decision_seconds" {
-        DECISION_BUCKETS
-    } else {
-        LATENCY_BUCKETS
-    }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn fmt_labels(l: &Labels, extra: Option<(&str, String)>) -> String {
-    let mut parts: Vec<String> = l
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    if let Some((k, v)) = extra {
-        parts.push(format!("{k}=\"{v}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
 impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn handle(&self, name: &'static str) -> Option<&Handle> {
+        let h = self.handles.get(name);
+        debug_assert!(h.is_some(), "metric {name} is not declared in METRICS");
+        h
     }
 
     pub fn inc(&self, name: &'static str, l: &[(&str, &str)], by: f64) {
-        *self.lock().values.entry((name, labels(l))).or_insert(0.0) += by;
+        match self.handle(name) {
+            Some(Handle::Counter(f)) => f.get_or_create(&labels(l)).add(by),
+            Some(Handle::Gauge(f)) => f.get_or_create(&labels(l)).add(by),
+            _ => {}
+        }
     }
 
     pub fn set(&self, name: &'static str, l: &[(&str, &str)], v: f64) {
-        self.lock().values.insert((name, labels(l)), v);
+        match self.handle(name) {
+            Some(Handle::Counter(f)) => f.get_or_create(&labels(l)).set(v),
+            Some(Handle::Gauge(f)) => f.get_or_create(&labels(l)).set(v),
+            _ => {}
+        }
     }
 
     /// Drop every series of a gauge (before re-setting it from a fresh observation).
     pub fn clear(&self, name: &'static str) {
-        self.lock().values.retain(|(n, _), _| *n != name);
+        match self.handle(name) {
+            Some(Handle::Counter(f)) => f.clear(),
+            Some(Handle::Gauge(f)) => f.clear(),
+            Some(Handle::Histogram(f)) => f.clear(),
+            None => {}
+        }
     }
 
     pub fn observe(&self, name: &'static str, l: &[(&str, &str)], v: f64) {
-        let b = buckets_for(name);
-        let mut g = self.lock();
-        let h = g.hists.entry((name, labels(l))).or_insert_with(|| Hist {
-            buckets: vec![0; b.len()],
-            sum: 0.0,
-            count: 0,
-        });
-        for (i, le) in b.iter().enumerate() {
-            if v <= *le {
-                h.buckets[i] += 1;
-            }
+        if let Some(Handle::Histogram(f)) = self.handle(name) {
+            f.get_or_create(&labels(l)).observe(v);
         }
-        h.sum += v;
-        h.count += 1;
     }
 
+    /// The current value of a counter or gauge series (0 when it does not exist).
     pub fn get(&self, name: &'static str, l: &[(&str, &str)]) -> f64 {
-        self.lock()
-            .values
-            .get(&(name, labels(l)))
-            .copied()
-            .unwrap_or(0.0)
+        let l = labels(l);
+        match self.handle(name) {
+            Some(Handle::Counter(f)) => f.get(&l).map(|v| v.get()).unwrap_or(0.0),
+            Some(Handle::Gauge(f)) => f.get(&l).map(|v| v.get()).unwrap_or(0.0),
+            _ => 0.0,
+        }
     }
 
+    /// The OpenMetrics text exposition (content type [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let g = self.lock();
         let mut out = String::new();
-        for m in METRICS {
-            let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
-            let t = match m.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let _ = writeln!(out, "# TYPE {} {t}", m.name);
-            if m.kind == Kind::Histogram {
-                for ((n, l), h) in g.hists.iter().filter(|((n, _), _)| *n == m.name) {
-                    for (i, le) in buckets_for(n).iter().enumerate() {
-                        let _ = writeln!(
-                            out,
-                            "{n}_bucket{} {}",
-                            fmt_labels(l, Some(("le", le.to_string()))),
-                            h.buckets[i]
-                        );
-                    }
-                    let _ = writeln!(
-                        out,
-                        "{n}_bucket{} {}",
-                        fmt_labels(l, Some(("le", "+Inf".into()))),
-                        h.count
-                    );
-                    let _ = writeln!(out, "{n}_sum{} {}", fmt_labels(l, None), h.sum);
-                    let _ = writeln!(out, "{n}_count{} {}", fmt_labels(l, None), h.count);
-                }
-            } else {
-                let mut any = false;
-                for ((n, l), v) in g.values.iter().filter(|((n, _), _)| *n == m.name) {
-                    any = true;
-                    let _ = writeln!(out, "{n}{} {v}", fmt_labels(l, None));
-                }
-                if !any
-                    && m.kind == Kind::Counter
-                    && m.name == "nectr_fleet_busy_terminations_total"
-                {
-                    let _ = writeln!(out, "{} 0", m.name);
-                }
-            }
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# EOF\n");
         }
         out
     }
 }
+
+/// What `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -216,6 +258,34 @@ mod tests {
         assert!(t.contains("nectr_fleet_decision_seconds_bucket{le=\"0.001\"} 0"));
         assert!(t.contains("nectr_fleet_decision_seconds_count 1"));
         assert!(t.contains("nectr_fleet_busy_terminations_total 0"));
-        assert!(t.contains("# TYPE nectr_fleet_fence_outcomes_total counter"));
+        assert!(
+            t.contains("# TYPE nectr_fleet_busy_terminations counter"),
+            "{t}"
+        );
+        assert!(t.ends_with("# EOF\n"), "{t}");
+        m.inc(
+            "nectr_fleet_idle_instance_seconds_total",
+            &[("pool", "linux")],
+            1.5,
+        );
+        m.set("nectr_fleet_dollars_per_hour", &[("pool", "linux")], 0.34);
+        let t = m.render();
+        assert!(
+            t.contains("nectr_fleet_idle_instance_seconds_total{pool=\"linux\"} 1.5"),
+            "{t}"
+        );
+        assert!(
+            t.contains("nectr_fleet_dollars_per_hour{pool=\"linux\"} 0.34"),
+            "{t}"
+        );
+        m.clear("nectr_fleet_dollars_per_hour");
+        assert!(!m.render().contains("nectr_fleet_dollars_per_hour{"));
+        assert_eq!(
+            m.get(
+                "nectr_fleet_launches_total",
+                &[("pool", "linux"), ("offering", "c5 spot")]
+            ),
+            2.0
+        );
     }
 }

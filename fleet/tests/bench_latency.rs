@@ -41,6 +41,10 @@ impl CloudProvider for Recording {
     fn newest_image(&self, k: &str, v: &str) -> Result<String, CloudError> {
         self.inner.newest_image(k, v)
     }
+
+    fn image_parameter(&self, name: &str) -> Result<String, CloudError> {
+        self.inner.image_parameter(name)
+    }
     fn put_agent_secret(&self, f: &str, n: &str, s: &Secret) -> Result<(), CloudError> {
         self.inner.put_agent_secret(f, n, s)
     }

@@ -228,3 +228,84 @@ fn test_keys() -> Credentials {
         session_token: None,
     }
 }
+
+/// `ami = { ssm = "..." }` (issue 12 item 6): the image id recorded in an SSM parameter is
+/// what `RunInstances` gets; a missing parameter and one holding no image id are errors that
+/// say what to do, and nothing is launched.
+#[test]
+fn a_pool_image_is_read_from_an_ssm_parameter() {
+    let jenkins = FakeJenkins::start();
+    let moto = Moto::start();
+    let dir = support::temp_dir("ssm-ami");
+    let text = support::config_text("ssm-ami", &jenkins.url, &moto.url, "", "").replace(
+        "ami = \"ami-12345678\"",
+        "ami = { ssm = \"/nectr/ami/agent\" }",
+    );
+    let (path, cfg) = support::write_config(&dir, &text);
+    let cloud = Arc::new(Ec2Provider::new(&cfg.aws, test_keys()).expect("provider"));
+    let raw = RawAws::new(&moto.url);
+
+    // Missing: the error names the parameter and the command that records it.
+    let err = cloud.image_parameter("/nectr/ami/agent").unwrap_err();
+    assert_eq!(err.code, "ParameterNotFound", "{err}");
+    assert!(
+        err.message.contains("/nectr/ami/agent") && err.message.contains("put-parameter"),
+        "{err}"
+    );
+    let mut r = support::first_start(
+        Reconciler::new(
+            cfg.clone(),
+            Some(path.clone()),
+            cloud.clone(),
+            Arc::new(Shared::default()),
+        )
+        .expect("reconciler"),
+    );
+    jenkins.set_queue_waiting(1, "linux");
+    let rep = r.poll_once(true);
+    assert!(
+        rep.errors.iter().any(|e| e.contains("/nectr/ami/agent")),
+        "{rep:?}"
+    );
+    assert!(
+        raw.fleet_images("ssm-ami").is_empty(),
+        "launched without an image"
+    );
+
+    // Not an image id: said so, with the value cut short.
+    raw.run(
+        raw.ssm
+            .put_parameter()
+            .name("/nectr/ami/broken")
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .value("latest build of the agent image")
+            .send(),
+    )
+    .expect("PutParameter");
+    let err = cloud.image_parameter("/nectr/ami/broken").unwrap_err();
+    assert_eq!(err.code, "NotAnImage", "{err}");
+    assert!(err.message.contains("not an image id (ami-...)"), "{err}");
+
+    // Recorded as the image pipeline does (ami/Jenkinsfile): used for the launch.
+    let scratch = raw.scratch_instance("ami-12345678");
+    let image = raw.tagged_image(&scratch, "agent-ssm", "nectr:image", "ssm");
+    raw.run(
+        raw.ssm
+            .put_parameter()
+            .name("/nectr/ami/agent")
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .data_type("aws:ec2:image")
+            .value(&image)
+            .send(),
+    )
+    .expect("PutParameter");
+    assert_eq!(
+        cloud.image_parameter("/nectr/ami/agent").expect("image"),
+        image
+    );
+    let rep = r.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    let launched = raw.fleet_images("ssm-ami");
+    assert_eq!(launched.len(), 1, "{launched:?}");
+    assert_eq!(launched[0].1, image);
+}

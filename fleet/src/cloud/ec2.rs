@@ -18,12 +18,14 @@ use base64::Engine;
 use std::collections::BTreeMap;
 
 pub struct Ec2Provider {
-    ec2: aws_sdk_ec2::Client,
+    pub(super) ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
+    pub(super) asg: aws_sdk_autoscaling::Client,
     ec2_endpoint: String,
     ssm_endpoint: String,
-    creds: SharedCredentials,
-    timeout_ms: u64,
+    pub(super) asg_endpoint: String,
+    pub(super) creds: SharedCredentials,
+    pub(super) timeout_ms: u64,
 }
 
 impl std::fmt::Debug for Ec2Provider {
@@ -44,14 +46,16 @@ impl Ec2Provider {
         Ok(Ec2Provider {
             ec2: aws_sdk_ec2::Client::new(&shared),
             ssm: aws_sdk_ssm::Client::new(&shared),
+            asg: aws_sdk_autoscaling::Client::new(&shared),
             ec2_endpoint: endpoint_for(cfg, "ec2"),
             ssm_endpoint: endpoint_for(cfg, "ssm"),
+            asg_endpoint: endpoint_for(cfg, "autoscaling"),
             creds,
             timeout_ms: cfg.timeout_ms,
         })
     }
 
-    fn call<'a>(&'a self, action: &'a str) -> Call<'a> {
+    pub(super) fn call<'a>(&'a self, action: &'a str) -> Call<'a> {
         Call {
             action,
             endpoint: &self.ec2_endpoint,
@@ -266,6 +270,31 @@ impl CloudProvider for Ec2Provider {
             })
     }
 
+    fn image_parameter(&self, name: &str) -> Result<String, CloudError> {
+        let call = self.ssm_call("GetParameter");
+        let out = block_on(self.ssm.get_parameter().name(name).send())?.map_err(|e| {
+            let mut err = sdk_error(&call, e);
+            if err.code == "ParameterNotFound" {
+                err.message = format!("GetParameter: there is no SSM parameter {name} in this region: record the image id there (aws ssm put-parameter --name {name} --type String --data-type aws:ec2:image --value ami-...) or fix the pool's ami");
+            }
+            err
+        })?;
+        let value = out
+            .parameter()
+            .and_then(|p| p.value())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if !value.starts_with("ami-") {
+            return Err(CloudError {
+                kind: CloudErrorKind::Invalid,
+                code: "NotAnImage".into(),
+                message: format!("GetParameter: the SSM parameter {name} holds `{}`, not an image id (ami-...): fix the parameter or the pool's ami", value.chars().take(64).collect::<String>()),
+            });
+        }
+        Ok(value)
+    }
+
     fn put_agent_secret(
         &self,
         fleet_id: &str,
@@ -387,32 +416,33 @@ impl CloudProvider for Ec2Provider {
         }
         Ok(out)
     }
-}
 
-/// SSM: image parameters.
-impl Ec2Provider {
-    pub fn image_parameter(&self, name: &str) -> Result<String, CloudError> {
-        let call = self.ssm_call("GetParameter");
-        let out = block_on(self.ssm.get_parameter().name(name).send())?.map_err(|e| {
-            let mut err = sdk_error(&call, e);
-            if err.code == "ParameterNotFound" {
-                err.message = format!("GetParameter: there is no SSM parameter {name} in this region: record the image id there (aws ssm put-parameter --name {name} --type String --data-type aws:ec2:image --value ami-...) or fix the pool's ami");
-            }
-            err
-        })?;
-        let value = out
-            .parameter()
-            .and_then(|p| p.value())
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        if !value.starts_with("ami-") {
-            return Err(CloudError {
-                kind: CloudErrorKind::Invalid,
-                code: "NotAnImage".into(),
-                message: format!("GetParameter: the SSM parameter {name} holds `{}`, not an image id (ami-...): fix the parameter or the pool's ami", value.chars().take(64).collect::<String>()),
-            });
-        }
-        Ok(value)
+    fn describe_group(&self, name: &str) -> Result<super::Group, CloudError> {
+        self.asg_describe_group(name)
+    }
+
+    fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
+        self.asg_set_desired_capacity(group, desired)
+    }
+
+    fn terminate_in_group(&self, instance_id: &str, decrement: bool) -> Result<(), CloudError> {
+        self.asg_terminate(instance_id, decrement)
+    }
+
+    fn set_scale_in_protection(
+        &self,
+        group: &str,
+        instance_ids: &[String],
+        protected: bool,
+    ) -> Result<(), CloudError> {
+        self.asg_protect(group, instance_ids, protected)
+    }
+
+    fn tag_instance(
+        &self,
+        instance_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.ec2_tag_instance(instance_id, tags)
     }
 }

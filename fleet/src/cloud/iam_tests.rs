@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 const POLICY: &str = include_str!("../../iam/fleet-policy.json");
 const EC2_RS: &str = include_str!("ec2.rs");
 const S3_RS: &str = include_str!("s3.rs");
+const ASG_RS: &str = include_str!("asg.rs");
 /// Calls made only by tests (a bucket for the lease).
 const TEST_ONLY: [&str; 1] = ["s3:CreateBucket"];
 const SECRETS: &str = "arn:aws:ssm:*:*:parameter/nectr/agents/*";
@@ -30,6 +31,12 @@ fn actions_called() -> BTreeSet<String> {
     }
     for a in quoted_after(EC2_RS, "self.ssm_call(\"") {
         out.insert(format!("ssm:{a}"));
+    }
+    for a in quoted_after(ASG_RS, "self.asg_call(\"") {
+        out.insert(format!("autoscaling:{a}"));
+    }
+    for a in quoted_after(ASG_RS, "self.call(\"") {
+        out.insert(format!("ec2:{a}"));
     }
     for a in quoted_after(S3_RS, "self.call(\"S3 ") {
         out.insert(format!("s3:{a}"));

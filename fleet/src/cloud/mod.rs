@@ -2,6 +2,7 @@
 //! implements it over the AWS SDK ([`aws`] holds the shared plumbing). No AWS SDK type leaves
 //! this module.
 
+mod asg;
 mod aws;
 pub mod credentials;
 pub mod ec2;
@@ -21,6 +22,37 @@ pub const TAG_NODE: &str = "nectr:node";
 pub const TAG_TOKEN: &str = "nectr:launch-token";
 /// On an agent's secret parameter: the instance that reads it, once known.
 pub const TAG_INSTANCE: &str = "nectr:instance";
+/// Set by Auto Scaling on every instance of a group: the group's name.
+pub const TAG_ASG: &str = "aws:autoscaling:groupName";
+
+/// An Auto Scaling group as the fleet reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+    pub instances: Vec<GroupInstance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub id: String,
+    pub instance_type: String,
+    /// Auto Scaling's lifecycle state (`Pending`, `InService`, `Terminating`, ...).
+    pub lifecycle: String,
+    /// `Healthy` per the group's health checks (an unhealthy one is about to be replaced).
+    pub healthy: bool,
+    pub protected: bool,
+}
+
+impl GroupInstance {
+    /// Launched or running for the group: not on its way out (terminating, detaching, in
+    /// standby or a warm pool).
+    pub fn in_group(&self) -> bool {
+        self.lifecycle.starts_with("Pending") || self.lifecycle == "InService"
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InstanceState {
@@ -204,6 +236,9 @@ pub trait CloudProvider: Send + Sync {
     fn terminate(&self, instance_ids: &[String]) -> Result<(), CloudError>;
     /// The newest image owned by this account with tag `key` = `value`.
     fn newest_image(&self, key: &str, value: &str) -> Result<String, CloudError>;
+    /// The image id held by the SSM parameter `name` (a pool's `ami = { ssm = "..." }`); an
+    /// error saying what to do when it is missing or holds something else than `ami-...`.
+    fn image_parameter(&self, name: &str) -> Result<String, CloudError>;
 
     /// Store `node`'s agent secret where only its instance's role can read it (SSM
     /// SecureString [`secret_parameter`]`(node)`, tagged [`TAG_NODE`] and [`TAG_FLEET`]),
@@ -221,6 +256,55 @@ pub trait CloudProvider: Send + Sync {
     fn delete_agent_secret(&self, node: &str) -> Result<(), CloudError>;
     /// Every stored secret tagged with this fleet id (names only, never values).
     fn list_agent_secrets(&self, fleet_id: &str) -> Result<Vec<StoredSecret>, CloudError>;
+
+    // Auto Scaling groups (pools with `backend = "asg"`). A cloud without them answers
+    // every call with an `Invalid` error naming the call.
+
+    /// The group's capacity settings and its instances.
+    fn describe_group(&self, name: &str) -> Result<Group, CloudError> {
+        Err(no_groups("DescribeAutoScalingGroups", name))
+    }
+    /// Set the group's desired capacity (cooldowns ignored: the fleet decides).
+    fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
+        let _ = desired;
+        Err(no_groups("SetDesiredCapacity", group))
+    }
+    /// Terminate one instance of a group, lowering its desired capacity by one when
+    /// `decrement` (else the group launches a replacement).
+    fn terminate_in_group(&self, instance_id: &str, decrement: bool) -> Result<(), CloudError> {
+        let _ = decrement;
+        Err(no_groups(
+            "TerminateInstanceInAutoScalingGroup",
+            instance_id,
+        ))
+    }
+    /// Set or clear scale-in protection on instances of a group.
+    fn set_scale_in_protection(
+        &self,
+        group: &str,
+        instance_ids: &[String],
+        protected: bool,
+    ) -> Result<(), CloudError> {
+        let _ = (instance_ids, protected);
+        Err(no_groups("SetInstanceProtection", group))
+    }
+    /// Add tags to an instance a group launched (adoption: fleet, pool, node, ...).
+    fn tag_instance(
+        &self,
+        instance_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let _ = tags;
+        Err(no_groups("CreateTags", instance_id))
+    }
+}
+
+fn no_groups(action: &str, what: &str) -> CloudError {
+    CloudError {
+        kind: CloudErrorKind::Invalid,
+        code: "Unsupported".into(),
+        message: format!("{action} ({what}): this cloud has no Auto Scaling groups"),
+    }
 }
 
 /// A stored agent secret, as listed (no value).

@@ -125,7 +125,9 @@ pub struct InstanceType {
     pub name: String,
     /// Executors an instance of this type gets (its weight).
     pub executors: u32,
-    /// Dollars per hour, needed when `max_dollars_per_hour` is set.
+    /// On-demand dollars per hour: the configured `price`, else the bundled table's
+    /// ([`crate::pricing::on_demand`] for `aws.region`); needed when `max_dollars_per_hour`
+    /// is set.
     pub price: Option<f64>,
 }
 
@@ -141,6 +143,34 @@ pub enum ImageSource {
         id_or_name: String,
         version: String,
     },
+    /// The image id held by an SSM parameter (`ami = { ssm = "/nectr/ami/agent" }`), as the
+    /// image pipeline records each baked image (ami/Jenkinsfile).
+    Parameter {
+        name: String,
+    },
+    /// An Auto Scaling group's pool: the group's launch template or configuration says what
+    /// its instances run.
+    Group,
+}
+
+/// Who launches a pool's instances (`backend`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `"ec2"` (the default): the fleet calls `RunInstances` itself.
+    Ec2,
+    /// `"asg"`: an Auto Scaling group launches them; the fleet sets its desired capacity,
+    /// adopts each instance it launches (node, secret, tags), protects busy ones from the
+    /// group's scale-in and retires idle ones with `TerminateInstanceInAutoScalingGroup`.
+    Asg { group: String },
+}
+
+impl Backend {
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Backend::Ec2 => None,
+            Backend::Asg { group } => Some(group),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +193,7 @@ impl Purchase {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
     pub name: String,
+    pub backend: Backend,
     pub labels: BTreeSet<String>,
     pub executors: u32,
     pub instance_types: Vec<InstanceType>,
@@ -179,11 +210,20 @@ pub struct Pool {
     pub user_data: String,
     pub remote_fs: String,
     pub tags: BTreeMap<String, String>,
+    /// Assumed spot saving: a spot instance costs `price × (1 − spot_discount)`.
+    pub spot_discount: f64,
 }
 
 impl Pool {
     pub fn instance_type(&self, name: &str) -> Option<&InstanceType> {
         self.instance_types.iter().find(|t| t.name == name)
+    }
+
+    /// Dollars per hour of one instance of `itype` (spot at the assumed discount); `None`
+    /// when neither the config nor the bundled table prices it.
+    pub fn hourly_price(&self, itype: &str, spot: bool) -> Option<f64> {
+        let p = self.instance_type(itype)?.price?;
+        Some(crate::pricing::hourly(p, spot, self.spot_discount))
     }
 }
 
@@ -570,6 +610,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             false,
         );
         push(
+            &k("backend"),
+            format!("{:?}", o.backend),
+            format!("{:?}", n.backend),
+            true,
+        );
+        push(
             &k("executors"),
             o.executors.to_string(),
             n.executors.to_string(),
@@ -639,6 +685,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             &k("boot_deadline"),
             format_duration_ms(o.boot_deadline_ms),
             format_duration_ms(n.boot_deadline_ms),
+            false,
+        );
+        push(
+            &k("spot_discount"),
+            o.spot_discount.to_string(),
+            n.spot_discount.to_string(),
             false,
         );
         if o.user_data != n.user_data {

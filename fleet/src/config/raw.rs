@@ -1,7 +1,7 @@
 //! The file as serde sees it, and the validation that turns it into a [`Config`].
 
 use super::{
-    duration_field, locate, AwsConfig, Config, ConfigError, CredentialsMode, ImageSource,
+    duration_field, locate, AwsConfig, Backend, Config, ConfigError, CredentialsMode, ImageSource,
     InstanceType, JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA,
     USER_DATA_PLACEHOLDERS,
 };
@@ -89,6 +89,14 @@ pub struct RawAmiTag {
 pub enum RawAmi {
     Id(String),
     Tagged(RawAmiTag),
+    Parameter(RawAmiParameter),
+}
+
+/// `ami = { ssm = "/nectr/ami/agent" }`: the image id recorded in an SSM parameter.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawAmiParameter {
+    pub ssm: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -103,6 +111,8 @@ pub struct RawLaunchTemplate {
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     pub name: String,
+    pub backend: Option<String>,
+    pub group: Option<String>,
     pub labels: Vec<String>,
     pub executors: Option<i64>,
     pub instance_types: Vec<RawInstanceType>,
@@ -124,6 +134,8 @@ pub struct RawPool {
     pub remote_fs: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Assumed spot saving (0 to 0.95) used to price spot instances from the on-demand price.
+    pub spot_discount: Option<f64>,
 }
 
 struct Ctx<'a> {
@@ -569,8 +581,10 @@ pub(super) fn validate(
     }
     let mut names = BTreeSet::new();
     let mut pools = Vec::new();
+    let region = raw.aws.region.clone();
     for (i, rp) in raw.pools.into_iter().enumerate() {
-        if let Some(p) = validate_pool(&mut c, i, rp, base, max_dollars_per_hour.is_some()) {
+        let need_price = max_dollars_per_hour.is_some();
+        if let Some(p) = validate_pool(&mut c, i, rp, base, need_price, &region) {
             if !names.insert(p.name.clone()) {
                 c.err(
                     "pool",
@@ -611,6 +625,7 @@ fn validate_pool(
     rp: RawPool,
     base: &Path,
     need_price: bool,
+    region: &str,
 ) -> Option<Pool> {
     let before = c.errors.len();
     let name = rp.name.clone();
@@ -718,8 +733,11 @@ fn validate_pool(
                     format!("`{tname}`: price {p} is not a valid amount"),
                 );
             }
-        } else if need_price {
-            c.err("pool", Some(i), "instance_types", n, format!("`{tname}` has no price, but max_dollars_per_hour is set: write {{ type = \"{tname}\", price = 1.53 }}"));
+        }
+        // Without a price, the bundled on-demand table (crate::pricing) for the region.
+        let price = price.or_else(|| crate::pricing::on_demand(region, &tname));
+        if price.is_none() && need_price {
+            c.err("pool", Some(i), "instance_types", n, format!("`{tname}` has no price and the bundled table has none for {region}, but max_dollars_per_hour is set: write {{ type = \"{tname}\", price = 1.53 }} (on-demand dollars per hour)"));
         }
         types.push(InstanceType {
             name: tname,
@@ -727,7 +745,56 @@ fn validate_pool(
             price,
         });
     }
+    let backend = match (rp.backend.as_deref(), rp.group) {
+        (None | Some("ec2"), None) => Backend::Ec2,
+        (None | Some("ec2"), Some(_)) => {
+            c.err(
+                "pool",
+                Some(i),
+                "group",
+                n,
+                "is only for backend = \"asg\": add it, or remove group".into(),
+            );
+            Backend::Ec2
+        }
+        (Some("asg"), Some(g)) => {
+            let ok = !g.is_empty() && g.len() <= 255 && !g.chars().any(|ch| ch.is_control());
+            if !ok {
+                c.err(
+                    "pool",
+                    Some(i),
+                    "group",
+                    n,
+                    format!(
+                        "`{}` is not an Auto Scaling group name (1 to 255 printable characters)",
+                        g.chars().take(80).collect::<String>()
+                    ),
+                );
+            }
+            Backend::Asg { group: g }
+        }
+        (Some("asg"), None) => {
+            c.err(
+                "pool",
+                Some(i),
+                "backend",
+                n,
+                "backend = \"asg\" needs the group's name: add group = \"nectr-linux\"".into(),
+            );
+            Backend::Ec2
+        }
+        (Some(other), _) => {
+            c.err("pool", Some(i), "backend", n, format!("`{}` is not a backend: use \"ec2\" (the fleet launches instances) or \"asg\" (an Auto Scaling group does)", other.chars().take(40).collect::<String>()));
+            Backend::Ec2
+        }
+    };
     let image = match (rp.ami, rp.launch_template) {
+        (ami, lt) if backend != Backend::Ec2 => {
+            if ami.is_some() || lt.is_some() {
+                c.err("pool", Some(i), if ami.is_some() { "ami" } else { "launch_template" }, n, "an Auto Scaling group's pool takes its image from the group's launch template: remove it".into());
+            }
+            Some(ImageSource::Group)
+        }
         (Some(_), Some(_)) => {
             c.err(
                 "pool",
@@ -739,7 +806,7 @@ fn validate_pool(
             None
         }
         (None, None) => {
-            c.err("pool", Some(i), "ami", n, "no image: set ami = \"ami-...\", ami = { tag = \"K\", value = \"V\" } or launch_template = { id = \"lt-...\" }".into());
+            c.err("pool", Some(i), "ami", n, "no image: set ami = \"ami-...\", ami = { tag = \"K\", value = \"V\" }, ami = { ssm = \"/nectr/ami/agent\" } or launch_template = { id = \"lt-...\" }".into());
             None
         }
         (Some(RawAmi::Id(id)), None) => {
@@ -762,6 +829,12 @@ fn validate_pool(
                 key: t.tag,
                 value: t.value,
             })
+        }
+        (Some(RawAmi::Parameter(p)), None) => {
+            if let Err(e) = check_ssm_parameter_name(&p.ssm) {
+                c.err("pool", Some(i), "ami", n, e);
+            }
+            Some(ImageSource::Parameter { name: p.ssm })
         }
         (None, Some(lt)) => match (lt.id, lt.name) {
             (Some(id), None) => Some(ImageSource::LaunchTemplate {
@@ -969,11 +1042,27 @@ fn validate_pool(
             c.err("pool", Some(i), "tags", n, format!("tag key `{k}` is reserved or invalid: nectr: and aws: prefixes are not allowed"));
         }
     }
+    let spot_discount = match rp.spot_discount {
+        None => crate::pricing::DEFAULT_SPOT_DISCOUNT,
+        Some(d) if d.is_finite() && (0.0..=0.95).contains(&d) => d,
+        Some(d) => {
+            c.err(
+                "pool",
+                Some(i),
+                "spot_discount",
+                n,
+                format!("{d} is out of range: use 0 to 0.95 (0.6 prices spot at 40% of on-demand)"),
+            );
+            0.0
+        }
+    };
     if c.errors.len() > before {
         return None;
     }
     Some(Pool {
+        spot_discount,
         name,
+        backend,
         labels,
         executors,
         instance_types: types,
@@ -1041,4 +1130,43 @@ pub fn normalize_imds_endpoint(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.trim_end_matches('/').to_string())
+}
+
+/// An SSM parameter name as SSM accepts it: letters, digits and `_.-/`, at most 2048
+/// characters, a path (`/a/b`) or a plain name, no `//`, not under the reserved `aws`/`ssm`
+/// prefixes.
+pub(crate) fn check_ssm_parameter_name(name: &str) -> Result<(), String> {
+    let shown: String = name.chars().take(80).collect();
+    if name.is_empty() {
+        return Err("ssm is empty: name the parameter holding the image id, e.g. ami = { ssm = \"/nectr/ami/agent\" }".into());
+    }
+    if name.len() > 2048 {
+        return Err(format!(
+            "ssm `{shown}...` is longer than SSM's 2048 characters"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Err(format!(
+            "ssm `{shown}` has {bad:?}, which SSM parameter names cannot hold (letters, digits, _ . - /)"
+        ));
+    }
+    if name.contains("//") || (name.contains('/') && !name.starts_with('/')) || name.ends_with('/')
+    {
+        return Err(format!(
+            "ssm `{shown}` is not a parameter path: write it as /a/b (a leading /, no empty segment)"
+        ));
+    }
+    let first = name.trim_start_matches('/').to_ascii_lowercase();
+    if first.starts_with("aws") || first.starts_with("ssm") {
+        // Public parameters (/aws/service/...) are allowed: they are read-only paths.
+        if !name.starts_with("/aws/service/") {
+            return Err(format!(
+                "ssm `{shown}`: names starting with aws or ssm are reserved by SSM; use your own path such as /nectr/ami/agent"
+            ));
+        }
+    }
+    Ok(())
 }

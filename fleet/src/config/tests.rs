@@ -339,3 +339,38 @@ fn credential_keys_need_a_restart() {
     assert_eq!(d[1].key, "aws.imds_endpoint");
     assert!(d.iter().all(|c| c.needs_restart));
 }
+
+#[test]
+fn ami_from_an_ssm_parameter() {
+    let text = EXAMPLE.replacen(
+        "ami = { tag = \"nectr:image\", value = \"agent\" }",
+        "ami = { ssm = \"/nectr/ami/agent\" }",
+        1,
+    );
+    let c = load(&text).expect("valid");
+    assert_eq!(
+        c.pools[0].image,
+        ImageSource::Parameter {
+            name: "/nectr/ami/agent".into()
+        }
+    );
+    for (bad, says) in [
+        ("", "ssm is empty"),
+        ("nectr ami", "cannot hold"),
+        ("/nectr//ami", "not a parameter path"),
+        ("nectr/ami", "not a parameter path"),
+        ("/ssm/ami", "reserved"),
+    ] {
+        let t = EXAMPLE.replacen(
+            "ami = { tag = \"nectr:image\", value = \"agent\" }",
+            &format!("ami = {{ ssm = \"{bad}\" }}"),
+            1,
+        );
+        let errs = errors_of(&t);
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(
+            errs[0].contains("pool[0] (name \"linux\").ami") && errs[0].contains(says),
+            "{bad}: {errs:?}"
+        );
+    }
+}

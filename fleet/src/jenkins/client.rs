@@ -112,6 +112,11 @@ pub trait JenkinsApi: Send + Sync {
     /// Delete; a node that is already gone counts as success.
     fn delete_node(&self, name: &str) -> Result<(), JenkinsError>;
     fn set_description(&self, name: &str, description: &str) -> Result<(), JenkinsError>;
+    /// What each node was running at the last [`JenkinsApi::computers`] read (build display
+    /// names by node), for the status page. Implementations without it show none.
+    fn current_builds(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        Default::default()
+    }
 }
 
 /// Description of a node to create.
@@ -129,6 +134,7 @@ pub struct JenkinsClient {
     auth: Secret,
     token: Secret,
     agent: ureq::Agent,
+    builds: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 impl fmt::Debug for JenkinsClient {
@@ -161,6 +167,7 @@ impl JenkinsClient {
             auth,
             token,
             agent,
+            builds: Default::default(),
         }
     }
 
@@ -270,10 +277,18 @@ impl JenkinsApi for JenkinsClient {
             &format!("computer/api/json?tree={}", pct_encode(COMPUTER_TREE)),
             what,
         )?;
+        *self.builds.lock().unwrap_or_else(|p| p.into_inner()) = super::parse_current_builds(&body);
         parse_computers(&body).map_err(|detail| JenkinsError::Parse {
             what: what.into(),
             detail,
         })
+    }
+
+    fn current_builds(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.builds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// One node; `Ok(None)` if Jenkins answers 404.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 /// `tree=` filter of the demand read (one request per poll).
 pub const QUEUE_TREE: &str = "items[id,inQueueSince,buildableStartMilliseconds,blocked,buildable,pending,stuck,why,task[name,url,labelExpression]]";
 /// `tree=` filter of the supply read (one request per poll).
-pub const COMPUTER_TREE: &str = "computer[displayName,description,numExecutors,offline,temporarilyOffline,offlineCauseReason,idle,absoluteRemotePath,assignedLabels[name],executors[idle],oneOffExecutors[idle]]";
+pub const COMPUTER_TREE: &str = "computer[displayName,description,numExecutors,offline,temporarilyOffline,offlineCauseReason,idle,absoluteRemotePath,assignedLabels[name],executors[idle,currentExecutable[fullDisplayName]],oneOffExecutors[idle]]";
 /// `tree=` filter of the single-node re-read done by the scale-in fence.
 pub const ONE_COMPUTER_TREE: &str = "displayName,description,numExecutors,offline,temporarilyOffline,offlineCauseReason,idle,absoluteRemotePath,assignedLabels[name],executors[idle],oneOffExecutors[idle]";
 
@@ -200,6 +200,29 @@ fn computer_from_raw(c: RawComputer) -> Option<Computer> {
             .filter_map(|l| l.name)
             .collect(),
     })
+}
+
+/// The display names of the builds each computer's executors run, from the body of
+/// `GET /computer/api/json` (status page only; unreadable parts are left out).
+pub fn parse_current_builds(body: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    for c in v["computer"].as_array().into_iter().flatten() {
+        let Some(name) = c["displayName"].as_str() else {
+            continue;
+        };
+        let builds: Vec<String> = c["executors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["currentExecutable"]["fullDisplayName"].as_str())
+            .map(str::to_string)
+            .collect();
+        if !builds.is_empty() {
+            out.insert(name.to_string(), builds);
+        }
+    }
+    out
 }
 
 /// Parse the body of `GET /computer/api/json?tree=...`.

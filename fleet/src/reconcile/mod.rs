@@ -18,9 +18,11 @@
 //!   clear answer may still land, so the node keeps its fence (see `Memory::deleting`,
 //!   `Memory::lifting`).
 
+mod asg;
+
 use crate::cloud::{
-    CloudError, CloudErrorKind, CloudProvider, ImageRef, Instance, LaunchSpec, Offering, TAG_FLEET,
-    TAG_JENKINS, TAG_NODE, TAG_POOL, TAG_TOKEN,
+    CloudError, CloudErrorKind, CloudProvider, Group, ImageRef, Instance, LaunchSpec, Offering,
+    TAG_FLEET, TAG_JENKINS, TAG_NODE, TAG_POOL, TAG_TOKEN,
 };
 use crate::config::{self, Config, ImageSource};
 use crate::jenkins::client::NodeSpec;
@@ -40,6 +42,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod view;
 
 type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
 
@@ -118,6 +122,12 @@ pub struct Reconciler {
     leader_polls: u64,
     /// When stored agent secrets were last checked against the nodes.
     last_secret_sweep_ms: u64,
+    /// Instances and decisions for the status page.
+    page: view::PageState,
+    /// The Auto Scaling group of each `asg` pool, as last observed (see `asg.rs`).
+    groups: BTreeMap<String, Group>,
+    /// Group instances this process tagged (adopted), with when, until the describe shows it.
+    adopted: BTreeMap<String, u64>,
 }
 
 fn offering_label(o: &Offering) -> String {
@@ -183,12 +193,15 @@ impl Reconciler {
             subnet_rr: 0,
             last_poll_ms: None,
             last_secret_sweep_ms: 0,
+            groups: BTreeMap::new(),
+            adopted: BTreeMap::new(),
             last_errors: Vec::new(),
             last_actions: Vec::new(),
             last_plan: None,
             lease: None,
             role: None,
             leader_polls: 0,
+            page: view::PageState::default(),
         }
     }
 
@@ -363,12 +376,14 @@ impl Reconciler {
                 Err(format!("cloud describe: {e}"))
             }
         };
+        let groups = self.observe_groups();
         match (queue, computers, instances) {
-            (Ok(q), Ok(c), Ok(i)) => Ok((q, c, i)),
+            (Ok(q), Ok(c), Ok(i)) if groups.is_ok() => Ok((q, c, i)),
             (q, c, i) => {
                 for r in [q.err(), c.err(), i.err()].into_iter().flatten() {
                     errors.push(r);
                 }
+                errors.extend(groups.err().unwrap_or_default());
                 Err(errors)
             }
         }
@@ -424,7 +439,7 @@ impl Reconciler {
             self.finish(now, &report);
             return report;
         }
-        let (queue, computers, instances) = match self.observe_all() {
+        let (queue, computers, mut instances) = match self.observe_all() {
             Ok(x) => x,
             Err(errs) => {
                 for e in &errs {
@@ -438,6 +453,7 @@ impl Reconciler {
         };
         report.observed = true;
         metrics.inc("nectr_fleet_polls_total", &[("result", "ok")], 1.0);
+        self.shared.poll_succeeded();
         // From here on the poll's time is when its observation was complete: a fence seen in
         // it was in force by then at the latest (see `Memory::fences`).
         let now = self.clock.now_ms();
@@ -481,6 +497,12 @@ impl Reconciler {
             }
         }
 
+        // Auto Scaling groups: their untagged instances get their nodes now, and count in
+        // this poll's decision as booting instances (see asg.rs).
+        if act && !self.groups.is_empty() && self.may_act() {
+            let adopted = self.adopt_group_instances(&instances, &mut report, now);
+            instances.extend(adopted);
+        }
         self.memory = scaler::observe(&self.memory, &computers, &instances, &self.cfg, now);
         let started = Instant::now();
         let plan = scaler::decide(
@@ -498,8 +520,25 @@ impl Reconciler {
         metrics.observe("nectr_fleet_decision_seconds", &[], elapsed.as_secs_f64());
         self.export_plan_metrics(&plan);
 
+        self.page.instances = view::instance_rows(
+            &instances,
+            &computers,
+            &self.jenkins.current_builds(),
+            &self.memory,
+            &self.cfg,
+            now,
+        );
+        view::record_decisions(
+            &mut self.page.decisions,
+            &plan,
+            &crate::util::format_iso8601_ms(now),
+            act,
+        );
         if act {
             self.execute(&plan, &mut report, now);
+            if !self.groups.is_empty() && self.may_act() {
+                self.protect_busy(&instances, &computers, &mut report);
+            }
             self.sweep_secrets(&computers, &mut report, now);
         }
         report.plan = Some(plan);
@@ -630,7 +669,7 @@ impl Reconciler {
                     // Our earlier delete landed after all: finish the retire.
                     if self.memory.deleting.remove(&a.node).is_some() {
                         if let Some(id) = &a.instance {
-                            match self.cloud.terminate(std::slice::from_ref(id)) {
+                            match self.terminate_instance(id) {
                                 Ok(()) => {
                                     fence_outcome(metrics, "retired");
                                     report.actions.push(format!(
@@ -700,6 +739,17 @@ impl Reconciler {
                 ));
                 continue;
             }
+            if let Some(why) = a
+                .instance
+                .as_deref()
+                .and_then(|i| self.group_blocks_retire(i))
+            {
+                fence_outcome(metrics, "aborted");
+                report
+                    .errors
+                    .push(format!("retire of {} postponed: {why}", a.node));
+                continue;
+            }
             if let Err(e) = self.jenkins.delete_node(&a.node) {
                 fence_outcome(metrics, "aborted");
                 if e.outcome_unknown() {
@@ -719,7 +769,7 @@ impl Reconciler {
             self.memory.idle_since.remove(&a.node);
             self.delete_secret(&a.node, report);
             if let Some(id) = &a.instance {
-                if let Err(e) = self.cloud.terminate(std::slice::from_ref(id)) {
+                if let Err(e) = self.terminate_instance(id) {
                     self.note_cloud_error(&e, now);
                     report.errors.push(format!("retire {}: node deleted, terminate of {id} failed (retried as an orphan): {e}", a.node));
                     continue;
@@ -786,7 +836,7 @@ impl Reconciler {
                 }
                 self.delete_secret(n, report);
             }
-            match self.cloud.terminate(std::slice::from_ref(&o.instance)) {
+            match self.terminate_instance(&o.instance) {
                 Ok(()) => {
                     metrics.inc(
                         "nectr_fleet_orphans_cleaned_total",
@@ -939,6 +989,24 @@ impl Reconciler {
                 self.images.insert(k, (id.clone(), now));
                 Ok(ImageRef::Ami(id))
             }
+            ImageSource::Group => Err(
+                "an Auto Scaling group's pool is launched by its group, not by RunInstances".into(),
+            ),
+            ImageSource::Parameter { name } => {
+                // Cached like a tag lookup, under a key no tag can have.
+                let k = (String::new(), name.clone());
+                if let Some((id, at)) = self.images.get(&k) {
+                    if now.saturating_sub(*at) < 600_000 {
+                        return Ok(ImageRef::Ami(id.clone()));
+                    }
+                }
+                let id = self
+                    .cloud
+                    .image_parameter(name)
+                    .map_err(|e| e.to_string())?;
+                self.images.insert(k, (id.clone(), now));
+                Ok(ImageRef::Ami(id))
+            }
         }
     }
 
@@ -951,10 +1019,25 @@ impl Reconciler {
             subnet: Option<String>,
         }
         let mut jobs = Vec::new();
+        let in_groups: Vec<&LaunchPlan> = plan
+            .launches
+            .iter()
+            .filter(|l| {
+                self.cfg
+                    .pool(&l.pool)
+                    .is_some_and(|p| p.backend.group().is_some())
+            })
+            .collect();
+        if !in_groups.is_empty() {
+            self.launch_groups(&in_groups, report, now);
+        }
         for l in &plan.launches {
             let Some(pool) = self.cfg.pool(&l.pool).cloned() else {
                 continue;
             };
+            if pool.backend.group().is_some() {
+                continue;
+            }
             let token = self.clock.random_hex(8);
             let node = format!("{}-{}-{}", self.cfg.jenkins.node_prefix, pool.name, token);
             let image = self.resolve_image(&pool.image, now);
@@ -1196,6 +1279,22 @@ impl Reconciler {
                 "path": self.config_path.as_ref().map(|p| p.display().to_string()),
                 "error": self.config_error,
                 "pools": self.cfg.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                "in_force": self.cfg.pools.iter().map(|p| json!({
+                    "name": p.name,
+                    "labels": p.labels,
+                    "min_instances": p.min_instances,
+                    "max_instances": p.max_instances,
+                    "spare_executors": p.spare_executors,
+                    "idle_timeout_seconds": p.idle_timeout_ms as f64 / 1000.0,
+                    "price": p.instance_types.first().and_then(|t| t.price),
+                })).collect::<Vec<_>>(),
+            },
+            "instances": self.page.instances,
+            "decisions": self.page.decisions,
+            "budget": {
+                "dollars_per_hour": self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()),
+                "max_dollars_per_hour": self.cfg.max_dollars_per_hour,
+                "headroom_dollars_per_hour": self.cfg.max_dollars_per_hour.map(|m| (m - self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()).unwrap_or(0.0)).max(0.0)),
             },
             "last_poll": {
                 "observed": observed,
@@ -1206,6 +1305,7 @@ impl Reconciler {
             "not_launchable": self.last_plan.as_ref().map(|p| p.not_launchable.clone()).unwrap_or_default(),
             "notes": self.last_plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default(),
             "fences": self.memory.fences.keys().collect::<Vec<_>>(),
+            "groups": self.groups_json(),
             "launches_in_flight": self.memory.ledger.iter().map(|(t, e)| json!({"token": t, "pool": e.pool, "node": e.node, "instance": e.instance_id})).collect::<Vec<_>>(),
             "cloud_backoff_until": (self.cloud_backoff_until > now).then(|| crate::util::format_iso8601_ms(self.cloud_backoff_until)),
         })

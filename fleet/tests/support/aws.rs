@@ -9,6 +9,7 @@ pub struct RawAws {
     rt: tokio::runtime::Runtime,
     pub ec2: aws_sdk_ec2::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub asg: aws_sdk_autoscaling::Client,
 }
 
 impl RawAws {
@@ -29,6 +30,7 @@ impl RawAws {
         RawAws {
             ec2: aws_sdk_ec2::Client::new(&shared),
             ssm: aws_sdk_ssm::Client::new(&shared),
+            asg: aws_sdk_autoscaling::Client::new(&shared),
             rt,
         }
     }

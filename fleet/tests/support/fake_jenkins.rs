@@ -246,7 +246,11 @@ fn computer_json(name: &str, n: &FakeNode) -> Value {
         "idle": idle,
         "absoluteRemotePath": if n.connected { Value::from("/home/jenkins/agent") } else { Value::Null },
         "assignedLabels": n.labels.iter().map(|l| json!({"name": l})).chain(std::iter::once(json!({"name": name}))).collect::<Vec<_>>(),
-        "executors": n.executors.iter().map(|e| json!({"idle": e})).collect::<Vec<_>>(),
+        // As Jenkins: a busy executor names its build (user data: the page must escape it).
+        "executors": n.executors.iter().enumerate().map(|(i, e)| json!({
+            "idle": e,
+            "currentExecutable": if *e { Value::Null } else { json!({"fullDisplayName": format!("job <{name}> #{}", i + 1)}) },
+        })).collect::<Vec<_>>(),
         "oneOffExecutors": [],
     })
 }

@@ -330,6 +330,10 @@ impl<C: CloudProvider> CloudProvider for FaultyCloud<C> {
         self.inner.newest_image(k, v)
     }
 
+    fn image_parameter(&self, name: &str) -> Result<String, CloudError> {
+        self.inner.image_parameter(name)
+    }
+
     // The stored secrets: a dead process sends nothing; otherwise SSM as moto answers it.
     fn put_agent_secret(
         &self,

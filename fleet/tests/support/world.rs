@@ -1717,6 +1717,10 @@ impl CloudProvider for SimEc2 {
     fn newest_image(&self, _key: &str, _value: &str) -> Result<String, CloudError> {
         Ok("ami-soak".into())
     }
+
+    fn image_parameter(&self, _name: &str) -> Result<String, CloudError> {
+        Ok("ami-soak".into())
+    }
     fn put_agent_secret(
         &self,
         fleet_id: &str,

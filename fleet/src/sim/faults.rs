@@ -1,4 +1,4 @@
-//! A small discrete simulator of Jenkins + EC2 that drives the same [`scaler::observe`] and
+//! The fault-injection simulator: a small discrete simulator of Jenkins + EC2 that drives the same [`scaler::observe`] and
 //! [`scaler::decide`] the service uses, applying plans the way [`crate::reconcile`] does
 //! (fence, then the final re-read before delete/terminate). It injects the assignment race
 //! (work landing on a node between the observation and the fence) and delayed describes, and

@@ -136,9 +136,18 @@ fn the_demo_loop_runs_every_build_and_tears_everything_down() {
     assert_eq!(s.terminated, s.launched, "{}", s.output);
     assert_eq!(s.busy, 0, "{}", s.output);
     for needle in [
+        "appeared in EC2 for node nectr-linux-",
         "ran nectr-boot",
         "started nectr-agent",
+        "fleet: launched i-",
+        " is online ",
+        "demo-freestyle #1 | freestyle done",
+        "demo-freestyle #2 | freestyle done",
+        "demo-pipeline #1 | compiled",
         "demo-pipeline #1 finished: SUCCESS",
+        "fleet: fenced nectr-linux-",
+        "fleet: retired nectr-linux-",
+        "is terminated in EC2: agent stopped",
         "artifacts pushed to s3://nectr-demo-artifacts: demo-pipeline/1/out/report.txt",
         "torn down: no process of the demo is left",
     ] {
@@ -154,6 +163,8 @@ fn chaos_fleet_killed_agent_killed_controller_restarted_nothing_orphaned() {
         "CHAOS: kill -9 nectr-fleet",
         "CHAOS: kill -9 the agent",
         "CHAOS: restarting Jenkins",
+        "Jenkins is back",
+        "demo-pipeline #1 finished: SUCCESS",
         "torn down: no process of the demo is left",
     ] {
         assert!(s.output.contains(needle), "no {needle:?} in:\n{}", s.output);

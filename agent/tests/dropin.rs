@@ -839,9 +839,11 @@ fn marked_processes(mark: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_demo_leaves_nothing_running() {
+fn the_demo_prelude_leaves_nothing_running() {
+    // scripts/demo-prelude: the codec against the JDK, an agent online against the controller
+    // simulator, an unstash (the whole demo loop is fleet/tests/demo_loop.rs).
     let mark = format!("demo-{}", std::process::id());
-    let o = std::process::Command::new(repo_root().join("scripts/demo"))
+    let o = std::process::Command::new(repo_root().join("scripts/demo-prelude"))
         .env("NECTR_TEST_MARK", &mark)
         .output()
         .unwrap();
@@ -850,7 +852,7 @@ fn the_demo_leaves_nothing_running() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "scripts/demo failed:\n{out}");
+    assert!(o.status.success(), "scripts/demo-prelude failed:\n{out}");
     assert!(out.contains("demo done"), "{out}");
     // Every process the demo started carries the mark in its environment; none may outlive it.
     let left = marked_processes(&mark);

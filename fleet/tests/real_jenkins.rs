@@ -194,12 +194,17 @@ impl Jenkins {
     fn result(&self, job: &str) -> Option<(String, String)> {
         let b: Value = serde_json::from_str(
             &self
-                .get(&format!("job/{job}/1/api/json?tree=result,building,builtOn"))
+                .get(&format!(
+                    "job/{job}/1/api/json?tree=result,building,builtOn"
+                ))
                 .ok()?,
         )
         .ok()?;
         let r = b["result"].as_str()?;
-        Some((r.to_string(), b["builtOn"].as_str().unwrap_or("").to_string()))
+        Some((
+            r.to_string(),
+            b["builtOn"].as_str().unwrap_or("").to_string(),
+        ))
     }
 
     fn computer(&self, node: &str) -> Option<Value> {
@@ -236,7 +241,12 @@ impl Emulator {
         );
         let mut child = Command::new(python)
             .arg(repo_root().join("scripts/instance-emulator"))
-            .args(["--endpoint", moto.trim_end_matches('/'), "--fleet-id", fleet])
+            .args([
+                "--endpoint",
+                moto.trim_end_matches('/'),
+                "--fleet-id",
+                fleet,
+            ])
             .arg("--agent")
             .arg(&agent)
             .arg("--dir")
@@ -343,17 +353,11 @@ fn the_fleet_on_the_real_jenkins_with_real_agents() {
     );
     jenkins.freestyle("unmatched", "windows", "echo never");
 
-    let text = support::config_text(
-        fleet,
-        &jenkins.url,
-        &moto.url,
-        "",
-        "",
-    )
-    .replace("idle_timeout = \"0s\"", "idle_timeout = \"3s\"")
-    .replace("max_instances = 40", "max_instances = 1")
-    .replace("timeout = \"2s\"", "timeout = \"10s\"")
-    .replace("user = \"fleet\"", "user = \"admin\"");
+    let text = support::config_text(fleet, &jenkins.url, &moto.url, "", "")
+        .replace("idle_timeout = \"0s\"", "idle_timeout = \"3s\"")
+        .replace("max_instances = 40", "max_instances = 1")
+        .replace("timeout = \"2s\"", "timeout = \"10s\"")
+        .replace("user = \"fleet\"", "user = \"admin\"");
     let (path, cfg) = support::write_config(&dir, &text);
     std::fs::write(dir.join("token"), &jenkins.token).unwrap();
     let creds = Credentials {
@@ -454,7 +458,10 @@ fn the_fleet_on_the_real_jenkins_with_real_agents() {
         .iter()
         .filter_map(|l| l["name"].as_str())
         .collect();
-    assert!(labels.contains(&"linux") && labels.contains(&"x64"), "{labels:?}");
+    assert!(
+        labels.contains(&"linux") && labels.contains(&"x64"),
+        "{labels:?}"
+    );
     let jnlp = jenkins
         .get(&format!("computer/{node}/jenkins-agent.jnlp"))
         .expect("jnlp");
@@ -491,10 +498,18 @@ fn the_fleet_on_the_real_jenkins_with_real_agents() {
         jenkins.result("unmatched").is_none(),
         "the windows item still waits"
     );
-    assert_eq!(cloud.describe_owned(fleet).unwrap().len(), 1, "one instance");
+    assert_eq!(
+        cloud.describe_owned(fleet).unwrap().len(),
+        1,
+        "one instance"
+    );
 
     // --- a build assigned as the fence lands: lifted, kept, finished -------------------------
-    jenkins.freestyle("pinned", &node, "echo pinned on $NODE_NAME; sleep 8; echo done");
+    jenkins.freestyle(
+        "pinned",
+        &node,
+        "echo pinned on $NODE_NAME; sleep 8; echo done",
+    );
     racing.armed.store(true, Ordering::SeqCst);
     let mut lifted = false;
     let mut fenced_while_busy = None;
@@ -530,8 +545,10 @@ fn the_fleet_on_the_real_jenkins_with_real_agents() {
     assert_eq!(c["temporarilyOffline"], false, "{c}");
     let live = cloud.describe_owned(fleet).unwrap();
     assert!(
-        live.iter()
-            .all(|i| !matches!(i.state, InstanceState::Terminated | InstanceState::ShuttingDown)),
+        live.iter().all(|i| !matches!(
+            i.state,
+            InstanceState::Terminated | InstanceState::ShuttingDown
+        )),
         "{live:?}"
     );
 
@@ -561,7 +578,12 @@ fn the_fleet_on_the_real_jenkins_with_real_agents() {
             .describe_owned(fleet)
             .ok()?
             .iter()
-            .all(|i| matches!(i.state, InstanceState::Terminated | InstanceState::ShuttingDown))
+            .all(|i| {
+                matches!(
+                    i.state,
+                    InstanceState::Terminated | InstanceState::ShuttingDown
+                )
+            })
             .then_some(())
     });
     assert!(

@@ -12,10 +12,11 @@ use nectr_fleet::lease::Lease;
 use nectr_fleet::reconcile::Reconciler;
 use nectr_fleet::scaler::Plan;
 use nectr_fleet::server::{serve, Shared};
-use nectr_fleet::{log, log_error, log_info};
+use nectr_fleet::{log, log_error, log_info, log_warn};
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct Args {
@@ -64,6 +65,22 @@ fn lease_for(
         nectr_fleet::util::random_hex(4)
     );
     Ok(Lease::new(id, l.ttl_ms, Box::new(obj)))
+}
+
+/// SIGTERM and SIGINT set the returned flag (the loop finishes its step and stops) and
+/// record which signal it was; a second one while stopping ends the process at once with
+/// status 1.
+fn stop_on_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let which = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGTERM, SIGINT] {
+        // Registration order is run order: the shutdown test sees the flag as the previous
+        // signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register_usize(sig, which.clone(), sig as usize)?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok((stop, which))
 }
 
 fn print_plan(p: &Plan) {
@@ -266,8 +283,24 @@ fn main() -> ExitCode {
                     env!("CARGO_PKG_VERSION"),
                     rec.config().fleet_id
                 );
-                let stop = AtomicBool::new(false);
-                rec.run(&stop);
+                let (stop, signal) = match stop_on_signals() {
+                    Ok(x) => x,
+                    Err(e) => {
+                        log_error!("cannot install the SIGTERM/SIGINT handlers: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                rec.run(stop);
+                let name = match signal.load(Ordering::Relaxed) as i32 {
+                    SIGINT => "SIGINT",
+                    _ => "SIGTERM",
+                };
+                match rec.release_lease() {
+                    None => log_info!("{name} received: stopped after the current step; exiting"),
+                    Some((_, Ok(true))) => log_info!("{name} received: stopped after the current step; lease released, a standby takes over at its next poll; exiting"),
+                    Some((_, Ok(false))) => log_info!("{name} received: stopped after the current step; the lease was not held, nothing to release; exiting"),
+                    Some((_, Err(e))) => log_warn!("{name} received: stopped after the current step; releasing the lease failed ({e}), a standby takes over when it expires; exiting"),
+                }
                 ExitCode::SUCCESS
             }
         }

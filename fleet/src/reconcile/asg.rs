@@ -193,7 +193,7 @@ impl Reconciler {
             }
             let mut made: Vec<(String, String)> = Vec::new();
             for l in ls.iter().take(room) {
-                if !self.may_act() {
+                if !self.may_act() || self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
                 let token = self.clock.random_hex(8);
@@ -320,7 +320,7 @@ impl Reconciler {
                 if tagged.contains(gi.id.as_str()) || self.adopted.contains_key(&gi.id) {
                     continue;
                 }
-                if !self.may_act() {
+                if !self.may_act() || self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return out;
                 }
                 let waiting = self

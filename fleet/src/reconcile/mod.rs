@@ -128,6 +128,9 @@ pub struct Reconciler {
     groups: BTreeMap<String, Group>,
     /// Group instances this process tagged (adopted), with when, until the describe shows it.
     adopted: BTreeMap<String, u64>,
+    /// Set by SIGTERM/SIGINT ([`Reconciler::run`]): finish the step under way, start no
+    /// other (see [`Reconciler::halt`]).
+    stop: Arc<AtomicBool>,
 }
 
 fn offering_label(o: &Offering) -> String {
@@ -202,6 +205,7 @@ impl Reconciler {
             role: None,
             leader_polls: 0,
             page: view::PageState::default(),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -616,12 +620,11 @@ impl Reconciler {
                 .push("lease not held (or expired locally): no action".into());
             return;
         }
-        if !plan.launches.is_empty() {
+        if !plan.launches.is_empty() && !self.halt(report) {
             self.launch_all(plan, report, now);
         }
         for a in &plan.lifts {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             match self.jenkins.undrain(&a.node) {
@@ -645,8 +648,7 @@ impl Reconciler {
         }
         let mut fresh_queue_mentions: Option<Result<BTreeSet<String>, String>> = None;
         for a in &plan.retires {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             // The settle interval must have fully elapsed since the fence was known in force
@@ -783,8 +785,7 @@ impl Reconciler {
             ));
         }
         for a in &plan.fences {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             // `at=` says when the fence was asked for; it is informative only.
@@ -805,8 +806,7 @@ impl Reconciler {
             }
         }
         for o in &plan.orphan_instances {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             if let Some(n) = &o.node {
@@ -856,8 +856,7 @@ impl Reconciler {
             }
         }
         for a in &plan.orphan_nodes {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             match self.jenkins.computer(&a.node) {
@@ -901,6 +900,37 @@ impl Reconciler {
         }
     }
 
+    /// Before each step of `execute`: true (and why, in the report) when no further step may
+    /// start, because the lease expired locally or a shutdown was asked for. A step under
+    /// way (a launch with its retries, a fence, a retire's re-read/delete/terminate) always
+    /// finishes first.
+    fn halt(&self, report: &mut PollReport) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            let msg =
+                "shutting down: the remaining actions of this poll are left to the next start";
+            if !report.errors.iter().any(|e| e == msg) {
+                report.errors.push(msg.into());
+            }
+            return true;
+        }
+        if !self.may_act() {
+            report.errors.push("lease expired locally: stopping".into());
+            return true;
+        }
+        false
+    }
+
+    /// Give the lease up at shutdown so that a standby takes over at its next poll instead
+    /// of after the TTL. `None` without a lease; `Some((generation, outcome))` otherwise,
+    /// `Ok(false)` when it was not held.
+    pub fn release_lease(&mut self) -> Option<(u64, Result<bool, CloudError>)> {
+        let lease = self.lease.as_mut()?;
+        let generation = lease.generation();
+        let r = lease.release();
+        self.shared.metrics.set("nectr_fleet_leader", &[], 0.0);
+        Some((generation, r))
+    }
+
     /// Delete a deleted node's stored secret. A failure is reported; the sweep retries it.
     fn delete_secret(&mut self, node: &str, report: &mut PollReport) {
         if let Err(e) = self.cloud.delete_agent_secret(node) {
@@ -919,6 +949,7 @@ impl Reconciler {
         let every = self.cfg.orphan_grace_ms.max(2 * self.cfg.poll_interval_ms);
         if now < self.last_secret_sweep_ms.saturating_add(every)
             || !self.may_act()
+            || self.stop.load(Ordering::Relaxed)
             || scaler::recovering(&self.memory, &self.cfg, now)
         {
             return;
@@ -943,7 +974,7 @@ impl Reconciler {
             if nodes.contains(s.node.as_str()) || !old {
                 continue;
             }
-            if !self.may_act() {
+            if !self.may_act() || self.stop.load(Ordering::Relaxed) {
                 break;
             }
             match self.cloud.delete_agent_secret(&s.node) {
@@ -1311,8 +1342,12 @@ impl Reconciler {
         })
     }
 
-    /// Poll forever (until `stop`), one poll per interval.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// Poll until `stop` is set (SIGTERM/SIGINT in `main`), one poll per interval. Setting
+    /// it ends the wait between polls at once; during a poll, the step under way finishes
+    /// and no further step starts ([`Reconciler::halt`]). The lease is not released here:
+    /// see [`Reconciler::release_lease`].
+    pub fn run(&mut self, stop: Arc<AtomicBool>) {
+        self.stop = stop.clone();
         while !stop.load(Ordering::Relaxed) {
             let started = Instant::now();
             let r = self.poll_once(true);

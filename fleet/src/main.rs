@@ -254,6 +254,9 @@ fn main() -> ExitCode {
                 rec = rec.with_lease(l);
             }
             if args.cmd == "plan" {
+                // Progress on stderr, the plan on stdout: `plan > plan.txt` still shows
+                // what it waits for.
+                let mut rec = rec.with_progress(Box::new(|m| eprintln!("plan: {m}")));
                 let r = rec.poll_once(false);
                 for e in &r.errors {
                     eprintln!("error: {e}");

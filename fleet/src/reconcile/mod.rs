@@ -47,6 +47,9 @@ pub mod view;
 
 type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
 
+/// A progress reporter for the reads of an observation (called from the reading threads).
+pub type Progress = Box<dyn Fn(&str) + Send + Sync>;
+
 /// How one launch ended.
 #[derive(Debug)]
 enum LaunchResult {
@@ -128,6 +131,8 @@ pub struct Reconciler {
     groups: BTreeMap<String, Group>,
     /// Group instances this process tagged (adopted), with when, until the describe shows it.
     adopted: BTreeMap<String, u64>,
+    /// Where `plan` prints what it is reading (see [`Reconciler::with_progress`]).
+    progress: Option<Progress>,
     /// Set by SIGTERM/SIGINT ([`Reconciler::run`]): finish the step under way, start no
     /// other (see [`Reconciler::halt`]).
     stop: Arc<AtomicBool>,
@@ -206,11 +211,20 @@ impl Reconciler {
             leader_polls: 0,
             page: view::PageState::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            progress: None,
         }
     }
 
+    /// Report each read of an observation (start, then its result and how long it took) to
+    /// `f`; `plan` prints them on stderr. Errors themselves are in the [`PollReport`].
+    pub fn with_progress(mut self, f: Progress) -> Self {
+        self.progress = Some(f);
+        self
+    }
+
     /// How many launches run at once (default 8; 1 runs them in order on the loop's thread,
-    /// which keeps a seeded soak run reproducible).
+    /// which keeps a seeded soak run reproducible: then the reads of an observation run in
+    /// order on that thread too, instead of Jenkins and the cloud at the same time).
     pub fn with_launch_parallelism(mut self, n: usize) -> Self {
         self.launch_parallelism = n.max(1);
         self
@@ -348,28 +362,65 @@ impl Reconciler {
 
     fn observe_all(&mut self) -> Result<Observation, Vec<String>> {
         let mut errors = Vec::new();
+        let progress = |msg: String| {
+            if let Some(p) = &self.progress {
+                p(&msg)
+            }
+        };
+        let jenkins = self.jenkins.clone();
+        let cloud = self.cloud.clone();
+        let fleet_id = self.cfg.fleet_id.clone();
+        let jenkins_start = format!(
+            "reading the computer list, then the queue, from Jenkins at {} (each within jenkins.timeout = {}) ...",
+            self.cfg.jenkins.url,
+            crate::util::format_duration_ms(self.cfg.jenkins.timeout_ms)
+        );
+        let cloud_start = format!(
+            "reading the instances of fleet {} from EC2 in {} (within aws.timeout = {}) ...",
+            self.cfg.fleet_id,
+            self.cfg.aws.region,
+            crate::util::format_duration_ms(self.cfg.aws.timeout_ms)
+        );
+        let wanted = self.wanted_groups();
+        let (jenkins_reads, cloud_reads) = if self.launch_parallelism > 1 {
+            // Jenkins and the cloud are independent: read them at the same time, so a poll
+            // (and `plan`) waits for the slower of the two, not for their sum.
+            std::thread::scope(|s| {
+                let j = s.spawn(|| read_jenkins(&*jenkins, &jenkins_start, &progress));
+                let c = read_cloud(&*cloud, &fleet_id, &cloud_start, &wanted, &progress);
+                let j = j.join().unwrap_or_else(|_| JenkinsReads {
+                    computers: Err(crate::jenkins::client::JenkinsError::Parse {
+                        what: "computer list read".into(),
+                        detail: "the reading thread panicked".into(),
+                    }),
+                    queue: None,
+                });
+                (j, c)
+            })
+        } else {
+            // In order on this thread (the seeded soak, which must be reproducible).
+            (
+                read_jenkins(&*jenkins, &jenkins_start, &progress),
+                read_cloud(&*cloud, &fleet_id, &cloud_start, &wanted, &progress),
+            )
+        };
         let m = &self.shared.metrics;
-        // Supply first, then demand. Jenkins moves an item from the queue to an executor; read
-        // in this order, an item dispatched between the two reads shows as neither waiting
-        // nor running (missed for one poll, and its executor counted idle), never as both
-        // (which would launch for work that already runs).
-        let computers = self.jenkins.computers().map_err(|e| {
+        let jenkins_error = |e: crate::jenkins::client::JenkinsError| {
             m.inc(
                 "nectr_fleet_errors_total",
                 &[("source", "jenkins"), ("kind", e.kind())],
                 1.0,
             );
             e.to_string()
-        });
-        let queue = self.jenkins.queue().map_err(|e| {
-            m.inc(
-                "nectr_fleet_errors_total",
-                &[("source", "jenkins"), ("kind", e.kind())],
-                1.0,
-            );
-            e.to_string()
-        });
-        let instances = self.cloud.describe_owned(&self.cfg.fleet_id);
+        };
+        let computers = jenkins_reads.computers.map_err(jenkins_error);
+        // `None`: not read, because the computer list read already found Jenkins silent or
+        // unreachable; its error says so once.
+        let queue = jenkins_reads
+            .queue
+            .map(|q| q.map_err(jenkins_error))
+            .unwrap_or_else(|| Err(String::new()));
+        let (instances, groups) = cloud_reads;
         let instances = match instances {
             Ok(i) => {
                 self.throttles = 0;
@@ -380,12 +431,14 @@ impl Reconciler {
                 Err(format!("cloud describe: {e}"))
             }
         };
-        let groups = self.observe_groups();
+        let groups = self.apply_groups(groups);
         match (queue, computers, instances) {
             (Ok(q), Ok(c), Ok(i)) if groups.is_ok() => Ok((q, c, i)),
             (q, c, i) => {
-                for r in [q.err(), c.err(), i.err()].into_iter().flatten() {
-                    errors.push(r);
+                for r in [c.err(), q.err(), i.err()].into_iter().flatten() {
+                    if !r.is_empty() {
+                        errors.push(r);
+                    }
                 }
                 errors.extend(groups.err().unwrap_or_default());
                 Err(errors)
@@ -396,6 +449,8 @@ impl Reconciler {
     /// One poll. With `act == false` nothing is changed anywhere (the `plan` command).
     pub fn poll_once(&mut self, act: bool) -> PollReport {
         let mut report = PollReport::default();
+        // `plan` (act == false from the caller) prints the errors itself, once.
+        let log_failures = act;
         if act {
             self.reload();
         }
@@ -446,8 +501,10 @@ impl Reconciler {
         let (queue, computers, mut instances) = match self.observe_all() {
             Ok(x) => x,
             Err(errs) => {
-                for e in &errs {
-                    log_warn!("observation failed, no action this poll: {e}");
+                if log_failures {
+                    for e in &errs {
+                        log_warn!("observation failed, no action this poll: {e}");
+                    }
                 }
                 metrics.inc("nectr_fleet_polls_total", &[("result", "error")], 1.0);
                 report.errors = errs;
@@ -1368,6 +1425,93 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// The two Jenkins reads of an observation.
+struct JenkinsReads {
+    computers: Result<Vec<Computer>, crate::jenkins::client::JenkinsError>,
+    /// `None` when not read: the computer list read found Jenkins silent or unreachable.
+    queue: Option<Result<Vec<QueueItem>, crate::jenkins::client::JenkinsError>>,
+}
+
+fn took(t: Instant) -> String {
+    format!("{:.1} s", t.elapsed().as_secs_f64())
+}
+
+/// Supply first, then demand. Jenkins moves an item from the queue to an executor; read in
+/// this order, an item dispatched between the two reads shows as neither waiting nor running
+/// (missed for one poll, and its executor counted idle), never as both (which would launch
+/// for work that already runs). So these two stay one after the other.
+fn read_jenkins(jenkins: &dyn JenkinsApi, start: &str, progress: &dyn Fn(String)) -> JenkinsReads {
+    progress(start.to_string());
+    let t = Instant::now();
+    let computers = jenkins.computers();
+    match &computers {
+        Ok(c) => progress(format!(
+            "Jenkins computer list: {} computer(s) ({})",
+            c.len(),
+            took(t)
+        )),
+        Err(_) => progress(format!("Jenkins computer list: failed ({})", took(t))),
+    }
+    if matches!(
+        computers,
+        Err(crate::jenkins::client::JenkinsError::Transport { .. })
+    ) {
+        progress("Jenkins queue: not read (Jenkins did not answer the computer list read)".into());
+        return JenkinsReads {
+            computers,
+            queue: None,
+        };
+    }
+    let t = Instant::now();
+    let queue = jenkins.queue();
+    match &queue {
+        Ok(q) => progress(format!("Jenkins queue: {} item(s) ({})", q.len(), took(t))),
+        Err(_) => progress(format!("Jenkins queue: failed ({})", took(t))),
+    }
+    JenkinsReads {
+        computers,
+        queue: Some(queue),
+    }
+}
+
+type GroupReads = Vec<(String, String, Result<Group, CloudError>)>;
+
+/// The fleet's instances, then each Auto Scaling group (`wanted`: pool and group name).
+fn read_cloud(
+    cloud: &dyn CloudProvider,
+    fleet_id: &str,
+    start: &str,
+    wanted: &[(String, String)],
+    progress: &dyn Fn(String),
+) -> (Result<Vec<Instance>, CloudError>, GroupReads) {
+    progress(start.to_string());
+    let t = Instant::now();
+    let instances = cloud.describe_owned(fleet_id);
+    match &instances {
+        Ok(i) => progress(format!("EC2 instances: {} ({})", i.len(), took(t))),
+        Err(_) => progress(format!("EC2 instances: failed ({})", took(t))),
+    }
+    let mut groups = Vec::new();
+    for (pool, name) in wanted {
+        let t = Instant::now();
+        let g = cloud.describe_group(name);
+        match &g {
+            Ok(g) => progress(format!(
+                "Auto Scaling group {name} (pool {pool}): {} instance(s), desired {} ({})",
+                g.instances.len(),
+                g.desired,
+                took(t)
+            )),
+            Err(_) => progress(format!(
+                "Auto Scaling group {name} (pool {pool}): failed ({})",
+                took(t)
+            )),
+        }
+        groups.push((pool.clone(), name.clone(), g));
+    }
+    (instances, groups)
 }
 
 /// What every launch of one poll shares.

@@ -1,8 +1,8 @@
 //! The file as serde sees it, and the validation that turns it into a [`Config`].
 
 use super::{
-    duration_field, locate, AwsConfig, Backend, Config, ConfigError, CredentialsMode, ImageSource,
-    InstanceType, JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA,
+    duration_field, spans::Spans, AwsConfig, Backend, Config, ConfigError, CredentialsMode,
+    ImageSource, InstanceType, JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA,
     USER_DATA_PLACEHOLDERS,
 };
 use serde::Deserialize;
@@ -139,7 +139,7 @@ pub struct RawPool {
 }
 
 struct Ctx<'a> {
-    text: &'a str,
+    spans: &'a Spans<'a>,
     errors: Vec<ConfigError>,
 }
 
@@ -152,7 +152,7 @@ impl Ctx<'_> {
         pool_name: Option<&str>,
         msg: String,
     ) {
-        let line = locate(self.text, table, index, Some(key));
+        let line = self.spans.line(table, index, key);
         let path = match (table, index) {
             ("", _) => key.to_string(),
             (t, Some(i)) => match pool_name {
@@ -255,11 +255,11 @@ fn check_url(s: &str) -> Result<String, String> {
 
 pub(super) fn validate(
     raw: RawConfig,
-    text: &str,
+    spans: &Spans<'_>,
     base: &Path,
 ) -> Result<Config, Vec<ConfigError>> {
     let mut c = Ctx {
-        text,
+        spans,
         errors: Vec::new(),
     };
 

@@ -254,8 +254,10 @@ impl Reconciler {
         let Some(path) = self.config_path.clone() else {
             return;
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        // Bytes, not a String: a file that is not UTF-8 is reported by `load_file` (with its
+        // offset), the same way `check` reports it.
+        let text = match std::fs::read(&path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) => {
                 self.config_error = Some(format!(
                     "{}: cannot read the file: {e}; the running config stays",

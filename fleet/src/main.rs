@@ -205,6 +205,30 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let now = nectr_fleet::util::now_ms();
+            for p in &cfg.pools {
+                let f = p.in_force(now);
+                for (i, sc) in p.schedules.iter().enumerate() {
+                    let state = match f.windows.iter().find(|(j, _)| *j == i) {
+                        Some((_, w)) => format!(
+                            "in force now, since {} until {}",
+                            sc.local_time(w.start_ms),
+                            sc.local_time(w.end_ms)
+                        ),
+                        None => match sc.next_window(now) {
+                            Some(w) => format!("next from {}", sc.local_time(w.start_ms)),
+                            None => "never starts".into(),
+                        },
+                    };
+                    println!("pool {}: schedule {}; {state}", p.name, sc.describe());
+                }
+                if !p.schedules.is_empty() {
+                    println!(
+                        "pool {}: now min_instances {}, spare_executors {} (outside every window: {}, {})",
+                        p.name, f.min_instances, f.spare_executors, p.min_instances, p.spare_executors
+                    );
+                }
+            }
             println!("{creds_line}");
             if let Some(w) = creds_warning {
                 eprintln!("warning: {w}");

@@ -5,7 +5,8 @@
 //! [`diff`] lists what changed between two valid configs, and which changes need a restart.
 
 mod raw;
-mod spans;
+pub mod schedule;
+pub(crate) mod spans;
 
 use crate::secret::Secret;
 use crate::util::{format_duration_ms, parse_duration_ms};
@@ -213,6 +214,9 @@ pub struct Pool {
     pub tags: BTreeMap<String, String>,
     /// Assumed spot saving: a spot instance costs `price × (1 − spot_discount)`.
     pub spot_discount: f64,
+    /// `[[pool.schedule]]`: `min_instances` / `spare_executors` by cron window
+    /// ([`Pool::in_force`], [`Config::at`]).
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 impl Pool {
@@ -588,6 +592,18 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             n.spare_executors.to_string(),
             false,
         );
+        let schedules = |p: &Pool| {
+            if p.schedules.is_empty() {
+                "(none)".to_string()
+            } else {
+                p.schedules
+                    .iter()
+                    .map(|s| s.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        push(&k("schedule"), schedules(o), schedules(n), false);
         push(
             &k("idle_timeout"),
             format_duration_ms(o.idle_timeout_ms),

@@ -77,11 +77,24 @@ impl<'a> Spans<'a> {
         if let Some(i) = index {
             path.push(Seg::Index(i));
         }
-        let table_line = self.find(&path).map(|e| self.line_of(e.at.start));
-        path.push(Seg::Key(key.to_string()));
-        self.find(&path)
-            .map(|e| self.line_of(e.at.start))
-            .or(table_line)
+        // `schedule[0].cron`: keys and indexes below the table.
+        for part in key.split('.') {
+            let (name, indexes) = part.split_once('[').unwrap_or((part, ""));
+            path.push(Seg::Key(name.to_string()));
+            for ix in indexes.split('[') {
+                if let Ok(n) = ix.trim_end_matches(']').parse() {
+                    path.push(Seg::Index(n));
+                }
+            }
+        }
+        // The deepest part of the path that is in the file (a missing key: its table).
+        while !path.is_empty() {
+            if let Some(e) = self.find(&path) {
+                return Some(self.line_of(e.at.start));
+            }
+            path.pop();
+        }
+        None
     }
 
     fn find(&self, path: &[Seg]) -> Option<&Entry> {

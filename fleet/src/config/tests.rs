@@ -494,3 +494,83 @@ fn invalid_utf8_is_reported_with_offset_and_line() {
     );
     assert!(e.to_string().contains("fleet.toml:"), "{e}");
 }
+
+const SCHEDULE: &str = "\n[[pool.schedule]]\ncron = \"0 8 * * MON-FRI\"\nduration = \"11h\"\ntimezone = \"Europe/Berlin\"\nmin_instances = 2\nspare_executors = 4\n";
+
+/// The example with one schedule on its first pool ("linux": 0..40 instances).
+fn with_schedule(schedule: &str) -> String {
+    EXAMPLE.replacen(
+        "\n[[pool]]\nname = \"gpu\"",
+        &format!("{schedule}\n[[pool]]\nname = \"gpu\""),
+        1,
+    )
+}
+
+#[test]
+fn schedules_parse_and_show_in_the_diff() {
+    let c = load(&with_schedule(SCHEDULE)).expect("valid");
+    let s = &c.pools[0].schedules;
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].cron, "0 8 * * MON-FRI");
+    assert_eq!(s[0].duration_ms, 11 * 3_600_000);
+    assert_eq!(
+        (s[0].min_instances, s[0].spare_executors),
+        (Some(2), Some(4))
+    );
+    assert!(c.pools[1].schedules.is_empty());
+    let changes = diff(&load(EXAMPLE).expect("valid"), &c);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].key, "pool linux.schedule");
+    assert!(!changes[0].needs_restart);
+    assert!(changes[0]
+        .new
+        .contains("\"0 8 * * MON-FRI\" for 11h (Europe/Berlin)"));
+}
+
+#[test]
+fn schedule_errors_name_the_pool_the_key_and_the_line() {
+    for (bad, key, says) in [
+        ("cron = \"0 25 * * *\"", "cron", "is not a cron expression"),
+        (
+            "timezone = \"Europe/Berln\"",
+            "timezone",
+            "`Europe/Berln` is not a time zone name",
+        ),
+        ("duration = \"0s\"", "duration", "out of range"),
+        (
+            "min_instances = 41",
+            "min_instances",
+            "use 0 to the pool's max_instances (40)",
+        ),
+    ] {
+        let field = bad.split(' ').next().expect("field");
+        let original = SCHEDULE
+            .lines()
+            .find(|l| l.starts_with(&format!("{field} =")))
+            .expect("line");
+        let text = with_schedule(&SCHEDULE.replace(original, bad));
+        let e = one_error(&text);
+        assert_eq!(
+            e.key,
+            format!("pool[0] (name \"linux\").schedule[0].{key}"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(line_of(&text, bad)), "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+    // Neither value: the schedule would change nothing.
+    let text = with_schedule(
+        &SCHEDULE
+            .replace("min_instances = 2\n", "")
+            .replace("spare_executors = 4\n", ""),
+    );
+    assert!(one_error(&text).message.contains("changes nothing"));
+    // A missing key: at the [[pool.schedule]] header.
+    let text = with_schedule(&SCHEDULE.replace("timezone = \"Europe/Berlin\"\n", ""));
+    let e = one_error(&text);
+    assert_eq!(
+        e.key, "pool[0] (name \"linux\").schedule[0].timezone",
+        "{e}"
+    );
+    assert_eq!(e.line, Some(line_of(&text, "[[pool.schedule]]")));
+}

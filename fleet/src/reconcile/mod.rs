@@ -566,7 +566,10 @@ impl Reconciler {
             let adopted = self.adopt_group_instances(&instances, &mut report, now);
             instances.extend(adopted);
         }
-        self.memory = scaler::observe(&self.memory, &computers, &instances, &self.cfg, now);
+        // Schedules: the pools' min_instances and spare_executors of the windows in force at
+        // this poll's wall time (from the injected clock); decide stays pure.
+        let cfg_now = self.cfg.at(now);
+        self.memory = scaler::observe(&self.memory, &computers, &instances, &cfg_now, now);
         let started = Instant::now();
         let plan = scaler::decide(
             &Snapshot {
@@ -575,7 +578,7 @@ impl Reconciler {
                 instances: &instances,
                 memory: &self.memory,
             },
-            &self.cfg,
+            &cfg_now,
             now,
         );
         let elapsed = started.elapsed();
@@ -1369,15 +1372,18 @@ impl Reconciler {
                 "path": self.config_path.as_ref().map(|p| p.display().to_string()),
                 "error": self.config_error,
                 "pools": self.cfg.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-                "in_force": self.cfg.pools.iter().map(|p| json!({
+                "in_force": self.cfg.pools.iter().map(|p| { let f = p.in_force(now); json!({
                     "name": p.name,
                     "labels": p.labels,
-                    "min_instances": p.min_instances,
+                    "min_instances": f.min_instances,
                     "max_instances": p.max_instances,
-                    "spare_executors": p.spare_executors,
+                    "spare_executors": f.spare_executors,
+                    "own_min_instances": p.min_instances,
+                    "own_spare_executors": p.spare_executors,
+                    "schedules": view::schedule_rows(p, &f, now),
                     "idle_timeout_seconds": p.idle_timeout_ms as f64 / 1000.0,
                     "price": p.instance_types.first().and_then(|t| t.price),
-                })).collect::<Vec<_>>(),
+                })}).collect::<Vec<_>>(),
             },
             "instances": self.page.instances,
             "decisions": self.page.decisions,

@@ -99,6 +99,11 @@ fn plan_prints_and_changes_nothing() {
         "{stdout}"
     );
     assert!(stdout.contains("linux: demand 5 executor(s)"), "{stdout}");
+    // No instance yet: $0.00/h, not the -0.0 of an empty float sum.
+    assert!(
+        stdout.contains("$0.00/h") && !stdout.contains("-0.00"),
+        "{stdout}"
+    );
     assert!(
         jenkins.calls().iter().all(|c| c.method == "GET"),
         "plan never writes to Jenkins"

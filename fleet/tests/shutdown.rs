@@ -1,6 +1,7 @@
-//! `nectr-fleet run` under SIGTERM and SIGINT (moto + the fake Jenkins): the step under way
-//! finishes, the lease is released (another replica takes it at once), one log line says
-//! so, and the exit status is 0.
+//! `nectr-fleet run` under signals (moto + the fake Jenkins). SIGTERM and SIGINT: the step
+//! under way finishes, the lease is released (another replica takes it at once), one log
+//! line says so, and the exit status is 0. SIGSTOP/SIGCONT: a leader paused in the middle of
+//! a launch, whose lease is taken over meanwhile, sends nothing to EC2 when it resumes.
 
 mod support;
 
@@ -9,6 +10,7 @@ use nectr_fleet::cloud::ec2::Ec2Provider;
 use nectr_fleet::cloud::s3::S3Object;
 use nectr_fleet::cloud::CloudProvider;
 use nectr_fleet::lease::{Lease, LeaseRecord, Role};
+
 use nectr_fleet::secret::Secret;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -41,10 +43,15 @@ impl Drop for Service {
 
 impl Service {
     fn spawn(config: &std::path::Path) -> Service {
+        Self::spawn_as(config, "testing")
+    }
+
+    /// With its own access key id, by which moto's recording tells the processes apart.
+    fn spawn_as(config: &std::path::Path, access_key: &str) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nectr-fleet"))
             .args(["run", "--config"])
             .arg(config)
-            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_ACCESS_KEY_ID", access_key)
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -228,4 +235,123 @@ fn sigterm_and_sigint_finish_the_step_release_the_lease_and_exit_0() {
         c.tick(nectr_fleet::util::now_ms()),
         Role::Leader { generation: 3 }
     );
+}
+
+/// Issue 12 item 11: a leader stopped (SIGSTOP) while it creates a node for a launch loses
+/// the lease to another replica; resumed (SIGCONT), it must not send RunInstances or
+/// TerminateInstances: its local lease deadline has passed. Asserted on what moto received,
+/// told apart by each process's access key id.
+#[test]
+fn a_leader_paused_mid_launch_sends_nothing_to_ec2_after_it_resumes() {
+    let jenkins = FakeJenkins::start();
+    let dir = support::temp_dir("sigstop");
+    let recording = dir.join("moto-recording.jsonl");
+    let moto = Moto::start_with_env(&[(
+        "MOTO_RECORDER_FILEPATH",
+        recording.to_str().expect("utf-8 path"),
+    )]);
+    let text = support::config_text(
+        "sigstop",
+        &jenkins.url,
+        &moto.url,
+        "",
+        "[lease]\nbucket = \"nectr-lease\"\nttl = \"3s\"\n",
+    )
+    // Long enough that `a`'s request is still waiting for its answer when it resumes.
+    .replace("timeout = \"2s\"", "timeout = \"30s\"");
+    let (path, cfg) = support::write_config(&dir, &text);
+    let lc = cfg.lease.clone().expect("lease config");
+    S3Object::new(&cfg.aws, &lc.bucket, &lc.key, creds())
+        .expect("s3")
+        .create_bucket()
+        .expect("bucket");
+
+    // `a` leads and is observing (its first leader poll acts on nothing).
+    let a = Service::spawn_as(&path, "AKIDPAUSEDLEADER");
+    a.wait_for_line("lease acquired (generation 1)", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Demand: `a` creates a node; Jenkins holds the answer for a moment, and `a` is stopped
+    // while it waits: after the node, before RunInstances.
+    let created = Arc::new(AtomicBool::new(false));
+    {
+        let c = created.clone();
+        jenkins.lock().after_hook = Some(Box::new(move |_, call| {
+            if call.path.ends_with("doCreateItem") && !c.swap(true, Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        }));
+    }
+    jenkins.set_queue_waiting(4, "linux");
+    let t = Instant::now();
+    while !created.load(Ordering::SeqCst) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "a never created a node:\n{}",
+            a.lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    a.signal("-STOP");
+    jenkins.lock().after_hook = None;
+    moto.start_recording();
+
+    // `b` takes the lease over once it has expired, and acts for a larger demand.
+    let b = Service::spawn_as(&path, "AKIDTAKEOVER");
+    b.wait_for_line("lease acquired (generation 2)", Duration::from_secs(30));
+    jenkins.set_queue_waiting(12, "linux");
+    let ec2 = Ec2Provider::new(&cfg.aws, creds()).expect("ec2");
+    let t = Instant::now();
+    while ec2.describe_owned("sigstop").expect("describe").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "b never launched:\n{}",
+            b.lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // `a` resumes, with demand left, and runs for a few polls.
+    let resumed_at = a.lines().len();
+    a.signal("-CONT");
+    std::thread::sleep(Duration::from_secs(5));
+    let rec = moto.recording();
+    let by = |key: &str| -> Vec<String> {
+        rec.iter()
+            .filter(|r| r.access_key == key)
+            .map(|r| r.action.clone())
+            .collect()
+    };
+    let a_calls = by("AKIDPAUSEDLEADER");
+    let b_calls = by("AKIDTAKEOVER");
+    let a_log = a.lines()[resumed_at..].join("\n");
+    assert!(
+        b_calls.iter().any(|c| c == "RunInstances"),
+        "the recording sees b's launches: {b_calls:?}"
+    );
+    assert!(
+        a_calls.iter().any(|c| c == "DescribeInstances"),
+        "a ran after SIGCONT (it observes as a standby): {a_calls:?}\n{a_log}"
+    );
+    for forbidden in [
+        "PutParameter",
+        "RunInstances",
+        "TerminateInstances",
+        "SetDesiredCapacity",
+        "TerminateInstanceInAutoScalingGroup",
+    ] {
+        assert!(
+            !a_calls.iter().any(|c| c == forbidden),
+            "the paused ex-leader sent {forbidden} after SIGCONT: {a_calls:?}\n{a_log}"
+        );
+    }
+    assert!(
+        a_log.contains("the lease expired locally before the secret of"),
+        "a says why it did not launch:\n{a_log}"
+    );
+    assert!(
+        !a_log.contains("INFO launched"),
+        "a launched nothing after SIGCONT:\n{a_log}"
+    );
+    eprintln!("a after SIGCONT sent: {a_calls:?}");
 }

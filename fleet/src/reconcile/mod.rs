@@ -1388,7 +1388,7 @@ impl Reconciler {
             "instances": self.page.instances,
             "decisions": self.page.decisions,
             "budget": {
-                "dollars_per_hour": self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()),
+                "dollars_per_hour": self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>() + 0.0),
                 "max_dollars_per_hour": self.cfg.max_dollars_per_hour,
                 "headroom_dollars_per_hour": self.cfg.max_dollars_per_hour.map(|m| (m - self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()).unwrap_or(0.0)).max(0.0)),
             },
@@ -1418,8 +1418,15 @@ impl Reconciler {
             let r = self.poll_once(true);
             if let Some(p) = &r.plan {
                 if !p.is_empty() {
+                    // A standby (or a new leader's first, observing poll) plans but does not
+                    // act: say so, or the log reads as if it launched.
+                    let acting = if self.may_act() && self.leader_polls != 1 {
+                        ""
+                    } else {
+                        " (planned only: not acting without the lease)"
+                    };
                     log_info!(
-                        "poll: {} launch(es), {} fence(s), {} retire(s), {} lift(s), {} orphan instance(s), {} orphan node(s); decide took {} us",
+                        "poll: {} launch(es), {} fence(s), {} retire(s), {} lift(s), {} orphan instance(s), {} orphan node(s); decide took {} us{acting}",
                         p.launches.len(), p.fences.len(), p.retires.len(), p.lifts.len(), p.orphan_instances.len(), p.orphan_nodes.len(), r.decide_us
                     );
                 }
@@ -1620,6 +1627,15 @@ fn launch_one(
             }
         }
         if !secret_stored {
+            // A leader paused since the poll began (GC, SIGSTOP, a frozen VM) may have lost
+            // the lease meanwhile: no more writes to AWS; only its own node goes again.
+            if !(ctx.may_act)() {
+                forget(node);
+                return LaunchResult::failed(
+                    "not-sent",
+                    format!("the lease expired locally before the secret of {node} was stored: nothing launched"),
+                );
+            }
             // Before the instance exists: its boot script reads it with the instance's role.
             let stored = match &secret {
                 Some(s) => cloud.put_agent_secret(&cfg.fleet_id, node, s),

@@ -84,12 +84,16 @@ impl Service {
         }
     }
 
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
+    fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// The exit status, which must come within `within`.
@@ -173,7 +177,7 @@ fn sigterm_and_sigint_finish_the_step_release_the_lease_and_exit_0() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    svc.signal("-TERM");
+    svc.signal(libc::SIGTERM);
     let st = svc.wait_exit(Duration::from_secs(20));
     let lines = svc.lines();
     let log = lines.join("\n");
@@ -208,7 +212,7 @@ fn sigterm_and_sigint_finish_the_step_release_the_lease_and_exit_0() {
     let mut svc = Service::spawn(&path);
     svc.wait_for_line("lease acquired (generation 2)", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(1500));
-    svc.signal("-INT");
+    svc.signal(libc::SIGINT);
     let st = svc.wait_exit(Duration::from_secs(20));
     let log = svc.lines().join("\n");
     assert_eq!(st.code(), Some(0), "{log}");
@@ -292,7 +296,7 @@ fn a_leader_paused_mid_launch_sends_nothing_to_ec2_after_it_resumes() {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    a.signal("-STOP");
+    a.signal(libc::SIGSTOP);
     jenkins.lock().after_hook = None;
     moto.start_recording();
 
@@ -313,7 +317,7 @@ fn a_leader_paused_mid_launch_sends_nothing_to_ec2_after_it_resumes() {
 
     // `a` resumes, with demand left, and runs for a few polls.
     let resumed_at = a.lines().len();
-    a.signal("-CONT");
+    a.signal(libc::SIGCONT);
     std::thread::sleep(Duration::from_secs(5));
     let rec = moto.recording();
     let by = |key: &str| -> Vec<String> {

@@ -359,3 +359,41 @@ fn a_leader_paused_mid_launch_sends_nothing_to_ec2_after_it_resumes() {
     );
     eprintln!("a after SIGCONT sent: {a_calls:?}");
 }
+
+/// The first SIGTERM waits for the step under way (here a Jenkins read that gets no answer
+/// for up to 30 s); a second one ends the process at once, with status 1.
+#[test]
+fn a_second_signal_ends_a_stopping_service_at_once_with_status_1() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = format!("http://{}/", l.local_addr().expect("addr"));
+    let got_request = Arc::new(AtomicBool::new(false));
+    let g = got_request.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().map_while(Result::ok) {
+            g.store(true, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let dir = support::temp_dir("second-signal");
+    let text = support::config_text("second", &silent, &silent, "", "")
+        .replace("timeout = \"2s\"", "timeout = \"30s\"");
+    let (path, _) = support::write_config(&dir, &text);
+    let mut svc = Service::spawn(&path);
+    let t = Instant::now();
+    while !got_request.load(Ordering::SeqCst) {
+        assert!(t.elapsed() < Duration::from_secs(20), "no request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    svc.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        svc.child.try_wait().expect("try_wait").is_none(),
+        "the first SIGTERM waits for the read under way:\n{}",
+        svc.lines().join("\n")
+    );
+    svc.signal(libc::SIGTERM);
+    let st = svc.wait_exit(Duration::from_secs(5));
+    assert_eq!(st.code(), Some(1), "{}", svc.lines().join("\n"));
+}

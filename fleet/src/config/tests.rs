@@ -28,6 +28,8 @@ fn example_is_valid() {
     assert_eq!(linux.user_data, DEFAULT_USER_DATA);
     let gpu = &c.pools[1];
     assert_eq!(gpu.instance_types[0].executors, 1);
+    assert_eq!(gpu.schedules.len(), 1);
+    assert_eq!(gpu.schedules[0].min_instances, Some(1));
     assert!(matches!(gpu.image, ImageSource::LaunchTemplate { .. }));
 }
 
@@ -517,7 +519,7 @@ fn schedules_parse_and_show_in_the_diff() {
         (s[0].min_instances, s[0].spare_executors),
         (Some(2), Some(4))
     );
-    assert!(c.pools[1].schedules.is_empty());
+    assert_eq!(c.pools[1].schedules.len(), 1, "the example's own");
     let changes = diff(&load(EXAMPLE).expect("valid"), &c);
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].key, "pool linux.schedule");

@@ -1114,7 +1114,7 @@ fn validate_schedule(
 ) -> Option<Schedule> {
     let before = c.errors.len();
     let key = |k: &str| format!("schedule[{j}].{k}");
-    if let Err(e) = schedule::parse_cron(&rs.cron) {
+    if let Err(e) = schedule::check_cron(&rs.cron) {
         c.err("pool", Some(i), &key("cron"), n, e);
     }
     if let Err(e) = schedule::parse_zone(&rs.timezone) {

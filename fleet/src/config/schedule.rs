@@ -51,6 +51,21 @@ pub fn parse_cron(s: &str) -> Result<Cron, String> {
     })
 }
 
+/// A cron expression that matches some time (`0 0 30 2 *` never does; croner would search
+/// for years at every poll). Checked from a fixed date, so the answer does not depend on
+/// when the file is read.
+pub fn check_cron(s: &str) -> Result<(), String> {
+    let cron = parse_cron(s)?;
+    let from = zoned(946_684_800_000, &TimeZone::UTC); // 2000-01-01
+    match from.map(|z| cron.find_next_occurrence(&z, false)) {
+        Some(Ok(_)) => Ok(()),
+        _ => Err(format!(
+            "`{}` never matches a date (check the day-of-month and month fields)",
+            super::spans::shorten(s, 80)
+        )),
+    }
+}
+
 /// A time zone of the IANA database, by name.
 pub fn parse_zone(s: &str) -> Result<TimeZone, String> {
     TimeZone::get(s).map_err(|_| {
@@ -303,5 +318,21 @@ mod tests {
         let e = parse_zone("Europe/Berln").unwrap_err();
         assert!(e.contains("`Europe/Berln` is not a time zone name"), "{e}");
         assert!(parse_zone("America/New_York").is_ok());
+        assert!(check_cron("0 8 29 2 *").is_ok(), "leap days exist");
+        let e = check_cron("0 0 30 2 *").unwrap_err();
+        assert!(e.contains("never matches"), "{e}");
+    }
+
+    #[test]
+    fn a_start_time_skipped_by_spring_forward_begins_at_the_end_of_the_gap() {
+        let s = Schedule {
+            cron: "30 2 * * *".into(),
+            duration_ms: 3_600_000,
+            ..office_hours()
+        };
+        // 2026-03-29 in Berlin: 02:00 CET jumps to 03:00 CEST (01:00Z); 02:30 does not exist.
+        let w = s.window_at(ms("2026-03-29T01:30:00Z")).expect("in force");
+        assert_eq!(w.start_ms, ms("2026-03-29T01:00:00Z"));
+        assert_eq!(s.local_time(w.start_ms), "2026-03-29 03:00 CEST");
     }
 }

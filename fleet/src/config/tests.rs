@@ -533,6 +533,7 @@ fn schedules_parse_and_show_in_the_diff() {
 fn schedule_errors_name_the_pool_the_key_and_the_line() {
     for (bad, key, says) in [
         ("cron = \"0 25 * * *\"", "cron", "is not a cron expression"),
+        ("cron = \"0 0 31 4 *\"", "cron", "never matches a date"),
         (
             "timezone = \"Europe/Berln\"",
             "timezone",

@@ -243,7 +243,8 @@ fn sigterm_and_sigint_finish_the_step_release_the_lease_and_exit_0() {
 
 /// Issue 12 item 11: a leader stopped (SIGSTOP) while it creates a node for a launch loses
 /// the lease to another replica; resumed (SIGCONT), it must not send RunInstances or
-/// TerminateInstances: its local lease deadline has passed. Asserted on what moto received,
+/// TerminateInstances, nor store or delete a secret: its local lease deadline has passed
+/// (it deletes only the Jenkins node it had just created). Asserted on what moto received,
 /// told apart by each process's access key id.
 #[test]
 fn a_leader_paused_mid_launch_sends_nothing_to_ec2_after_it_resumes() {
@@ -339,6 +340,7 @@ fn a_leader_paused_mid_launch_sends_nothing_to_ec2_after_it_resumes() {
     );
     for forbidden in [
         "PutParameter",
+        "DeleteParameter",
         "RunInstances",
         "TerminateInstances",
         "SetDesiredCapacity",

@@ -1630,7 +1630,8 @@ fn launch_one(
             // A leader paused since the poll began (GC, SIGSTOP, a frozen VM) may have lost
             // the lease meanwhile: no more writes to AWS; only its own node goes again.
             if !(ctx.may_act)() {
-                forget(node);
+                // Nothing stored yet: no AWS call at all, only the node goes again.
+                let _ = jenkins.delete_node(node);
                 return LaunchResult::failed(
                     "not-sent",
                     format!("the lease expired locally before the secret of {node} was stored: nothing launched"),

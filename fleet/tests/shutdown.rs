@@ -158,7 +158,7 @@ fn sigterm_and_sigint_finish_the_step_release_the_lease_and_exit_0() {
     {
         let mut s = jenkins.lock();
         // Below the 2 s Jenkins timeout of the config: the fence is answered, slowly.
-        s.faults.drain_delay_ms = 1500;
+        s.faults.drain_delay_ms = 1000;
         let f = fence_sent.clone();
         s.hook = Some(Box::new(move |_, call| {
             if call.path.ends_with("changeOfflineCause") {

@@ -12,10 +12,11 @@ use nectr_fleet::lease::Lease;
 use nectr_fleet::reconcile::Reconciler;
 use nectr_fleet::scaler::Plan;
 use nectr_fleet::server::{serve, Shared};
-use nectr_fleet::{log, log_error, log_info};
+use nectr_fleet::{log, log_error, log_info, log_warn};
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct Args {
@@ -64,6 +65,22 @@ fn lease_for(
         nectr_fleet::util::random_hex(4)
     );
     Ok(Lease::new(id, l.ttl_ms, Box::new(obj)))
+}
+
+/// SIGTERM and SIGINT set the returned flag (the loop finishes its step and stops) and
+/// record which signal it was; a second one while stopping ends the process at once with
+/// status 1.
+fn stop_on_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let which = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGTERM, SIGINT] {
+        // Registration order is run order: the shutdown test sees the flag as the previous
+        // signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register_usize(sig, which.clone(), sig as usize)?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok((stop, which))
 }
 
 fn print_plan(p: &Plan) {
@@ -188,6 +205,30 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let now = nectr_fleet::util::now_ms();
+            for p in &cfg.pools {
+                let f = p.in_force(now);
+                for (i, sc) in p.schedules.iter().enumerate() {
+                    let state = match f.windows.iter().find(|(j, _)| *j == i) {
+                        Some((_, w)) => format!(
+                            "in force now, since {} until {}",
+                            sc.local_time(w.start_ms),
+                            sc.local_time(w.end_ms)
+                        ),
+                        None => match sc.next_window(now) {
+                            Some(w) => format!("next from {}", sc.local_time(w.start_ms)),
+                            None => "never starts".into(),
+                        },
+                    };
+                    println!("pool {}: schedule {}; {state}", p.name, sc.describe());
+                }
+                if !p.schedules.is_empty() {
+                    println!(
+                        "pool {}: now min_instances {}, spare_executors {} (outside every window: {}, {})",
+                        p.name, f.min_instances, f.spare_executors, p.min_instances, p.spare_executors
+                    );
+                }
+            }
             println!("{creds_line}");
             if let Some(w) = creds_warning {
                 eprintln!("warning: {w}");
@@ -237,6 +278,9 @@ fn main() -> ExitCode {
                 rec = rec.with_lease(l);
             }
             if args.cmd == "plan" {
+                // Progress on stderr, the plan on stdout: `plan > plan.txt` still shows
+                // what it waits for.
+                let mut rec = rec.with_progress(Box::new(|m| eprintln!("plan: {m}")));
                 let r = rec.poll_once(false);
                 for e in &r.errors {
                     eprintln!("error: {e}");
@@ -266,8 +310,24 @@ fn main() -> ExitCode {
                     env!("CARGO_PKG_VERSION"),
                     rec.config().fleet_id
                 );
-                let stop = AtomicBool::new(false);
-                rec.run(&stop);
+                let (stop, signal) = match stop_on_signals() {
+                    Ok(x) => x,
+                    Err(e) => {
+                        log_error!("cannot install the SIGTERM/SIGINT handlers: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                rec.run(stop);
+                let name = match signal.load(Ordering::Relaxed) as i32 {
+                    SIGINT => "SIGINT",
+                    _ => "SIGTERM",
+                };
+                match rec.release_lease() {
+                    None => log_info!("{name} received: stopped after the current step; exiting"),
+                    Some((_, Ok(true))) => log_info!("{name} received: stopped after the current step; lease released, a standby takes over at its next poll; exiting"),
+                    Some((_, Ok(false))) => log_info!("{name} received: stopped after the current step; the lease was not held, nothing to release; exiting"),
+                    Some((_, Err(e))) => log_warn!("{name} received: stopped after the current step; releasing the lease failed ({e}), a standby takes over when it expires; exiting"),
+                }
                 ExitCode::SUCCESS
             }
         }

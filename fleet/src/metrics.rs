@@ -288,4 +288,50 @@ mod tests {
             2.0
         );
     }
+
+    /// The help text of `nectr_fleet_polls_total` lists exactly the `result` values the loop
+    /// emits (issue 12 item 15: it once named results the code never emitted).
+    #[test]
+    fn polls_total_help_names_exactly_the_emitted_results() {
+        let key = "\"nectr_fleet_polls_total\", &[(\"result\", \"";
+        let mut emitted: Vec<&str> = Vec::new();
+        for src in [
+            include_str!("reconcile/mod.rs"),
+            include_str!("reconcile/asg.rs"),
+            include_str!("reconcile/view.rs"),
+            include_str!("main.rs"),
+            include_str!("server.rs"),
+        ] {
+            for (i, _) in src.match_indices(key) {
+                let rest = &src[i + key.len()..];
+                emitted.push(&rest[..rest.find('"').expect("closing quote")]);
+            }
+        }
+        emitted.sort_unstable();
+        emitted.dedup();
+        assert_eq!(
+            emitted,
+            ["backoff", "error", "ok"],
+            "update the help text too"
+        );
+        let help = METRICS
+            .iter()
+            .find(|m| m.name == "nectr_fleet_polls_total")
+            .expect("declared")
+            .help;
+        let list = help.strip_prefix("Polls by result: ").expect("help prefix");
+        let mut named: Vec<&str> = list
+            .split("), ")
+            .map(|part| part.split(" (").next().unwrap_or("").trim())
+            .collect();
+        named.sort_unstable();
+        assert_eq!(named, emitted, "{help}");
+        let m = Metrics::default();
+        m.inc("nectr_fleet_polls_total", &[("result", "ok")], 1.0);
+        let t = m.render();
+        assert!(
+            t.contains(&format!("# HELP nectr_fleet_polls {help}")),
+            "{t}"
+        );
+    }
 }

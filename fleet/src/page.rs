@@ -241,6 +241,34 @@ pub fn render(status: &Value) -> String {
             );
         }
         h.push_str("</table>\n");
+        let mut rows = String::new();
+        for p in pc {
+            for sc in p["schedules"].as_array().into_iter().flatten() {
+                let state = if sc["in_force"].as_bool() == Some(true) {
+                    format!(
+                        "<b>in force</b> since {} until {}",
+                        t(&sc["since"]),
+                        t(&sc["until"])
+                    )
+                } else {
+                    format!("next from {}", t(&sc["next_start"]))
+                };
+                let _ = writeln!(
+                    rows,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    t(&p["name"]),
+                    t(&sc["schedule"]),
+                    state
+                );
+            }
+        }
+        if !rows.is_empty() {
+            h.push_str(
+                "<table id=\"schedules\"><tr><th>pool</th><th>schedule</th><th>window</th></tr>\n",
+            );
+            h.push_str(&rows);
+            h.push_str("</table>\n");
+        }
     }
     if !c["error"].is_null() {
         let _ = writeln!(

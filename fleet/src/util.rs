@@ -245,6 +245,45 @@ pub fn random_hex(n: usize) -> String {
 
 /// RFC 3986 percent-encoding of everything but unreserved characters. Used for form bodies,
 /// query strings and path segments (and by SigV4, which requires exactly this set).
+/// A URL without its query string and fragment: error messages name the resource, not the
+/// percent-encoded `tree=` filter.
+pub fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// The messages of `e` and each of its sources, outermost first.
+pub fn error_messages(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push(s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// One readable cause chain from the messages of an error and its sources, outermost first.
+/// Libraries often repeat their source's text in their own (`Network Error: Network Error:
+/// …`); each `: `-separated segment is kept once, and URLs (named separately by the caller)
+/// are left out.
+pub fn cause_chain(messages: impl IntoIterator<Item = String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for m in messages {
+        for seg in m.split(": ") {
+            let seg = seg.trim();
+            if seg.is_empty()
+                || seg.starts_with("http://")
+                || seg.starts_with("https://")
+                || seen.iter().any(|s| s == seg)
+            {
+                continue;
+            }
+            seen.push(seg.to_string());
+        }
+    }
+    seen.join(": ")
+}
+
 pub fn pct_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -311,5 +350,27 @@ mod tests {
         assert_eq!(pct_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
         assert_eq!(random_hex(8).len(), 16);
         assert_ne!(random_hex(8), random_hex(8));
+    }
+
+    #[test]
+    fn cause_chains_say_each_thing_once_without_urls() {
+        assert_eq!(
+            cause_chain([
+                "Network Error".to_string(),
+                "Network Error: Error encountered in the status line: timed out reading response"
+                    .into(),
+                "timed out reading response".into(),
+            ]),
+            "Network Error: Error encountered in the status line: timed out reading response"
+        );
+        assert_eq!(
+            cause_chain(["http://h/x?tree=a%5Bb%5D: Connection Failed: Connect error".to_string()]),
+            "Connection Failed: Connect error"
+        );
+        assert_eq!(
+            strip_query("http://h:1/queue/api/json?tree=a%5B"),
+            "http://h:1/queue/api/json"
+        );
+        assert_eq!(strip_query("http://h/"), "http://h/");
     }
 }

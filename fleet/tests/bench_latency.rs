@@ -90,7 +90,7 @@ fn queue_to_run_instances_latency() {
         .expect("reconciler");
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
-    let runner = std::thread::spawn(move || rec.run(&s2));
+    let runner = std::thread::spawn(move || rec.run(s2));
     std::thread::sleep(Duration::from_millis(1500));
     let mut lat = Vec::new();
     for k in 0..samples {

@@ -99,9 +99,80 @@ fn plan_prints_and_changes_nothing() {
         "{stdout}"
     );
     assert!(stdout.contains("linux: demand 5 executor(s)"), "{stdout}");
+    // No instance yet: $0.00/h, not the -0.0 of an empty float sum.
+    assert!(
+        stdout.contains("$0.00/h") && !stdout.contains("-0.00"),
+        "{stdout}"
+    );
     assert!(
         jenkins.calls().iter().all(|c| c.method == "GET"),
         "plan never writes to Jenkins"
     );
     assert!(jenkins.lock().nodes.is_empty());
+}
+
+/// A server that accepts connections and never answers (a hung Jenkins, a black-holed
+/// endpoint). The accepted sockets stay open for the life of the test process.
+fn silent_listener() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", l.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().map_while(Result::ok) {
+            held.push(s);
+        }
+    });
+    url
+}
+
+#[test]
+fn plan_against_silent_peers_shows_progress_is_bounded_and_prints_each_error_once() {
+    let silent = silent_listener();
+    let dir = support::temp_dir("cli-plan-silent");
+    let text = support::config_text("silent", &silent, &silent, "", "")
+        .replace("timeout = \"2s\"", "timeout = \"3s\"")
+        .replace("timeout = \"10s\"", "timeout = \"3s\"");
+    let (path, cfg) = support::write_config(&dir, &text);
+    assert_eq!((cfg.jenkins.timeout_ms, cfg.aws.timeout_ms), (3000, 3000));
+    let started = std::time::Instant::now();
+    let out = bin()
+        .args(["plan", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // One after the other, the reads took 9 s (computers, queue, describe: 3 s each). Now the
+    // queue is not read after a silent computer list read, and Jenkins and EC2 are read at
+    // the same time: about 3 s. The bound leaves room for a loaded machine.
+    assert!(
+        took < std::time::Duration::from_secs(7),
+        "plan took {took:?}:\n{stderr}"
+    );
+    for progress in [
+        "plan: reading the computer list, then the queue, from Jenkins at",
+        "plan: reading the instances of fleet silent from EC2",
+        "plan: Jenkins computer list: failed",
+        "plan: Jenkins queue: not read",
+        "plan: EC2 instances: failed",
+    ] {
+        assert!(stderr.contains(progress), "no {progress:?} in:\n{stderr}");
+    }
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 2, "one per failed read:\n{stderr}");
+    assert!(
+        errors[0].contains("Jenkins computer list read: cannot reach Jenkins")
+            && errors[0].contains("/computer/api/json:"),
+        "{stderr}"
+    );
+    assert!(errors[1].contains("DescribeInstances"), "{stderr}");
+    assert_eq!(
+        stderr.matches("cannot reach Jenkins").count(),
+        1,
+        "printed once:\n{stderr}"
+    );
+    for noise in ["%5B", "tree=", " WARN ", "Network Error: Network Error"] {
+        assert!(!stderr.contains(noise), "{noise:?} in:\n{stderr}");
+    }
 }

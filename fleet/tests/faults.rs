@@ -407,3 +407,64 @@ fn instance_stopped_behind_our_back_gets_its_node_fenced_then_deleted() {
     assert!(rep.plan.as_ref().is_some_and(|p| p.lifts.is_empty()));
     assert!(!e.jenkins.lock().nodes.contains_key(&node), "{rep:?}");
 }
+
+/// Issue 12 item 11: the dollar cap counts launches in flight. The instances of the first
+/// launches stay out of the describe for 6 s (EC2's read-after-write lag) and never connect;
+/// polls in between must not launch more, and neither may later ones.
+#[test]
+fn dollar_cap_counts_launches_not_yet_visible_or_online() {
+    // c5.xlarge in us-east-1 is $0.17/h on demand (the bundled table): $0.40/h fits two.
+    let mut e = env("budget", "", "max_dollars_per_hour = 0.40");
+    {
+        let mut f = e.cloud.faults.lock().unwrap_or_else(|p| p.into_inner());
+        f.visibility_ms = (6_000, 6_000);
+    }
+    e.jenkins.set_queue_waiting(40, "linux");
+    let rep = e.rec.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    let plan = rep.plan.expect("plan");
+    assert_eq!(plan.launches.len(), 2, "{plan:?}");
+    assert!(
+        plan.pools["linux"]
+            .capped_by
+            .as_deref()
+            .is_some_and(|c| c.starts_with("max_dollars_per_hour")),
+        "{plan:?}"
+    );
+    assert_eq!(e.cloud.record().made.len(), 2);
+    // Not visible yet, not online: still counted.
+    for _ in 0..2 {
+        let rep = e.rec.poll_once(true);
+        assert!(rep.observed, "{:?}", rep.errors);
+        let plan = rep.plan.expect("plan");
+        assert!(plan.launches.is_empty(), "{plan:?}");
+        assert_eq!(plan.pools["linux"].in_flight_instances, 2, "{plan:?}");
+        assert!(
+            e.rec.shared.status()["budget"]["headroom_dollars_per_hour"]
+                .as_f64()
+                .is_some_and(|h| h < 0.17),
+            "{}",
+            e.rec.shared.status()["budget"]
+        );
+    }
+    assert!(
+        e.cloud
+            .describe_owned("budget")
+            .expect("describe")
+            .is_empty(),
+        "the lag still hid them from every poll above"
+    );
+    // Visible now, still not online: counted as live instances instead.
+    std::thread::sleep(std::time::Duration::from_millis(6_200));
+    for _ in 0..2 {
+        let rep = e.rec.poll_once(true);
+        assert!(rep.plan.expect("plan").launches.is_empty());
+    }
+    assert_eq!(e.cloud.describe_owned("budget").expect("describe").len(), 2);
+    assert_eq!(
+        e.cloud.record().made.len(),
+        2,
+        "RunInstances made no third instance"
+    );
+    let _ = &e.moto;
+}

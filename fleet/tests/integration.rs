@@ -388,5 +388,37 @@ fn hot_reload_applies_valid_and_rejects_invalid_edits() {
     let p = rep.plan.expect("plan");
     assert!(p.orphan_instances.is_empty() && p.retires.is_empty() && p.launches.is_empty());
     assert_eq!(e.live_instances().len(), 2);
+
+    // A rejected edit is rendered as `check` renders it: the pool named in a type error, a
+    // byte offset for a file that is not UTF-8.
+    std::fs::write(
+        &e.path,
+        good.replace("executors = 4", "executors = \"four\""),
+    )
+    .expect("write");
+    r.poll_once(true);
+    let err = r.config_error().unwrap_or("").to_string();
+    assert!(
+        err.contains("fleet.toml:")
+            && err.contains(
+                "pool[0] (name \"linux\").executors: expected an integer, found string \"four\""
+            ),
+        "{err}"
+    );
+    let mut bytes = good.clone().into_bytes();
+    let at = good.find("name = \"linux\"").expect("name") + 8;
+    bytes[at] = 0xC3; // a lone UTF-8 lead byte
+    std::fs::write(&e.path, &bytes).expect("write");
+    r.poll_once(true);
+    let err = r.config_error().unwrap_or("").to_string();
+    assert!(
+        err.contains(&format!("not valid UTF-8: byte 0xC3 at offset {at}")),
+        "{err}"
+    );
+    assert_eq!(
+        r.config().pools[0].max_instances,
+        1,
+        "the running config stays"
+    );
     let _ = &e.dir;
 }

@@ -9,7 +9,7 @@ use crate::config::AwsConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -152,6 +152,12 @@ fn is_credentials_error(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The SDK error's causes, each said once (the SDK's `DisplayErrorContext` repeats them and
+/// ends with the `Debug` form of the whole error).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::util::cause_chain(crate::util::error_messages(err))
+}
+
 /// An SDK error as a [`CloudError`]: a service error keeps its code and message; no answer
 /// (timeout, connection, unreadable answer) is `Transport`, which says nothing about the
 /// outcome; a credential failure says which source failed. The text names the action and
@@ -171,7 +177,7 @@ where
             message: format!(
                 "{action}: cannot get AWS credentials ({}): {}; check `nectr-fleet check`, the profile, or the instance role",
                 call.creds.description(),
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         };
     }
@@ -208,11 +214,7 @@ where
         SdkError::DispatchFailure(_) => CloudError {
             kind: CloudErrorKind::Transport,
             code: "Transport".into(),
-            message: format!(
-                "{action}: cannot reach {}: {}",
-                call.endpoint,
-                DisplayErrorContext(&err)
-            ),
+            message: format!("{action}: cannot reach {}: {}", call.endpoint, chain(&err)),
         },
         SdkError::ResponseError(_) => CloudError {
             kind: CloudErrorKind::Transport,
@@ -220,13 +222,13 @@ where
             message: format!(
                 "{action}: the answer from {} could not be read: {}",
                 call.endpoint,
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         },
         _ => CloudError {
             kind: CloudErrorKind::Other,
             code: "Request".into(),
-            message: format!("{action}: {}", DisplayErrorContext(&err)),
+            message: format!("{action}: {}", chain(&err)),
         },
     }
 }

@@ -213,13 +213,18 @@ pub struct CloudError {
 
 impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            self.code,
-            self.kind.as_str(),
-            self.message
-        )
+        // "Transport (transport)" says one thing twice.
+        if self.code.eq_ignore_ascii_case(self.kind.as_str()) {
+            write!(f, "{}: {}", self.code, self.message)
+        } else {
+            write!(
+                f,
+                "{} ({}): {}",
+                self.code,
+                self.kind.as_str(),
+                self.message
+            )
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! [`diff`] lists what changed between two valid configs, and which changes need a restart.
 
 mod raw;
+pub mod schedule;
+pub(crate) mod spans;
 
 use crate::secret::Secret;
 use crate::util::{format_duration_ms, parse_duration_ms};
@@ -212,6 +214,9 @@ pub struct Pool {
     pub tags: BTreeMap<String, String>,
     /// Assumed spot saving: a spot instance costs `price × (1 − spot_discount)`.
     pub spot_discount: f64,
+    /// `[[pool.schedule]]`: `min_instances` / `spare_executors` by cron window
+    /// ([`Pool::in_force`], [`Config::at`]).
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 impl Pool {
@@ -300,7 +305,7 @@ impl std::error::Error for ConfigErrors {}
 /// user-data file) are resolved against the file's directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors {
         file: file.clone(),
         errors: vec![ConfigError {
             key: "(file)".into(),
@@ -308,112 +313,24 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| ConfigErrors {
+        file: file.clone(),
+        errors: vec![spans::utf8_error(&bytes, &e)],
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str(&text, &base).map_err(|errors| ConfigErrors { file, errors })
+    load_str(text, &base).map_err(|errors| ConfigErrors { file, errors })
 }
 
-/// Parse and validate `text`; `base` resolves relative paths.
+/// Parse and validate `text`; `base` resolves relative paths. Errors name the key and the
+/// line from the TOML parser's spans.
 pub fn load_str(text: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
+    let spans = spans::Spans::new(text);
     let raw: RawConfig = match toml::from_str(text) {
         Ok(r) => r,
-        Err(e) => {
-            let line = e.span().map(|s| line_of_offset(text, s.start));
-            let key = e
-                .span()
-                .map(|s| key_at(text, s.start))
-                .unwrap_or_else(|| "(syntax)".into());
-            return Err(vec![ConfigError {
-                key,
-                line,
-                message: e.message().trim().to_string(),
-            }]);
-        }
+        Err(e) if spans.parsed() => return Err(vec![spans.deserialize_error(&e)]),
+        Err(e) => return Err(vec![spans::syntax_error(text, &e)]),
     };
-    raw::validate(raw, text, base)
-}
-
-fn line_of_offset(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Best-effort key path for a syntax error at `offset`: the enclosing table header plus the
-/// key on that line.
-fn key_at(text: &str, offset: usize) -> String {
-    let upto = &text[..offset.min(text.len())];
-    let mut table = String::new();
-    let mut pool_index: Option<usize> = None;
-    for line in upto.lines() {
-        let t = line.trim();
-        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let h = h.trim().to_string();
-            if h == "pool" {
-                pool_index = Some(pool_index.map_or(0, |i| i + 1));
-                table = format!("pool[{}]", pool_index.unwrap_or(0));
-            } else {
-                table = h;
-            }
-        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            table = h.trim().to_string();
-        }
-    }
-    let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
-    let line_text = text[line_start..].lines().next().unwrap_or("");
-    let key = line_text
-        .split('=')
-        .next()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && !k.starts_with('['))
-        .unwrap_or("");
-    match (table.is_empty(), key.is_empty()) {
-        (true, true) => "(top level)".into(),
-        (true, false) => key.into(),
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
-    }
-}
-
-/// Line of `key` inside table `table` (`""` for the top level, `"jenkins"`, or `"pool"` with
-/// `index`), found by scanning the text. Falls back to the table header line.
-pub(crate) fn locate(
-    text: &str,
-    table: &str,
-    index: Option<usize>,
-    key: Option<&str>,
-) -> Option<usize> {
-    let mut current = String::new();
-    let mut current_index: Option<usize> = None;
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut header_line = None;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let h = h.trim().to_string();
-            let c = counts.entry(h.clone()).or_insert(0);
-            current_index = Some(*c);
-            *c += 1;
-            current = h;
-        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            current = h.trim().to_string();
-            current_index = None;
-        } else {
-            if current == table && current_index == index {
-                if let Some(k) = key {
-                    let lhs = t.split('=').next().unwrap_or("").trim().trim_matches('"');
-                    if t.contains('=') && lhs == k {
-                        return Some(i + 1);
-                    }
-                }
-            }
-            continue;
-        }
-        if current == table && current_index == index {
-            header_line = Some(i + 1);
-        }
-    }
-    if table.is_empty() {
-        return None;
-    }
-    header_line
+    raw::validate(raw, &spans, base)
 }
 
 /// One difference between the running config and a new one.
@@ -675,6 +592,18 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             n.spare_executors.to_string(),
             false,
         );
+        let schedules = |p: &Pool| {
+            if p.schedules.is_empty() {
+                "(none)".to_string()
+            } else {
+                p.schedules
+                    .iter()
+                    .map(|s| s.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        push(&k("schedule"), schedules(o), schedules(n), false);
         push(
             &k("idle_timeout"),
             format_duration_ms(o.idle_timeout_ms),

@@ -1,8 +1,9 @@
 //! The file as serde sees it, and the validation that turns it into a [`Config`].
 
+use super::schedule::{self, Schedule};
 use super::{
-    duration_field, locate, AwsConfig, Backend, Config, ConfigError, CredentialsMode, ImageSource,
-    InstanceType, JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA,
+    duration_field, spans::Spans, AwsConfig, Backend, Config, ConfigError, CredentialsMode,
+    ImageSource, InstanceType, JenkinsConfig, LeaseConfig, Pool, Purchase, DEFAULT_USER_DATA,
     USER_DATA_PLACEHOLDERS,
 };
 use serde::Deserialize;
@@ -136,10 +137,23 @@ pub struct RawPool {
     pub tags: BTreeMap<String, String>,
     /// Assumed spot saving (0 to 0.95) used to price spot instances from the on-demand price.
     pub spot_discount: Option<f64>,
+    #[serde(default)]
+    pub schedule: Vec<RawSchedule>,
+}
+
+/// `[[pool.schedule]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub cron: String,
+    pub duration: RawDuration,
+    pub timezone: String,
+    pub min_instances: Option<i64>,
+    pub spare_executors: Option<i64>,
 }
 
 struct Ctx<'a> {
-    text: &'a str,
+    spans: &'a Spans<'a>,
     errors: Vec<ConfigError>,
 }
 
@@ -152,7 +166,7 @@ impl Ctx<'_> {
         pool_name: Option<&str>,
         msg: String,
     ) {
-        let line = locate(self.text, table, index, Some(key));
+        let line = self.spans.line(table, index, key);
         let path = match (table, index) {
             ("", _) => key.to_string(),
             (t, Some(i)) => match pool_name {
@@ -255,11 +269,11 @@ fn check_url(s: &str) -> Result<String, String> {
 
 pub(super) fn validate(
     raw: RawConfig,
-    text: &str,
+    spans: &Spans<'_>,
     base: &Path,
 ) -> Result<Config, Vec<ConfigError>> {
     let mut c = Ctx {
-        text,
+        spans,
         errors: Vec::new(),
     };
 
@@ -1056,10 +1070,17 @@ fn validate_pool(
             0.0
         }
     };
+    let schedules = rp
+        .schedule
+        .iter()
+        .enumerate()
+        .filter_map(|(j, rs)| validate_schedule(c, i, n, j, rs, max_instances))
+        .collect();
     if c.errors.len() > before {
         return None;
     }
     Some(Pool {
+        schedules,
         spot_discount,
         name,
         backend,
@@ -1079,6 +1100,79 @@ fn validate_pool(
         user_data,
         remote_fs,
         tags: rp.tags,
+    })
+}
+
+/// One `[[pool.schedule]]` of pool `i`.
+fn validate_schedule(
+    c: &mut Ctx<'_>,
+    i: usize,
+    n: Option<&str>,
+    j: usize,
+    rs: &RawSchedule,
+    max_instances: u32,
+) -> Option<Schedule> {
+    let before = c.errors.len();
+    let key = |k: &str| format!("schedule[{j}].{k}");
+    if let Err(e) = schedule::check_cron(&rs.cron) {
+        c.err("pool", Some(i), &key("cron"), n, e);
+    }
+    if let Err(e) = schedule::parse_zone(&rs.timezone) {
+        c.err("pool", Some(i), &key("timezone"), n, e);
+    }
+    let duration_ms = c.duration(
+        "pool",
+        Some(i),
+        &key("duration"),
+        n,
+        &Some(rs.duration.clone()),
+        0,
+        60_000,
+        schedule::MAX_DURATION_MS,
+    );
+    let min_instances = match rs.min_instances {
+        None => None,
+        Some(m) if m >= 0 && m <= i64::from(max_instances) => Some(m as u32),
+        Some(m) => {
+            c.err(
+                "pool",
+                Some(i),
+                &key("min_instances"),
+                n,
+                format!("{m} is out of range: use 0 to the pool's max_instances ({max_instances})"),
+            );
+            None
+        }
+    };
+    let spare_executors = match rs.spare_executors {
+        None => None,
+        Some(s) if (0..=100_000).contains(&s) => Some(s as u32),
+        Some(s) => {
+            c.err(
+                "pool",
+                Some(i),
+                &key("spare_executors"),
+                n,
+                format!("{s} is out of range: use 0 to 100000"),
+            );
+            None
+        }
+    };
+    if rs.min_instances.is_none() && rs.spare_executors.is_none() {
+        c.err(
+            "pool",
+            Some(i),
+            &key("cron"),
+            n,
+            "this schedule changes nothing: set min_instances, spare_executors or both".into(),
+        );
+    }
+    (c.errors.len() == before).then(|| Schedule {
+        cron: rs.cron.trim().to_string(),
+        duration_ms,
+        timezone: rs.timezone.clone(),
+        min_instances,
+        spare_executors,
     })
 }
 

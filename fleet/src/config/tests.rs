@@ -28,6 +28,8 @@ fn example_is_valid() {
     assert_eq!(linux.user_data, DEFAULT_USER_DATA);
     let gpu = &c.pools[1];
     assert_eq!(gpu.instance_types[0].executors, 1);
+    assert_eq!(gpu.schedules.len(), 1);
+    assert_eq!(gpu.schedules[0].min_instances, Some(1));
     assert!(matches!(gpu.image, ImageSource::LaunchTemplate { .. }));
 }
 
@@ -373,4 +375,205 @@ fn ami_from_an_ssm_parameter() {
             "{bad}: {errs:?}"
         );
     }
+}
+
+fn one_error(text: &str) -> ConfigError {
+    let errs = load(text).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    errs.into_iter().next().expect("one")
+}
+
+fn line_of(text: &str, starts: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(starts))
+        .unwrap_or_else(|| panic!("no line starting with {starts:?}"))
+        + 1
+}
+
+/// Issue 12 item 14: a missing section is reported as such, not at the first comment line.
+#[test]
+fn missing_jenkins_section_is_named_not_a_comment_line() {
+    let start = EXAMPLE.find("[jenkins]").expect("jenkins");
+    let end = EXAMPLE.find("[aws]").expect("aws");
+    let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+    assert!(text.starts_with('#'), "the example starts with a comment");
+    let e = one_error(&text);
+    assert_eq!(e.key, "jenkins");
+    assert_eq!(e.line, None);
+    assert!(
+        e.message.contains("the [jenkins] section is missing"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains('#'), "{e}");
+}
+
+#[test]
+fn missing_key_of_a_table_is_reported_at_its_header() {
+    let text = EXAMPLE.replace("url = \"https://ci.example.com/\"\n", "");
+    let e = one_error(&text);
+    assert_eq!(e.key, "jenkins.url");
+    assert_eq!(e.line, Some(line_of(&text, "[jenkins]")));
+    assert!(e.message.contains("`url` is missing in [jenkins]"), "{e}");
+    // In a [[pool]]: the pool's header, and its name.
+    let text = EXAMPLE.replacen("name = \"linux\"\n", "", 1);
+    let e = one_error(&text);
+    assert_eq!(e.key, "pool[0].name");
+    assert_eq!(e.line, Some(line_of(&text, "[[pool]]")));
+}
+
+#[test]
+fn type_errors_name_the_pool_and_what_was_expected() {
+    let text = EXAMPLE.replacen("executors = 1\n", "executors = \"one\"\n", 1);
+    let e = one_error(&text);
+    assert_eq!(e.key, "pool[1] (name \"gpu\").executors");
+    assert_eq!(e.line, Some(line_of(&text, "executors = \"one\"")));
+    assert_eq!(e.message, "expected an integer, found string \"one\"");
+    // An entry of a list of alternatives (serde cannot say which field was wrong): the
+    // list, what each entry may be.
+    let text = EXAMPLE.replace(
+        "{ type = \"c5.4xlarge\", executors = 4, price = 0.68 }",
+        "{ type = \"c5.4xlarge\", executors = 4, price = \"cheap\" }",
+    );
+    let e = one_error(&text);
+    assert_eq!(e.key, "pool[0] (name \"linux\").instance_types", "{e}");
+    assert!(e.message.contains("a number as price"), "{e}");
+    // A top-level type error.
+    let e = one_error(&EXAMPLE.replace("max_instances = 60 ", "max_instances = \"many\" "));
+    assert_eq!(e.key, "max_instances");
+    assert_eq!(e.line, Some(line_of(EXAMPLE, "max_instances = 60")));
+}
+
+#[test]
+fn long_lines_and_values_are_shortened_in_messages() {
+    let huge = "x".repeat(1 << 20);
+    // A value of the wrong type, 1 MiB long.
+    let text = EXAMPLE.replacen("executors = 1\n", &format!("executors = \"{huge}\"\n"), 1);
+    let e = one_error(&text).to_string();
+    assert!(e.len() < 400, "{} bytes", e.len());
+    assert!(e.contains('…'), "{e}");
+    // A syntax error far into a 1 MiB line: the line is echoed around the column.
+    let text = EXAMPLE.replacen(
+        "executors = 1\n",
+        &format!("executors = 1\nremote_fs = \"{huge}\" x\n"),
+        1,
+    );
+    let e = one_error(&text);
+    assert_eq!(e.key, "(syntax)");
+    let line = text
+        .lines()
+        .position(|l| l.ends_with("\" x"))
+        .expect("line")
+        + 1;
+    assert_eq!(e.line, Some(line));
+    let shown = e.to_string();
+    assert!(
+        shown.len() < 600,
+        "{} bytes: {}",
+        shown.len(),
+        &shown[..600]
+    );
+    assert!(shown.contains('…') && shown.contains("\" x"), "{shown}");
+}
+
+#[test]
+fn invalid_utf8_is_reported_with_offset_and_line() {
+    let dir = std::env::temp_dir().join(format!("nectr-cfg-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("fleet.toml");
+    let mut bytes = EXAMPLE.as_bytes().to_vec();
+    let at = EXAMPLE.find("name = \"gpu\"").expect("gpu") + "name = \"g".len();
+    bytes[at] = 0xFF;
+    std::fs::write(&path, &bytes).expect("write");
+    let e = load_file(&path).unwrap_err();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(e.errors.len(), 1);
+    let err = &e.errors[0];
+    assert_eq!(err.line, Some(line_of(EXAMPLE, "name = \"gpu\"")));
+    assert!(
+        err.message
+            .contains(&format!("byte 0xFF at offset {at} (column 10)")),
+        "{err}"
+    );
+    assert!(e.to_string().contains("fleet.toml:"), "{e}");
+}
+
+const SCHEDULE: &str = "\n[[pool.schedule]]\ncron = \"0 8 * * MON-FRI\"\nduration = \"11h\"\ntimezone = \"Europe/Berlin\"\nmin_instances = 2\nspare_executors = 4\n";
+
+/// The example with one schedule on its first pool ("linux": 0..40 instances).
+fn with_schedule(schedule: &str) -> String {
+    EXAMPLE.replacen(
+        "\n[[pool]]\nname = \"gpu\"",
+        &format!("{schedule}\n[[pool]]\nname = \"gpu\""),
+        1,
+    )
+}
+
+#[test]
+fn schedules_parse_and_show_in_the_diff() {
+    let c = load(&with_schedule(SCHEDULE)).expect("valid");
+    let s = &c.pools[0].schedules;
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].cron, "0 8 * * MON-FRI");
+    assert_eq!(s[0].duration_ms, 11 * 3_600_000);
+    assert_eq!(
+        (s[0].min_instances, s[0].spare_executors),
+        (Some(2), Some(4))
+    );
+    assert_eq!(c.pools[1].schedules.len(), 1, "the example's own");
+    let changes = diff(&load(EXAMPLE).expect("valid"), &c);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].key, "pool linux.schedule");
+    assert!(!changes[0].needs_restart);
+    assert!(changes[0]
+        .new
+        .contains("\"0 8 * * MON-FRI\" for 11h (Europe/Berlin)"));
+}
+
+#[test]
+fn schedule_errors_name_the_pool_the_key_and_the_line() {
+    for (bad, key, says) in [
+        ("cron = \"0 25 * * *\"", "cron", "is not a cron expression"),
+        ("cron = \"0 0 31 4 *\"", "cron", "never matches a date"),
+        (
+            "timezone = \"Europe/Berln\"",
+            "timezone",
+            "`Europe/Berln` is not a time zone name",
+        ),
+        ("duration = \"0s\"", "duration", "out of range"),
+        (
+            "min_instances = 41",
+            "min_instances",
+            "use 0 to the pool's max_instances (40)",
+        ),
+    ] {
+        let field = bad.split(' ').next().expect("field");
+        let original = SCHEDULE
+            .lines()
+            .find(|l| l.starts_with(&format!("{field} =")))
+            .expect("line");
+        let text = with_schedule(&SCHEDULE.replace(original, bad));
+        let e = one_error(&text);
+        assert_eq!(
+            e.key,
+            format!("pool[0] (name \"linux\").schedule[0].{key}"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(line_of(&text, bad)), "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+    // Neither value: the schedule would change nothing.
+    let text = with_schedule(
+        &SCHEDULE
+            .replace("min_instances = 2\n", "")
+            .replace("spare_executors = 4\n", ""),
+    );
+    assert!(one_error(&text).message.contains("changes nothing"));
+    // A missing key: at the [[pool.schedule]] header.
+    let text = with_schedule(&SCHEDULE.replace("timezone = \"Europe/Berlin\"\n", ""));
+    let e = one_error(&text);
+    assert_eq!(
+        e.key, "pool[0] (name \"linux\").schedule[0].timezone",
+        "{e}"
+    );
+    assert_eq!(e.line, Some(line_of(&text, "[[pool.schedule]]")));
 }

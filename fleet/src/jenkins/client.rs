@@ -145,6 +145,20 @@ impl fmt::Debug for JenkinsClient {
     }
 }
 
+/// `URL (no query): cause chain, each cause once` for a request that got no answer.
+fn transport_detail(t: &ureq::Transport, url: &str) -> String {
+    let mut messages = vec![t.kind().to_string()];
+    messages.extend(t.message().map(str::to_string));
+    if let Some(src) = std::error::Error::source(t) {
+        messages.extend(crate::util::error_messages(src));
+    }
+    format!(
+        "{}: {}",
+        crate::util::strip_query(url),
+        crate::util::cause_chain(messages)
+    )
+}
+
 enum Body<'a> {
     None,
     Form(&'a [(&'a str, &'a str)]),
@@ -213,7 +227,11 @@ impl JenkinsClient {
                 let status = resp.status();
                 let text = resp.into_string().map_err(|e| JenkinsError::Transport {
                     what: what.to_string(),
-                    detail: redact(e.to_string()),
+                    detail: redact(format!(
+                        "{}: reading the answer: {}",
+                        crate::util::strip_query(&url),
+                        crate::util::cause_chain(crate::util::error_messages(&e))
+                    )),
                 })?;
                 Ok((status, text))
             }
@@ -241,7 +259,7 @@ impl JenkinsClient {
             }
             Err(ureq::Error::Transport(t)) => Err(JenkinsError::Transport {
                 what: what.to_string(),
-                detail: redact(t.to_string()),
+                detail: redact(transport_detail(&t, &url)),
             }),
         }
     }

@@ -34,18 +34,26 @@ const ADOPTION_MEMORY_MS: u64 = 600_000;
 
 impl Reconciler {
     /// Read the group of every `asg` pool (part of the observation: a failure skips the poll).
-    pub(super) fn observe_groups(&mut self) -> Result<(), Vec<String>> {
-        let mut groups = BTreeMap::new();
-        let mut errors = Vec::new();
-        let now = self.clock.now_ms();
-        let wanted: Vec<(String, String)> = self
-            .cfg
+    /// The Auto Scaling groups to describe: (pool, group name).
+    pub(super) fn wanted_groups(&self) -> Vec<(String, String)> {
+        self.cfg
             .pools
             .iter()
             .filter_map(|p| Some((p.name.clone(), p.backend.group()?.to_string())))
-            .collect();
-        for (pool, name) in wanted {
-            match self.cloud.describe_group(&name) {
+            .collect()
+    }
+
+    /// Take in the groups described for this observation (see `read_cloud`): all of them,
+    /// or none and the errors.
+    pub(super) fn apply_groups(
+        &mut self,
+        described: Vec<(String, String, Result<Group, CloudError>)>,
+    ) -> Result<(), Vec<String>> {
+        let mut groups = BTreeMap::new();
+        let mut errors = Vec::new();
+        let now = self.clock.now_ms();
+        for (pool, name, g) in described {
+            match g {
                 Ok(g) => {
                     groups.insert(pool, g);
                 }
@@ -193,7 +201,7 @@ impl Reconciler {
             }
             let mut made: Vec<(String, String)> = Vec::new();
             for l in ls.iter().take(room) {
-                if !self.may_act() {
+                if !self.may_act() || self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
                 let token = self.clock.random_hex(8);
@@ -320,7 +328,7 @@ impl Reconciler {
                 if tagged.contains(gi.id.as_str()) || self.adopted.contains_key(&gi.id) {
                     continue;
                 }
-                if !self.may_act() {
+                if !self.may_act() || self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return out;
                 }
                 let waiting = self

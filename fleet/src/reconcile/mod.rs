@@ -47,6 +47,9 @@ pub mod view;
 
 type Observation = (Vec<QueueItem>, Vec<Computer>, Vec<Instance>);
 
+/// A progress reporter for the reads of an observation (called from the reading threads).
+pub type Progress = Box<dyn Fn(&str) + Send + Sync>;
+
 /// How one launch ended.
 #[derive(Debug)]
 enum LaunchResult {
@@ -128,6 +131,11 @@ pub struct Reconciler {
     groups: BTreeMap<String, Group>,
     /// Group instances this process tagged (adopted), with when, until the describe shows it.
     adopted: BTreeMap<String, u64>,
+    /// Where `plan` prints what it is reading (see [`Reconciler::with_progress`]).
+    progress: Option<Progress>,
+    /// Set by SIGTERM/SIGINT ([`Reconciler::run`]): finish the step under way, start no
+    /// other (see [`Reconciler::halt`]).
+    stop: Arc<AtomicBool>,
 }
 
 fn offering_label(o: &Offering) -> String {
@@ -202,11 +210,21 @@ impl Reconciler {
             role: None,
             leader_polls: 0,
             page: view::PageState::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: None,
         }
     }
 
+    /// Report each read of an observation (start, then its result and how long it took) to
+    /// `f`; `plan` prints them on stderr. Errors themselves are in the [`PollReport`].
+    pub fn with_progress(mut self, f: Progress) -> Self {
+        self.progress = Some(f);
+        self
+    }
+
     /// How many launches run at once (default 8; 1 runs them in order on the loop's thread,
-    /// which keeps a seeded soak run reproducible).
+    /// which keeps a seeded soak run reproducible: then the reads of an observation run in
+    /// order on that thread too, instead of Jenkins and the cloud at the same time).
     pub fn with_launch_parallelism(mut self, n: usize) -> Self {
         self.launch_parallelism = n.max(1);
         self
@@ -236,8 +254,10 @@ impl Reconciler {
         let Some(path) = self.config_path.clone() else {
             return;
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        // Bytes, not a String: a file that is not UTF-8 is reported by `load_file` (with its
+        // offset), the same way `check` reports it.
+        let text = match std::fs::read(&path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) => {
                 self.config_error = Some(format!(
                     "{}: cannot read the file: {e}; the running config stays",
@@ -344,28 +364,65 @@ impl Reconciler {
 
     fn observe_all(&mut self) -> Result<Observation, Vec<String>> {
         let mut errors = Vec::new();
+        let progress = |msg: String| {
+            if let Some(p) = &self.progress {
+                p(&msg)
+            }
+        };
+        let jenkins = self.jenkins.clone();
+        let cloud = self.cloud.clone();
+        let fleet_id = self.cfg.fleet_id.clone();
+        let jenkins_start = format!(
+            "reading the computer list, then the queue, from Jenkins at {} (each within jenkins.timeout = {}) ...",
+            self.cfg.jenkins.url,
+            crate::util::format_duration_ms(self.cfg.jenkins.timeout_ms)
+        );
+        let cloud_start = format!(
+            "reading the instances of fleet {} from EC2 in {} (within aws.timeout = {}) ...",
+            self.cfg.fleet_id,
+            self.cfg.aws.region,
+            crate::util::format_duration_ms(self.cfg.aws.timeout_ms)
+        );
+        let wanted = self.wanted_groups();
+        let (jenkins_reads, cloud_reads) = if self.launch_parallelism > 1 {
+            // Jenkins and the cloud are independent: read them at the same time, so a poll
+            // (and `plan`) waits for the slower of the two, not for their sum.
+            std::thread::scope(|s| {
+                let j = s.spawn(|| read_jenkins(&*jenkins, &jenkins_start, &progress));
+                let c = read_cloud(&*cloud, &fleet_id, &cloud_start, &wanted, &progress);
+                let j = j.join().unwrap_or_else(|_| JenkinsReads {
+                    computers: Err(crate::jenkins::client::JenkinsError::Parse {
+                        what: "computer list read".into(),
+                        detail: "the reading thread panicked".into(),
+                    }),
+                    queue: None,
+                });
+                (j, c)
+            })
+        } else {
+            // In order on this thread (the seeded soak, which must be reproducible).
+            (
+                read_jenkins(&*jenkins, &jenkins_start, &progress),
+                read_cloud(&*cloud, &fleet_id, &cloud_start, &wanted, &progress),
+            )
+        };
         let m = &self.shared.metrics;
-        // Supply first, then demand. Jenkins moves an item from the queue to an executor; read
-        // in this order, an item dispatched between the two reads shows as neither waiting
-        // nor running (missed for one poll, and its executor counted idle), never as both
-        // (which would launch for work that already runs).
-        let computers = self.jenkins.computers().map_err(|e| {
+        let jenkins_error = |e: crate::jenkins::client::JenkinsError| {
             m.inc(
                 "nectr_fleet_errors_total",
                 &[("source", "jenkins"), ("kind", e.kind())],
                 1.0,
             );
             e.to_string()
-        });
-        let queue = self.jenkins.queue().map_err(|e| {
-            m.inc(
-                "nectr_fleet_errors_total",
-                &[("source", "jenkins"), ("kind", e.kind())],
-                1.0,
-            );
-            e.to_string()
-        });
-        let instances = self.cloud.describe_owned(&self.cfg.fleet_id);
+        };
+        let computers = jenkins_reads.computers.map_err(jenkins_error);
+        // `None`: not read, because the computer list read already found Jenkins silent or
+        // unreachable; its error says so once.
+        let queue = jenkins_reads
+            .queue
+            .map(|q| q.map_err(jenkins_error))
+            .unwrap_or_else(|| Err(String::new()));
+        let (instances, groups) = cloud_reads;
         let instances = match instances {
             Ok(i) => {
                 self.throttles = 0;
@@ -376,12 +433,14 @@ impl Reconciler {
                 Err(format!("cloud describe: {e}"))
             }
         };
-        let groups = self.observe_groups();
+        let groups = self.apply_groups(groups);
         match (queue, computers, instances) {
             (Ok(q), Ok(c), Ok(i)) if groups.is_ok() => Ok((q, c, i)),
             (q, c, i) => {
-                for r in [q.err(), c.err(), i.err()].into_iter().flatten() {
-                    errors.push(r);
+                for r in [c.err(), q.err(), i.err()].into_iter().flatten() {
+                    if !r.is_empty() {
+                        errors.push(r);
+                    }
                 }
                 errors.extend(groups.err().unwrap_or_default());
                 Err(errors)
@@ -392,6 +451,8 @@ impl Reconciler {
     /// One poll. With `act == false` nothing is changed anywhere (the `plan` command).
     pub fn poll_once(&mut self, act: bool) -> PollReport {
         let mut report = PollReport::default();
+        // `plan` (act == false from the caller) prints the errors itself, once.
+        let log_failures = act;
         if act {
             self.reload();
         }
@@ -442,8 +503,10 @@ impl Reconciler {
         let (queue, computers, mut instances) = match self.observe_all() {
             Ok(x) => x,
             Err(errs) => {
-                for e in &errs {
-                    log_warn!("observation failed, no action this poll: {e}");
+                if log_failures {
+                    for e in &errs {
+                        log_warn!("observation failed, no action this poll: {e}");
+                    }
                 }
                 metrics.inc("nectr_fleet_polls_total", &[("result", "error")], 1.0);
                 report.errors = errs;
@@ -503,7 +566,10 @@ impl Reconciler {
             let adopted = self.adopt_group_instances(&instances, &mut report, now);
             instances.extend(adopted);
         }
-        self.memory = scaler::observe(&self.memory, &computers, &instances, &self.cfg, now);
+        // Schedules: the pools' min_instances and spare_executors of the windows in force at
+        // this poll's wall time (from the injected clock); decide stays pure.
+        let cfg_now = self.cfg.at(now);
+        self.memory = scaler::observe(&self.memory, &computers, &instances, &cfg_now, now);
         let started = Instant::now();
         let plan = scaler::decide(
             &Snapshot {
@@ -512,7 +578,7 @@ impl Reconciler {
                 instances: &instances,
                 memory: &self.memory,
             },
-            &self.cfg,
+            &cfg_now,
             now,
         );
         let elapsed = started.elapsed();
@@ -616,12 +682,11 @@ impl Reconciler {
                 .push("lease not held (or expired locally): no action".into());
             return;
         }
-        if !plan.launches.is_empty() {
+        if !plan.launches.is_empty() && !self.halt(report) {
             self.launch_all(plan, report, now);
         }
         for a in &plan.lifts {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             match self.jenkins.undrain(&a.node) {
@@ -645,8 +710,7 @@ impl Reconciler {
         }
         let mut fresh_queue_mentions: Option<Result<BTreeSet<String>, String>> = None;
         for a in &plan.retires {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             // The settle interval must have fully elapsed since the fence was known in force
@@ -783,8 +847,7 @@ impl Reconciler {
             ));
         }
         for a in &plan.fences {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             // `at=` says when the fence was asked for; it is informative only.
@@ -805,8 +868,7 @@ impl Reconciler {
             }
         }
         for o in &plan.orphan_instances {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             if let Some(n) = &o.node {
@@ -856,8 +918,7 @@ impl Reconciler {
             }
         }
         for a in &plan.orphan_nodes {
-            if !self.may_act() {
-                report.errors.push("lease expired locally: stopping".into());
+            if self.halt(report) {
                 break;
             }
             match self.jenkins.computer(&a.node) {
@@ -901,6 +962,37 @@ impl Reconciler {
         }
     }
 
+    /// Before each step of `execute`: true (and why, in the report) when no further step may
+    /// start, because the lease expired locally or a shutdown was asked for. A step under
+    /// way (a launch with its retries, a fence, a retire's re-read/delete/terminate) always
+    /// finishes first.
+    fn halt(&self, report: &mut PollReport) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            let msg =
+                "shutting down: the remaining actions of this poll are left to the next start";
+            if !report.errors.iter().any(|e| e == msg) {
+                report.errors.push(msg.into());
+            }
+            return true;
+        }
+        if !self.may_act() {
+            report.errors.push("lease expired locally: stopping".into());
+            return true;
+        }
+        false
+    }
+
+    /// Give the lease up at shutdown so that a standby takes over at its next poll instead
+    /// of after the TTL. `None` without a lease; `Some((generation, outcome))` otherwise,
+    /// `Ok(false)` when it was not held.
+    pub fn release_lease(&mut self) -> Option<(u64, Result<bool, CloudError>)> {
+        let lease = self.lease.as_mut()?;
+        let generation = lease.generation();
+        let r = lease.release();
+        self.shared.metrics.set("nectr_fleet_leader", &[], 0.0);
+        Some((generation, r))
+    }
+
     /// Delete a deleted node's stored secret. A failure is reported; the sweep retries it.
     fn delete_secret(&mut self, node: &str, report: &mut PollReport) {
         if let Err(e) = self.cloud.delete_agent_secret(node) {
@@ -919,6 +1011,7 @@ impl Reconciler {
         let every = self.cfg.orphan_grace_ms.max(2 * self.cfg.poll_interval_ms);
         if now < self.last_secret_sweep_ms.saturating_add(every)
             || !self.may_act()
+            || self.stop.load(Ordering::Relaxed)
             || scaler::recovering(&self.memory, &self.cfg, now)
         {
             return;
@@ -943,7 +1036,7 @@ impl Reconciler {
             if nodes.contains(s.node.as_str()) || !old {
                 continue;
             }
-            if !self.may_act() {
+            if !self.may_act() || self.stop.load(Ordering::Relaxed) {
                 break;
             }
             match self.cloud.delete_agent_secret(&s.node) {
@@ -1279,20 +1372,23 @@ impl Reconciler {
                 "path": self.config_path.as_ref().map(|p| p.display().to_string()),
                 "error": self.config_error,
                 "pools": self.cfg.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-                "in_force": self.cfg.pools.iter().map(|p| json!({
+                "in_force": self.cfg.pools.iter().map(|p| { let f = p.in_force(now); json!({
                     "name": p.name,
                     "labels": p.labels,
-                    "min_instances": p.min_instances,
+                    "min_instances": f.min_instances,
                     "max_instances": p.max_instances,
-                    "spare_executors": p.spare_executors,
+                    "spare_executors": f.spare_executors,
+                    "own_min_instances": p.min_instances,
+                    "own_spare_executors": p.spare_executors,
+                    "schedules": view::schedule_rows(p, &f, now),
                     "idle_timeout_seconds": p.idle_timeout_ms as f64 / 1000.0,
                     "price": p.instance_types.first().and_then(|t| t.price),
-                })).collect::<Vec<_>>(),
+                })}).collect::<Vec<_>>(),
             },
             "instances": self.page.instances,
             "decisions": self.page.decisions,
             "budget": {
-                "dollars_per_hour": self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()),
+                "dollars_per_hour": self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>() + 0.0),
                 "max_dollars_per_hour": self.cfg.max_dollars_per_hour,
                 "headroom_dollars_per_hour": self.cfg.max_dollars_per_hour.map(|m| (m - self.last_plan.as_ref().map(|p| p.pools.values().map(|v| v.dollars_per_hour).sum::<f64>()).unwrap_or(0.0)).max(0.0)),
             },
@@ -1311,15 +1407,26 @@ impl Reconciler {
         })
     }
 
-    /// Poll forever (until `stop`), one poll per interval.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// Poll until `stop` is set (SIGTERM/SIGINT in `main`), one poll per interval. Setting
+    /// it ends the wait between polls at once; during a poll, the step under way finishes
+    /// and no further step starts ([`Reconciler::halt`]). The lease is not released here:
+    /// see [`Reconciler::release_lease`].
+    pub fn run(&mut self, stop: Arc<AtomicBool>) {
+        self.stop = stop.clone();
         while !stop.load(Ordering::Relaxed) {
             let started = Instant::now();
             let r = self.poll_once(true);
             if let Some(p) = &r.plan {
                 if !p.is_empty() {
+                    // A standby (or a new leader's first, observing poll) plans but does not
+                    // act: say so, or the log reads as if it launched.
+                    let acting = if self.may_act() && self.leader_polls != 1 {
+                        ""
+                    } else {
+                        " (planned only: not acting without the lease)"
+                    };
                     log_info!(
-                        "poll: {} launch(es), {} fence(s), {} retire(s), {} lift(s), {} orphan instance(s), {} orphan node(s); decide took {} us",
+                        "poll: {} launch(es), {} fence(s), {} retire(s), {} lift(s), {} orphan instance(s), {} orphan node(s); decide took {} us{acting}",
                         p.launches.len(), p.fences.len(), p.retires.len(), p.lifts.len(), p.orphan_instances.len(), p.orphan_nodes.len(), r.decide_us
                     );
                 }
@@ -1333,6 +1440,93 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// The two Jenkins reads of an observation.
+struct JenkinsReads {
+    computers: Result<Vec<Computer>, crate::jenkins::client::JenkinsError>,
+    /// `None` when not read: the computer list read found Jenkins silent or unreachable.
+    queue: Option<Result<Vec<QueueItem>, crate::jenkins::client::JenkinsError>>,
+}
+
+fn took(t: Instant) -> String {
+    format!("{:.1} s", t.elapsed().as_secs_f64())
+}
+
+/// Supply first, then demand. Jenkins moves an item from the queue to an executor; read in
+/// this order, an item dispatched between the two reads shows as neither waiting nor running
+/// (missed for one poll, and its executor counted idle), never as both (which would launch
+/// for work that already runs). So these two stay one after the other.
+fn read_jenkins(jenkins: &dyn JenkinsApi, start: &str, progress: &dyn Fn(String)) -> JenkinsReads {
+    progress(start.to_string());
+    let t = Instant::now();
+    let computers = jenkins.computers();
+    match &computers {
+        Ok(c) => progress(format!(
+            "Jenkins computer list: {} computer(s) ({})",
+            c.len(),
+            took(t)
+        )),
+        Err(_) => progress(format!("Jenkins computer list: failed ({})", took(t))),
+    }
+    if matches!(
+        computers,
+        Err(crate::jenkins::client::JenkinsError::Transport { .. })
+    ) {
+        progress("Jenkins queue: not read (Jenkins did not answer the computer list read)".into());
+        return JenkinsReads {
+            computers,
+            queue: None,
+        };
+    }
+    let t = Instant::now();
+    let queue = jenkins.queue();
+    match &queue {
+        Ok(q) => progress(format!("Jenkins queue: {} item(s) ({})", q.len(), took(t))),
+        Err(_) => progress(format!("Jenkins queue: failed ({})", took(t))),
+    }
+    JenkinsReads {
+        computers,
+        queue: Some(queue),
+    }
+}
+
+type GroupReads = Vec<(String, String, Result<Group, CloudError>)>;
+
+/// The fleet's instances, then each Auto Scaling group (`wanted`: pool and group name).
+fn read_cloud(
+    cloud: &dyn CloudProvider,
+    fleet_id: &str,
+    start: &str,
+    wanted: &[(String, String)],
+    progress: &dyn Fn(String),
+) -> (Result<Vec<Instance>, CloudError>, GroupReads) {
+    progress(start.to_string());
+    let t = Instant::now();
+    let instances = cloud.describe_owned(fleet_id);
+    match &instances {
+        Ok(i) => progress(format!("EC2 instances: {} ({})", i.len(), took(t))),
+        Err(_) => progress(format!("EC2 instances: failed ({})", took(t))),
+    }
+    let mut groups = Vec::new();
+    for (pool, name) in wanted {
+        let t = Instant::now();
+        let g = cloud.describe_group(name);
+        match &g {
+            Ok(g) => progress(format!(
+                "Auto Scaling group {name} (pool {pool}): {} instance(s), desired {} ({})",
+                g.instances.len(),
+                g.desired,
+                took(t)
+            )),
+            Err(_) => progress(format!(
+                "Auto Scaling group {name} (pool {pool}): failed ({})",
+                took(t)
+            )),
+        }
+        groups.push((pool.clone(), name.clone(), g));
+    }
+    (instances, groups)
 }
 
 /// What every launch of one poll shares.
@@ -1433,6 +1627,16 @@ fn launch_one(
             }
         }
         if !secret_stored {
+            // A leader paused since the poll began (GC, SIGSTOP, a frozen VM) may have lost
+            // the lease meanwhile: no more writes to AWS; only its own node goes again.
+            if !(ctx.may_act)() {
+                // Nothing stored yet: no AWS call at all, only the node goes again.
+                let _ = jenkins.delete_node(node);
+                return LaunchResult::failed(
+                    "not-sent",
+                    format!("the lease expired locally before the secret of {node} was stored: nothing launched"),
+                );
+            }
             // Before the instance exists: its boot script reads it with the instance's role.
             let stored = match &secret {
                 Some(s) => cloud.put_agent_secret(&cfg.fleet_id, node, s),

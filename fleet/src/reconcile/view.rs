@@ -146,3 +146,34 @@ pub struct PageState {
     pub instances: Vec<Value>,
     pub decisions: VecDeque<Value>,
 }
+
+/// A pool's schedules for `/status` and the page: each with its window in force (start and
+/// end in the schedule's zone) or its next start.
+pub fn schedule_rows(
+    pool: &crate::config::Pool,
+    in_force: &crate::config::schedule::InForce,
+    now: u64,
+) -> Vec<serde_json::Value> {
+    pool.schedules
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let window = in_force
+                .windows
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, w)| *w);
+            serde_json::json!({
+                "schedule": s.describe(),
+                "in_force": window.is_some(),
+                "since": window.map(|w| s.local_time(w.start_ms)),
+                "until": window.map(|w| s.local_time(w.end_ms)),
+                "next_start": if window.is_none() {
+                    s.next_window(now).map(|w| s.local_time(w.start_ms))
+                } else {
+                    None
+                },
+            })
+        })
+        .collect()
+}

@@ -576,6 +576,7 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
             .sum();
         v.in_flight_instances = pool_ledger.len() as u32;
         v.instances = pool_live.len() as u32;
+        // `+ 0.0`: an empty f64 sum is -0.0, which prints as "$-0.00/h".
         v.dollars_per_hour = pool_live
             .iter()
             .map(|i| instance_price(cfg, i.pool(), &i.instance_type, max_price))
@@ -583,7 +584,8 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
             + pool_ledger
                 .iter()
                 .map(|e| e.price.unwrap_or(max_price))
-                .sum::<f64>();
+                .sum::<f64>()
+            + 0.0;
 
         // ---- scale-out ----
         let supply = v.idle_executors + v.connecting_executors + v.in_flight_executors;

@@ -72,15 +72,26 @@ pub(crate) fn sdk_config(cfg: &AwsConfig, creds: &SharedCredentials) -> Result<S
             .with_trust_store(tls::TrustStore::default().with_pem_certificate(pem))
             .build()
             .map_err(|e| format!("aws.ca_file: {}: {e}", path.display()))?;
-        let client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(ctx)
-            .build_https();
-        loader = loader.http_client(client);
+        loader = loader.http_client(https_client(Some(ctx)));
+    } else {
+        loader = loader.http_client(https_client(None));
     }
     block_on(loader.load()).map_err(|e| e.message)
+}
+
+/// The SDK's HTTP client on rustls with ring (the crate has no `default-https-client`, so
+/// every loader and credential provider is given one), with the platform's roots or `ctx`.
+pub(crate) fn https_client(
+    ctx: Option<aws_smithy_http_client::tls::TlsContext>,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let b = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::Ring,
+    ));
+    match ctx {
+        Some(ctx) => b.tls_context(ctx).build_https(),
+        None => b.build_https(),
+    }
 }
 
 /// Where the calls go, for messages.

@@ -143,6 +143,10 @@ pub fn credential_source(cfg: &AwsConfig) -> Result<SharedCredentials, String> {
         CredentialsMode::InstanceRole => {
             let endpoint = imds_endpoint(cfg)?;
             let client = aws_config::imds::Client::builder()
+                .configure(
+                    &aws_config::provider_config::ProviderConfig::default()
+                        .with_http_client(super::aws::https_client(None)),
+                )
                 .endpoint(&endpoint)
                 .map_err(|e| format!("aws.imds_endpoint `{endpoint}`: {e}"))?
                 .connect_timeout(std::time::Duration::from_secs(2))
@@ -162,6 +166,10 @@ pub fn credential_source(cfg: &AwsConfig) -> Result<SharedCredentials, String> {
             let chain = super::aws::block_on(async move {
                 let mut b =
                     aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .configure(
+                            aws_config::provider_config::ProviderConfig::default()
+                                .with_http_client(super::aws::https_client(None)),
+                        )
                         .region(region);
                 if let Some(p) = profile {
                     b = b.profile_name(&p);

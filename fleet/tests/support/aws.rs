@@ -25,6 +25,8 @@ impl RawAws {
                 .region(aws_config::Region::new("us-east-1"))
                 .endpoint_url(endpoint.trim_end_matches('/'))
                 .credentials_provider(creds)
+                // moto speaks plain HTTP on loopback (the fleet's SDK has no default client).
+                .http_client(aws_smithy_http_client::Builder::new().build_http())
                 .load(),
         );
         RawAws {

@@ -255,11 +255,13 @@ final class Rest {
             }
             if (n < 2) return Reply.text(404, "Not Found\n");
             RNode r = nodes.get(s.get(1));
-            if (r == null || r.deleted) return Reply.text(404, "no such node " + s.get(1) + "\n");
+            boolean read = get && n == 4 && s.get(2).equals("api") && s.get(3).equals("json");
+            // A node deleted while busy is still read (and listed) until its build ends, as in Jenkins.
+            if (r == null || (r.deleted && !read)) return Reply.text(404, "no such node " + s.get(1) + "\n");
             if (get && n == 2) return Reply.text(200, r.name + (connected(r) ? " online" : " offline")
                     + (r.temporarilyOffline ? ", temporarily offline: " + r.reason : "") + "\n");
             String op = s.get(2);
-            if (get && n == 4 && op.equals("api") && s.get(3).equals("json")) return Reply.json(Json.write(computerJson(r)));
+            if (read) return Reply.json(Json.write(computerJson(r)));
             if (get && (op.equals("slave-agent.jnlp") || op.equals("jenkins-agent.jnlp"))) {
                 Controller.Node cn = controller.nodes.get(r.name);
                 return new Reply(200, "application/x-java-jnlp-file", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

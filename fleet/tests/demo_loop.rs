@@ -11,6 +11,10 @@
 //! finish (succeeded, or failed with their reason in the console), nothing is orphaned and
 //! nothing busy is terminated.
 //!
+//! The same loop also runs on the controller simulator (`scripts/demo-loop --controller sim`:
+//! `tests/java`'s `nectr.sim.Main --rest`, compiled with `javac` by the script), the demo's
+//! fallback when no `jenkins.war` is at hand; it needs a JDK 17, not the real Jenkins.
+//!
 //! `nectr-agent` and `nectr-agent-push` must sit beside `nectr-fleet` in the target
 //! directory: `cargo test --workspace` (scripts/test) builds them; for this file alone,
 //! `cargo build -p nectr-agent -p nectr-push` first. Missing peers fail the test.
@@ -19,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// One loop at a time: each starts its own Jenkins, and the machine has 2 cores.
+/// One loop at a time: each starts its own controller, and the machine has 2 cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn repo_root() -> PathBuf {
@@ -80,16 +84,27 @@ struct Summary {
     output: String,
 }
 
-fn run_loop(name: &str, extra: &[&str]) -> (bool, Summary) {
+/// The controller the loop runs against.
+enum Controller {
+    /// The real Jenkins 2.460 of [`jenkins_dir`].
+    Jenkins,
+    /// The controller simulator in REST mode (`--controller sim`).
+    Simulator,
+}
+
+fn run_loop(name: &str, controller: Controller, extra: &[&str]) -> (bool, Summary) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let work = std::env::var_os("CARGO_TARGET_TMPDIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("demo-loop-{name}-{}", std::process::id()));
-    let out = Command::new(venv_python())
-        .arg(repo_root().join("scripts/demo-loop"))
-        .arg("--jenkins-dir")
-        .arg(jenkins_dir())
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(repo_root().join("scripts/demo-loop"));
+    match controller {
+        Controller::Jenkins => cmd.arg("--jenkins-dir").arg(jenkins_dir()),
+        Controller::Simulator => cmd.args(["--controller", "sim"]),
+    };
+    let out = cmd
         .arg("--target")
         .arg(bin_dir())
         .arg("--work")
@@ -129,7 +144,7 @@ fn run_loop(name: &str, extra: &[&str]) -> (bool, Summary) {
 
 #[test]
 fn the_demo_loop_runs_every_build_and_tears_everything_down() {
-    let (ok, s) = run_loop("plain", &[]);
+    let (ok, s) = run_loop("plain", Controller::Jenkins, &[]);
     assert!(ok, "the demo loop failed:\n{}", s.output);
     assert_eq!((s.builds, s.succeeded), (3, 3), "{}", s.output);
     assert!(s.launched >= 1, "{}", s.output);
@@ -157,7 +172,7 @@ fn the_demo_loop_runs_every_build_and_tears_everything_down() {
 
 #[test]
 fn chaos_fleet_killed_agent_killed_controller_restarted_nothing_orphaned() {
-    let (ok, s) = run_loop("chaos", &["--chaos"]);
+    let (ok, s) = run_loop("chaos", Controller::Jenkins, &["--chaos"]);
     assert!(ok, "the chaos loop failed:\n{}", s.output);
     for needle in [
         "CHAOS: kill -9 nectr-fleet",
@@ -173,4 +188,40 @@ fn chaos_fleet_killed_agent_killed_controller_restarted_nothing_orphaned() {
     assert!(s.launched >= 1, "{}", s.output);
     assert_eq!(s.terminated, s.launched, "{}", s.output);
     assert_eq!(s.busy, 0, "{}", s.output);
+}
+
+/// The demo's fallback without a jenkins.war: the same loop on the controller simulator
+/// (REST mode), with the same verdicts. Its builds are Builds.java's plays of the freestyle
+/// job and of the Pipeline (writeFile, sh, stash, unstash, archiveArtifacts, `nectr-agent
+/// push`); the simulator reports a node deleted under a build, or any protocol check that
+/// failed, as a PROBLEM, which fails the loop.
+#[test]
+fn the_demo_loop_runs_on_the_controller_simulator() {
+    let (ok, s) = run_loop("sim", Controller::Simulator, &[]);
+    assert!(ok, "the demo loop on the simulator failed:\n{}", s.output);
+    assert_eq!((s.builds, s.succeeded), (3, 3), "{}", s.output);
+    assert!(s.launched >= 1, "{}", s.output);
+    assert_eq!(s.terminated, s.launched, "{}", s.output);
+    assert_eq!(s.busy, 0, "{}", s.output);
+    for needle in [
+        "starting the controller simulator",
+        "appeared in EC2 for node nectr-linux-",
+        "ran nectr-boot",
+        "started nectr-agent",
+        "fleet: launched i-",
+        "sim: node nectr-linux-",
+        " is online ",
+        "demo-freestyle #1 | freestyle done",
+        "demo-freestyle #2 | freestyle done",
+        "demo-pipeline #1 | compiled",
+        "demo-pipeline #1 finished: SUCCESS",
+        "fleet: fenced nectr-linux-",
+        "fleet: retired nectr-linux-",
+        "is terminated in EC2: agent stopped",
+        "artifacts pushed to s3://nectr-demo-artifacts: demo-pipeline/1/out/report.txt",
+        "torn down: no process of the demo is left",
+    ] {
+        assert!(s.output.contains(needle), "no {needle:?} in:\n{}", s.output);
+    }
+    assert!(!s.output.contains("PROBLEM"), "{}", s.output);
 }

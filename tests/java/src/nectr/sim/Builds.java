@@ -57,6 +57,8 @@ final class Builds {
         int heartbeatSeconds = 300;
         int heartbeatMinDeltaSeconds = 2;
         int pollMaxMs = 15_000;
+        /** The build's number (BUILD_NUMBER; REST mode counts per job). */
+        int number = 1;
         /**
          * Extra KEY=VALUE entries of the build's environment, sent as they are (as a build
          * wrapper or tool installer contributes `PATH+X=…`): the agent applies Jenkins'
@@ -126,9 +128,20 @@ final class Builds {
         this.ch = ch;
         this.opt = opt;
         this.root = root;
+        this.number = opt.number;
         if (opt.abortOn != null) log.triggers.add(new Trigger(opt.abortOn, "abort"));
         if (opt.releaseOn != null) log.triggers.add(new Trigger(opt.releaseOn, "release"));
         if (opt.restartOn != null) log.triggers.add(new Trigger(opt.restartOn, "restart"));
+    }
+
+    /** The build's result (SUCCESS, FAILURE, UNSTABLE, ABORTED) once it ran. */
+    String result() {
+        return result;
+    }
+
+    /** The console so far (the whole of it once the build ran). */
+    String console() {
+        return log.text();
     }
 
     /** A step failed: the Pipeline stops (or the freestyle build fails) with this message. */

@@ -45,6 +45,8 @@ final class Controller {
         final String name;
         final String secret;
         volatile SimChannel current;
+        /** The channel that finished its bring-up (the node is online while it is current and open). */
+        volatile SimChannel online;
         volatile String lastCookie;
         int connections;
         boolean restartDone;
@@ -66,7 +68,12 @@ final class Controller {
         }
     }
 
-    final Map<String, Node> nodes = new LinkedHashMap<>();
+    /** Synchronized: in REST mode ({@link Rest}) nodes come and go while agents connect. */
+    final Map<String, Node> nodes = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
+    /** REST mode (--rest): the fleet's and the demo's Jenkins API; null otherwise. */
+    volatile Rest rest;
+    /** The simulator's root URL (set by Main once listening). */
+    volatile String url;
     String scenario = "online";
     int pingSeconds = 300;
     /** The ping timeout SetUpRemotePing asks the agent to use (Jenkins: 240 s). */
@@ -259,6 +266,7 @@ final class Controller {
         };
         try {
             if (!bringUp(n, ch)) return;
+            n.online = ch;
             Events.emit("event", "online", "node", n.name);
             int[] round = {0};
             synchronized (tasks) {

@@ -14,7 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 
-/** Raw HTTP/1.1 on 127.0.0.1: discovery (§1.1), /wsagents/ WebSocket upgrade (§3), /login. */
+/** Raw HTTP/1.1 on 127.0.0.1: discovery (§1.1), /wsagents/ WebSocket upgrade (§3), /login, and with --rest the REST API ({@link Rest}). */
 final class HttpServer {
     static final String WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     private final Controller controller;
@@ -80,9 +80,16 @@ final class HttpServer {
                     int c = h.indexOf(':');
                     if (c > 0) headers.putIfAbsent(h.substring(0, c).trim().toLowerCase(Locale.ROOT), h.substring(c + 1).trim());
                 }
+                byte[] body = new byte[0];
                 if (headers.containsKey("content-length")) {
                     long n = Long.parseLong(headers.get("content-length"));
-                    for (long i = 0; i < n && i < (1 << 20); i++) if (in.read() < 0) break;
+                    ByteArrayOutputStream kept = new ByteArrayOutputStream();
+                    for (long i = 0; i < n && i < (1 << 20); i++) {
+                        int c = in.read();
+                        if (c < 0) break;
+                        kept.write(c);
+                    }
+                    body = kept.toByteArray();
                 }
                 String method = parts[0];
                 String path = parts[1];
@@ -110,6 +117,8 @@ final class HttpServer {
                     respond(out, 200, "OK", h, method.equals("HEAD") ? null : "Jenkins\n", close);
                 } else if (HelperScenarios.serve(method, path, out, close)) {
                     // the JVM helper's agent.jar
+                } else if (controller.rest != null && controller.rest.serve(method, parts[1], headers, body, out, close)) {
+                    // REST mode: the Jenkins API of the fleet and the demo (Rest)
                 } else if (path.equals("/login") || path.equals("/")) {
                     Map<String, String> h = new LinkedHashMap<>();
                     h.put("X-Jenkins", "2.479.3");

@@ -17,7 +17,14 @@ import java.util.concurrent.Executors;
  *     [--monitor-seconds N] [--state-dir DIR] [--remote-fs DIR] [--https] [--proxy]
  *     [--untar-source FILE --untar-dest DIR [--untar-compression GZIP|NONE] [--greedy true|false]]
  *     [--write-mib N] [--ack-delay-ms N] [--repeat N] [--soak-seconds N] [--http-port N] [--jnlp-port N]
- *     [build options: see Builds and tests/java/README.md]</pre>
+ *     [build options: see Builds and tests/java/README.md]
+ *     [--rest [--api-user USER] [--api-token-file FILE]]</pre>
+ *
+ * <p>{@code --rest}: REST mode ({@link Rest}), the controller of nectr-fleet and the demo loop:
+ * nodes created over REST (no {@code --node} needed), jobs, a queue and builds. With
+ * {@code --api-token-file} every REST request needs Basic auth {@code USER:TOKEN} (user
+ * {@code admin} unless {@code --api-user}); builds keep their stashes and artifacts under
+ * {@code --save-dir} (a temporary directory otherwise).
  *
  * Scenarios (after the bring-up): online, unknown, cancel, concurrent, refuse, restart, garbage,
  * wrong-identity, bench, streams, bigstream, cancel-stream, read, rpc, freestyle and pipeline (Builds), the
@@ -58,7 +65,7 @@ public final class Main {
                 + " [--job NAME] [--script-file FILE] [--unstable-return N] [--program FILE] [--abort-on TEXT]"
                 + " [--release-on TEXT --release-file PATH] [--restart-on TEXT] [--build-state FILE] [--save-dir DIR]"
                 + " [--heartbeat-seconds N] [--heartbeat-min-delta-seconds N] [--poll-max-ms N] [--env KEY=VALUE]..."
-                + " [--agent-jar FILE] [--plugin-classes DIR] [--go-file FILE]");
+                + " [--agent-jar FILE] [--plugin-classes DIR] [--go-file FILE] [--rest [--api-user USER] [--api-token-file FILE]]");
         System.exit(2);
     }
 
@@ -81,6 +88,9 @@ public final class Main {
         int jnlpPort = 0;
         boolean https = false;
         boolean proxy = false;
+        boolean rest = false;
+        String apiUser = "admin";
+        String apiToken = null;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--https")) {
@@ -89,6 +99,10 @@ public final class Main {
             }
             if (a.equals("--proxy")) {
                 proxy = true;
+                continue;
+            }
+            if (a.equals("--rest")) {
+                rest = true;
                 continue;
             }
             if (i + 1 >= args.length) usage("missing value for " + a);
@@ -204,6 +218,17 @@ public final class Main {
                 case "--plugin-classes":
                     HelperScenarios.pluginClasses = Path.of(v);
                     break;
+                case "--api-user":
+                    apiUser = v;
+                    break;
+                case "--api-token-file":
+                    try {
+                        apiToken = Files.readString(Path.of(v)).trim();
+                    } catch (IOException e) {
+                        usage("--api-token-file " + v + ": " + e);
+                    }
+                    if (apiToken.isEmpty()) usage("--api-token-file " + v + " is empty");
+                    break;
                 case "--go-file":
                     HelperScenarios.goFile = Path.of(v);
                     break;
@@ -212,7 +237,8 @@ public final class Main {
                     usage("unknown option " + a);
             }
         }
-        if (c.nodes.isEmpty()) usage("at least one --node NAME=SECRET is required");
+        if (c.nodes.isEmpty() && !rest) usage("at least one --node NAME=SECRET is required (or --rest)");
+        if (rest && !c.scenario.equals("online")) usage("--rest runs its own builds: no --scenario");
         if (c.scenario.equals("freestyle") && c.build.scriptFile == null) usage("--scenario freestyle needs --script-file FILE");
         if ((c.build.releaseOn == null) != (c.build.releaseFile == null)) usage("--release-on TEXT and --release-file PATH go together");
         if (c.scenario.equals("untar")) {
@@ -238,6 +264,11 @@ public final class Main {
             advertised = Base64.getEncoder().encodeToString(Identity.otherKey());
         }
         HttpServer http = new HttpServer(c, httpPort, jnlp.port(), advertised, web == null ? null : web.context);
+        c.url = (https ? "https" : "http") + "://127.0.0.1:" + http.port() + "/";
+        if (rest) {
+            Path save = c.build.saveDir != null ? Path.of(c.build.saveDir) : Files.createTempDirectory("nectr-sim-rest-");
+            c.rest = new Rest(c, apiUser, apiToken, save);
+        }
         jnlp.start();
         http.start();
         ConnectProxy connectProxy = proxy ? new ConnectProxy() : null;
@@ -246,7 +277,11 @@ public final class Main {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             http.stop();
             jnlp.stop();
-            for (Controller.Node n : c.nodes.values()) {
+            List<Controller.Node> all;
+            synchronized (c.nodes) {
+                all = new ArrayList<>(c.nodes.values());
+            }
+            for (Controller.Node n : all) {
                 SimChannel ch = n.current;
                 if (ch != null && ch.isOpen()) ch.close("controller shutting down");
             }

@@ -43,6 +43,7 @@ const METRICS: &[Meta] = &[
     Meta { name: "nectr_fleet_fence_outcomes_total", help: "Scale-in fence steps by outcome (fenced, retired, lifted, aborted).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_busy_terminations_total", help: "Terminations of an instance whose node was seen busy. Must stay 0.", kind: Kind::Counter },
     Meta { name: "nectr_fleet_orphans_cleaned_total", help: "Orphans cleaned up, by kind (instance, node, secret).", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_spot_interruptions_total", help: "Spot notices instances reported about themselves (tag nectr:interruption or, in pools with rebalance = true, nectr:rebalance), by pool and kind (interruption, rebalance); each instance counted once per process.", kind: Kind::Counter },
     Meta { name: "nectr_fleet_asg_adoptions_total", help: "Auto Scaling group instances adopted, by pool and kind (scale_out: a node waiting for it; group: launched by the group itself).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_config_reloads_total", help: "Config file reloads by result (applied, rejected).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_leader", help: "1 while this replica holds the leader lease (absent without a lease).", kind: Kind::Gauge },

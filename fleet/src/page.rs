@@ -124,7 +124,7 @@ pub fn render(status: &Value) -> String {
             h,
             "<section class=\"pool\" data-pool=\"{id}\"><h2>Pool {id}</h2>\n\
 <p>Demand <b class=\"demand\">{}</b> executor(s) (oldest waits {}) · supply: idle {}, busy {}, connecting {}, in flight {} · \
-{} instance(s), {} in flight, {} fenced · {}/h{}</p>",
+{} instance(s), {} in flight, {} fenced, {} interrupted · {}/h{}</p>",
             t(&p["demand_executors"]),
             duration(&p["oldest_wait_seconds"]),
             t(&p["idle_executors"]),
@@ -134,6 +134,7 @@ pub fn render(status: &Value) -> String {
             t(&p["instances"]),
             t(&p["in_flight_instances"]),
             t(&p["fenced"]),
+            t(&p["interrupted"]),
             dollars(&p["dollars_per_hour"]),
             if p["capped_by"].is_null() {
                 String::new()
@@ -161,7 +162,16 @@ pub fn render(status: &Value) -> String {
                 t(&i["type"]),
                 if i["spot"] == Value::Bool(true) { " (spot)" } else { "" },
                 duration(&i["age_seconds"]),
-                t(&i["state"]),
+                if i["spot_notice"].is_object() {
+                    format!(
+                        "{} <b class=\"notice\">spot {} notice {}</b>",
+                        t(&i["state"]),
+                        t(&i["spot_notice"]["kind"]),
+                        t(&i["spot_notice"]["time"])
+                    )
+                } else {
+                    t(&i["state"])
+                },
                 duration(&i["idle_seconds"]),
                 dollars(&i["cost_dollars"]),
             );

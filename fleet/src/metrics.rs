@@ -44,6 +44,8 @@ const METRICS: &[Meta] = &[
     Meta { name: "nectr_fleet_busy_terminations_total", help: "Terminations of an instance whose node was seen busy. Must stay 0.", kind: Kind::Counter },
     Meta { name: "nectr_fleet_orphans_cleaned_total", help: "Orphans cleaned up, by kind (instance, node, secret).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_spot_interruptions_total", help: "Spot notices instances reported about themselves (tag nectr:interruption or, in pools with rebalance = true, nectr:rebalance), by pool and kind (interruption, rebalance); each instance counted once per process.", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_job_cost_dollars_total", help: "Dollars of finished builds by job and pool: the build's instance-seconds (first to last poll seeing it on an executor) times the instance's price per second divided by its executors. The first 200 jobs by name, later ones as job=\"other\".", kind: Kind::Counter },
+    Meta { name: "nectr_fleet_job_instance_seconds_total", help: "Executor-seconds of finished builds by job and pool (the time attributed in nectr_fleet_job_cost_dollars_total); jobs capped as there.", kind: Kind::Counter },
     Meta { name: "nectr_fleet_asg_adoptions_total", help: "Auto Scaling group instances adopted, by pool and kind (scale_out: a node waiting for it; group: launched by the group itself).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_config_reloads_total", help: "Config file reloads by result (applied, rejected).", kind: Kind::Counter },
     Meta { name: "nectr_fleet_leader", help: "1 while this replica holds the leader lease (absent without a lease).", kind: Kind::Gauge },

@@ -182,6 +182,50 @@ pub fn render(status: &Value) -> String {
         h.push_str("</table></section>\n");
     }
 
+    // Cost by job.
+    let jc = &status["job_costs"];
+    if let Some(jobs) = jc["jobs"].as_array() {
+        let _ = writeln!(
+            h,
+            "<h2>Cost by job</h2>\n<p>Finished builds since this process started: each build's time on an executor × its instance's price per second ÷ the instance's executors ({} running now).</p>",
+            t(&jc["running_builds"])
+        );
+        h.push_str("<table id=\"job-costs\"><tr><th>job</th><th>builds</th><th>instance-seconds</th><th>dollars</th><th>by pool</th><th>by day</th></tr>\n");
+        if jobs.is_empty() {
+            h.push_str("<tr><td colspan=\"6\" class=\"muted\">no finished builds yet</td></tr>\n");
+        }
+        let split = |m: &Value| {
+            m.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{} {} ({} builds)",
+                                escape(k),
+                                dollars(&v["dollars"]),
+                                t(&v["builds"])
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                })
+                .unwrap_or_default()
+        };
+        for j in jobs {
+            let _ = writeln!(
+                h,
+                "<tr class=\"job-cost\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                t(&j["job"]),
+                t(&j["builds"]),
+                j["instance_seconds"].as_f64().map_or("–".into(), |s| format!("{s:.0}")),
+                dollars(&j["dollars"]),
+                split(&j["pools"]),
+                split(&j["days"]),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
     // Decisions.
     h.push_str("<h2>Last decisions</h2>\n<table id=\"decisions\"><tr><th>time</th><th>pool</th><th>decision</th><th>reason</th></tr>\n");
     let decisions = status["decisions"].as_array().cloned().unwrap_or_default();

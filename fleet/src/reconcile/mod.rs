@@ -133,6 +133,8 @@ pub struct Reconciler {
     adopted: BTreeMap<String, u64>,
     /// Instances seen with a spot notice (counted once each), until the describe drops them.
     spot_notices: BTreeMap<String, serde_json::Value>,
+    /// Per-job cost of finished builds (in memory: survives reloads, not restarts).
+    pub costs: crate::cost::CostBook,
     /// Where `plan` prints what it is reading (see [`Reconciler::with_progress`]).
     progress: Option<Progress>,
     /// Set by SIGTERM/SIGINT ([`Reconciler::run`]): finish the step under way, start no
@@ -206,6 +208,7 @@ impl Reconciler {
             groups: BTreeMap::new(),
             adopted: BTreeMap::new(),
             spot_notices: BTreeMap::new(),
+            costs: Default::default(),
             last_errors: Vec::new(),
             last_actions: Vec::new(),
             last_plan: None,
@@ -564,6 +567,11 @@ impl Reconciler {
         }
 
         self.note_spot_notices(&instances, now);
+        for f in self.costs.observe(&computers, &instances, &self.cfg, now) {
+            let labels = [("job", f.job.as_str()), ("pool", f.pool.as_str())];
+            metrics.inc("nectr_fleet_job_cost_dollars_total", &labels, f.dollars);
+            metrics.inc("nectr_fleet_job_instance_seconds_total", &labels, f.seconds);
+        }
 
         // Auto Scaling groups: their untagged instances get their nodes now, and count in
         // this poll's decision as booting instances (see asg.rs).
@@ -1457,6 +1465,7 @@ impl Reconciler {
             "notes": self.last_plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default(),
             "fences": self.memory.fences.keys().collect::<Vec<_>>(),
             "spot_notices": self.spot_notices.values().collect::<Vec<_>>(),
+            "job_costs": self.costs.json(),
             "groups": self.groups_json(),
             "launches_in_flight": self.memory.ledger.iter().map(|(t, e)| json!({"token": t, "pool": e.pool, "node": e.node, "instance": e.instance_id})).collect::<Vec<_>>(),
             "cloud_backoff_until": (self.cloud_backoff_until > now).then(|| crate::util::format_iso8601_ms(self.cloud_backoff_until)),

@@ -91,6 +91,7 @@ fn node(name: &str, pool: &str, connected: bool, execs: &[Option<bool>]) -> Comp
         connected,
         executors: execs.to_vec(),
         one_off_busy: 0,
+        builds: Vec::new(),
         labels: vec![],
     }
 }

@@ -141,6 +141,7 @@ fn instance(user_data: &str, tags: &[(&str, &str)]) -> Instance {
                 .collect::<BTreeMap<_, _>>(),
         ),
         role: Some("nectr-build-machine".into()),
+        ..Default::default()
     }
 }
 
@@ -326,6 +327,98 @@ fn boot_refuses_missing_or_conflicting_settings() {
     }
 }
 
+/// The spot watcher (`ami/files/nectr-spot-watch`) against the fake IMDSv2 and moto's EC2:
+/// it tags its own instance `nectr:rebalance` and `nectr:interruption` with the notices'
+/// times (what nectr-fleet reads), then exits; without a notice it tags nothing.
+#[test]
+fn spot_watch_tags_its_own_instance_with_the_notices() {
+    let moto = Moto::start();
+    let run = moto.ec2(
+        "RunInstances",
+        &[
+            ("ImageId", "ami-12345678"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ],
+    );
+    let id = run
+        .split("<instanceId>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("instance id in RunInstances answer")
+        .to_string();
+    let tags = |id: &str| {
+        moto.ec2(
+            "DescribeTags",
+            &[("Filter.1.Name", "resource-id"), ("Filter.1.Value.1", id)],
+        )
+    };
+    let dir = scratch("spot-watch");
+    let watch = |imds: &FakeImds, rounds: &str| {
+        let path = format!("{}:/usr/bin:/bin", aws_peers_bin().display());
+        Command::new(repo_root().join("ami/files/nectr-spot-watch"))
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", &dir)
+            .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.join("no-aws-credentials"),
+            )
+            .env("NECTR_IMDS_ENDPOINT", &imds.url)
+            .env("NECTR_AWS_ENDPOINT_URL", &moto.url)
+            .env("NECTR_SPOT_POLL_SECONDS", "0")
+            .env("NECTR_SPOT_ROUNDS", rounds)
+            .output()
+            .expect("run nectr-spot-watch")
+    };
+    let mut inst = Instance {
+        instance_id: id.clone(),
+        region: "us-east-1".into(),
+        role: Some("nectr-build-machine".into()),
+        ..Default::default()
+    };
+    // No notice: a few rounds, no tag.
+    let imds = FakeImds::start(inst.clone());
+    let o = watch(&imds, "3");
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(!tags(&id).contains("nectr:"), "{}", tags(&id));
+    // A rebalance recommendation: tagged, and it keeps watching.
+    inst.rebalance = Some("{\"noticeTime\": \"2026-12-04T00:00:00Z\"}".into());
+    let imds = FakeImds::start(inst.clone());
+    let o = watch(&imds, "2");
+    assert!(o.status.success(), "{}", out(&o));
+    let t = tags(&id);
+    assert!(
+        t.contains("<key>nectr:rebalance</key>")
+            && t.contains("<value>2026-12-04T00:00:00Z</value>"),
+        "{t}\n{}",
+        out(&o)
+    );
+    assert!(!t.contains("nectr:interruption"), "{t}");
+    // The interruption notice: tagged with its action time, and the watcher is done.
+    inst.spot_action =
+        Some("{\"action\": \"terminate\", \"time\": \"2026-12-04T00:02:00Z\"}".into());
+    let imds = FakeImds::start(inst);
+    let o = watch(&imds, "5");
+    assert!(o.status.success(), "{}", out(&o));
+    let t = tags(&id);
+    assert!(
+        t.contains("<key>nectr:interruption</key>")
+            && t.contains("<value>2026-12-04T00:02:00Z</value>"),
+        "{t}\n{}",
+        out(&o)
+    );
+    let said = out(&o);
+    assert!(said.contains("spot interruption notice"), "{said}");
+    // Neither the IMDS session token nor the role's keys are ever printed.
+    assert!(
+        !said.contains("DO-NOT-PRINT"),
+        "a secret in the watcher's output: {said}"
+    );
+    assert_eq!(imds.log.lock().unwrap().unauthorized, 0);
+}
+
 /// The units as installed on the image: agent/dist's unit with the build machine's drop-in,
 /// and nectr-boot.service, verified together (drop-ins are read from the unit path).
 #[test]
@@ -349,6 +442,13 @@ fn the_build_machine_units_pass_systemd_analyze_verify() {
             &files.join("nectr-boot").display().to_string(),
         );
     std::fs::write(dir.join("nectr-boot.service"), &boot).unwrap();
+    let spot = std::fs::read_to_string(files.join("nectr-spot-watch.service"))
+        .unwrap()
+        .replace(
+            "/usr/local/sbin/nectr-spot-watch",
+            &files.join("nectr-spot-watch").display().to_string(),
+        );
+    std::fs::write(dir.join("nectr-spot-watch.service"), &spot).unwrap();
     let verify = |dropin: &str| {
         std::fs::write(dir.join("nectr-agent.service.d/build-machine.conf"), dropin).unwrap();
         let o = Command::new("systemd-analyze")
@@ -356,6 +456,7 @@ fn the_build_machine_units_pass_systemd_analyze_verify() {
             .args(["verify", "--man=no"])
             .arg(dir.join("nectr-agent.service"))
             .arg(dir.join("nectr-boot.service"))
+            .arg(dir.join("nectr-spot-watch.service"))
             .output()
             .expect("systemd-analyze (scripts/test installs Debian's systemd)");
         (o.status.success(), out(&o))

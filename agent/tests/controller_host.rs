@@ -496,6 +496,20 @@ fn the_iam_policies_parse_and_grant_only_what_they_say() {
         own["Condition"]["StringLike"]["ec2:SourceInstanceARN"],
         "arn:aws:ec2:REGION:ACCOUNT_ID:instance/${aws:ResourceTag/nectr:instance}"
     );
+    // A build machine may write only the two spot-notice tags, on instances of its fleet.
+    let spot = sid(
+        "agent-role-policy.json",
+        "ReportSpotNoticesOnInstancesOfItsFleet",
+    );
+    assert_eq!(spot["Action"], "ec2:CreateTags");
+    assert_eq!(
+        spot["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+        serde_json::json!(["nectr:interruption", "nectr:rebalance"])
+    );
+    assert_eq!(
+        spot["Condition"]["StringEquals"]["ec2:ResourceTag/nectr:fleet-id"],
+        "FLEET_ID"
+    );
     // The fleet terminates and launches only instances carrying its tag.
     let term = sid("fleet-policy.json", "TerminateOnlyItsOwnInstances");
     assert_eq!(

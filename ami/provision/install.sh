@@ -22,6 +22,7 @@ say "nectr-agent, nectr-agent-push (push / fetch) and the boot script"
 install -m 0755 "$src/nectr-agent" /usr/local/bin/nectr-agent
 install -m 0755 "$src/nectr-agent-push" /usr/local/bin/nectr-agent-push
 install -m 0755 "$src/files/nectr-boot" /usr/local/sbin/nectr-boot
+install -m 0755 "$src/files/nectr-spot-watch" /usr/local/sbin/nectr-spot-watch
 /usr/local/bin/nectr-agent -version
 /usr/local/bin/nectr-agent push --version
 
@@ -31,9 +32,12 @@ install -d -m 0755 /etc/systemd/system/nectr-agent.service.d
 install -m 0644 "$src/files/nectr-agent.service.d/build-machine.conf" \
   /etc/systemd/system/nectr-agent.service.d/build-machine.conf
 install -m 0644 "$src/files/nectr-boot.service" /etc/systemd/system/nectr-boot.service
+install -m 0644 "$src/files/nectr-spot-watch.service" /etc/systemd/system/nectr-spot-watch.service
 install -d -m 0755 /etc/nectr-agent
 systemctl daemon-reload
 systemctl enable nectr-boot.service
+# Reports spot interruption notices and rebalance recommendations as instance tags.
+systemctl enable nectr-spot-watch.service
 # nectr-agent.service is started by nectr-boot, never on its own.
 systemctl disable nectr-agent.service 2>/dev/null || true
 

@@ -16,6 +16,7 @@
 
 pub mod cloud;
 pub mod config;
+pub mod cost;
 pub mod jenkins;
 pub mod lease;
 pub mod log;

@@ -124,7 +124,7 @@ pub fn render(status: &Value) -> String {
             h,
             "<section class=\"pool\" data-pool=\"{id}\"><h2>Pool {id}</h2>\n\
 <p>Demand <b class=\"demand\">{}</b> executor(s) (oldest waits {}) · supply: idle {}, busy {}, connecting {}, in flight {} · \
-{} instance(s), {} in flight, {} fenced · {}/h{}</p>",
+{} instance(s), {} in flight, {} fenced, {} interrupted · {}/h{}</p>",
             t(&p["demand_executors"]),
             duration(&p["oldest_wait_seconds"]),
             t(&p["idle_executors"]),
@@ -134,6 +134,7 @@ pub fn render(status: &Value) -> String {
             t(&p["instances"]),
             t(&p["in_flight_instances"]),
             t(&p["fenced"]),
+            t(&p["interrupted"]),
             dollars(&p["dollars_per_hour"]),
             if p["capped_by"].is_null() {
                 String::new()
@@ -161,7 +162,16 @@ pub fn render(status: &Value) -> String {
                 t(&i["type"]),
                 if i["spot"] == Value::Bool(true) { " (spot)" } else { "" },
                 duration(&i["age_seconds"]),
-                t(&i["state"]),
+                if i["spot_notice"].is_object() {
+                    format!(
+                        "{} <b class=\"notice\">spot {} notice {}</b>",
+                        t(&i["state"]),
+                        t(&i["spot_notice"]["kind"]),
+                        t(&i["spot_notice"]["time"])
+                    )
+                } else {
+                    t(&i["state"])
+                },
                 duration(&i["idle_seconds"]),
                 dollars(&i["cost_dollars"]),
             );
@@ -170,6 +180,50 @@ pub fn render(status: &Value) -> String {
             h.push_str("<tr><td colspan=\"8\" class=\"muted\">no instances</td></tr>\n");
         }
         h.push_str("</table></section>\n");
+    }
+
+    // Cost by job.
+    let jc = &status["job_costs"];
+    if let Some(jobs) = jc["jobs"].as_array() {
+        let _ = writeln!(
+            h,
+            "<h2>Cost by job</h2>\n<p>Finished builds since this process started: each build's time on an executor × its instance's price per second ÷ the instance's executors ({} running now).</p>",
+            t(&jc["running_builds"])
+        );
+        h.push_str("<table id=\"job-costs\"><tr><th>job</th><th>builds</th><th>instance-seconds</th><th>dollars</th><th>by pool</th><th>by day</th></tr>\n");
+        if jobs.is_empty() {
+            h.push_str("<tr><td colspan=\"6\" class=\"muted\">no finished builds yet</td></tr>\n");
+        }
+        let split = |m: &Value| {
+            m.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{} {} ({} builds)",
+                                escape(k),
+                                dollars(&v["dollars"]),
+                                t(&v["builds"])
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                })
+                .unwrap_or_default()
+        };
+        for j in jobs {
+            let _ = writeln!(
+                h,
+                "<tr class=\"job-cost\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                t(&j["job"]),
+                t(&j["builds"]),
+                j["instance_seconds"].as_f64().map_or("–".into(), |s| format!("{s:.0}")),
+                dollars(&j["dollars"]),
+                split(&j["pools"]),
+                split(&j["days"]),
+            );
+        }
+        h.push_str("</table>\n");
     }
 
     // Decisions.

@@ -552,6 +552,24 @@ fn the_fleet_on_the_real_jenkins_with_real_agents() {
         "{live:?}"
     );
 
+    // --- per-job cost: the real computer read names the build on the executor ---------------
+    r.poll_once(true);
+    let pinned = r
+        .costs
+        .job("pinned")
+        .unwrap_or_else(|| {
+            panic!(
+                "the pinned build was not attributed: {}",
+                r.shared.status()["job_costs"]
+            )
+        })
+        .clone();
+    assert_eq!(pinned.total.builds, 1, "{pinned:?}");
+    assert!(
+        pinned.total.instance_seconds > 0.0 && pinned.pools.contains_key("linux"),
+        "{pinned:?}"
+    );
+
     // --- idle: fenced, deleted, secret deleted, terminated, agent stopped ----------------------
     let drains_before = racing.drains.lock().unwrap().len();
     let mut seen_fence = None;

@@ -1,6 +1,6 @@
 //! The status page (`GET /`) in a real headless Chromium (Debian's `chromium`, installed by
 //! scripts/test): it loads, shows a launched instance, and shows a later decision after a
-//! poll. Saves a screenshot under target/. A missing chromium fails the test.
+//! poll, and a finished build in the cost-by-job table. Saves a screenshot under target/. A missing chromium fails the test.
 
 mod support;
 
@@ -101,6 +101,31 @@ fn the_status_page_in_chromium() {
         "a new decision: {dom}"
     );
     assert!(dom.contains("demand 12 executor(s)"), "{dom}");
+
+    // A build of `nightly` runs on the first node and finishes: the cost table names it.
+    jenkins.lock().queue.clear();
+    let node = jenkins.lock().nodes.keys().next().cloned().expect("node");
+    {
+        let mut s = jenkins.lock();
+        let n = s.nodes.get_mut(&node).expect("node");
+        n.connected = true;
+        n.executors[0] = false;
+        n.running.insert(0, ("nightly".into(), 41));
+    }
+    rec.poll_once(true);
+    {
+        let mut s = jenkins.lock();
+        let n = s.nodes.get_mut(&node).expect("node");
+        n.executors[0] = true;
+        n.running.clear();
+    }
+    rec.poll_once(true);
+    let dom = dump_dom(&profile, &url);
+    assert!(dom.contains("Cost by job"), "{dom}");
+    assert!(
+        dom.contains("<tr class=\"job-cost\"><td>nightly</td><td>1</td>"),
+        "{dom}"
+    );
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let out = browser(&profile)

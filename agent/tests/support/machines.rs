@@ -141,6 +141,23 @@ impl Moto {
         );
     }
 
+    /// An EC2 call (query protocol, form body without `Action`'s `Version`); the XML answer,
+    /// panics unless 200.
+    pub fn ec2(&self, action: &str, params: &[(&str, &str)]) -> String {
+        let mut body = format!("Action={action}&Version=2016-11-15");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={v}"));
+        }
+        let r = ureq::post(&format!("{}/", self.url))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .set("Authorization", &auth("ec2"))
+            .send_string(&body);
+        match r {
+            Ok(r) => r.into_string().unwrap(),
+            Err(e) => panic!("EC2 {action}: {e}"),
+        }
+    }
+
     /// An S3 call with a fake signature; returns (status, body).
     pub fn s3(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
         let r = ureq::request(method, &format!("{}{path}", self.url))
@@ -169,6 +186,10 @@ pub struct Instance {
     pub tags: Option<BTreeMap<String, String>>,
     /// The instance role (its keys are static test keys).
     pub role: Option<String>,
+    /// `meta-data/spot/instance-action` (the interruption notice JSON); `None`: 404.
+    pub spot_action: Option<String>,
+    /// `meta-data/events/recommendations/rebalance` (JSON); `None`: 404.
+    pub rebalance: Option<String>,
 }
 
 #[derive(Default)]
@@ -280,6 +301,8 @@ fn imds_answer(inst: &Instance, path: &str) -> (u16, String) {
         "/latest/meta-data/instance-id" => (200, inst.instance_id.clone()),
         "/latest/meta-data/placement/region" => (200, inst.region.clone()),
         "/latest/user-data" => found(inst.user_data.clone()),
+        "/latest/meta-data/spot/instance-action" => found(inst.spot_action.clone()),
+        "/latest/meta-data/events/recommendations/rebalance" => found(inst.rebalance.clone()),
         "/latest/meta-data/tags/instance" | "/latest/meta-data/tags/instance/" => {
             found(inst.tags.as_ref().map(|t| {
                 t.keys().cloned().collect::<Vec<_>>().join("\n")

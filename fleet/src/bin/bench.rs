@@ -95,6 +95,7 @@ fn main() {
             connected: i % 50 != 0,
             executors: (0..execs).map(|k| Some(!busy || k % 2 == 1)).collect(),
             one_off_busy: 0,
+            builds: Vec::new(),
             labels: vec![],
         });
         let mut tags = BTreeMap::new();

@@ -24,6 +24,13 @@ pub const TAG_TOKEN: &str = "nectr:launch-token";
 pub const TAG_INSTANCE: &str = "nectr:instance";
 /// Set by Auto Scaling on every instance of a group: the group's name.
 pub const TAG_ASG: &str = "aws:autoscaling:groupName";
+/// Set by the instance itself (`ami/files/nectr-spot-watch`) when its instance metadata
+/// shows a spot interruption notice: the notice's action time (ISO 8601).
+pub const TAG_INTERRUPTION: &str = "nectr:interruption";
+/// Set by the instance itself when its instance metadata shows a rebalance
+/// recommendation: the notice time (ISO 8601). Acted on only in pools with
+/// `rebalance = true`.
+pub const TAG_REBALANCE: &str = "nectr:rebalance";
 
 /// An Auto Scaling group as the fleet reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +120,17 @@ impl Instance {
     }
     pub fn token(&self) -> Option<&str> {
         self.tag(TAG_TOKEN)
+    }
+    /// The spot notice this instance reported about itself, if any: `"interruption"` (the
+    /// 2-minute notice), else `"rebalance"` when `rebalance` is on for its pool.
+    pub fn spot_notice(&self, rebalance: bool) -> Option<&'static str> {
+        if self.tags.contains_key(TAG_INTERRUPTION) {
+            Some("interruption")
+        } else if rebalance && self.tags.contains_key(TAG_REBALANCE) {
+            Some("rebalance")
+        } else {
+            None
+        }
     }
     /// Counts against caps and can run an agent (everything but shutting-down/terminated).
     pub fn is_live(&self) -> bool {

@@ -214,6 +214,9 @@ pub struct Pool {
     pub tags: BTreeMap<String, String>,
     /// Assumed spot saving: a spot instance costs `price × (1 − spot_discount)`.
     pub spot_discount: f64,
+    /// `rebalance = true`: a rebalance recommendation the instance reports (tag
+    /// `nectr:rebalance`) fences and replaces it like an interruption notice.
+    pub rebalance: bool,
     /// `[[pool.schedule]]`: `min_instances` / `spare_executors` by cron window
     /// ([`Pool::in_force`], [`Config::at`]).
     pub schedules: Vec<schedule::Schedule>,

@@ -137,6 +137,9 @@ pub struct RawPool {
     pub tags: BTreeMap<String, String>,
     /// Assumed spot saving (0 to 0.95) used to price spot instances from the on-demand price.
     pub spot_discount: Option<f64>,
+    /// Act on rebalance recommendations as on interruption notices.
+    #[serde(default)]
+    pub rebalance: bool,
     #[serde(default)]
     pub schedule: Vec<RawSchedule>,
 }
@@ -1082,6 +1085,7 @@ fn validate_pool(
     Some(Pool {
         schedules,
         spot_discount,
+        rebalance: rp.rebalance,
         name,
         backend,
         labels,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 /// `tree=` filter of the demand read (one request per poll).
 pub const QUEUE_TREE: &str = "items[id,inQueueSince,buildableStartMilliseconds,blocked,buildable,pending,stuck,why,task[name,url,labelExpression]]";
 /// `tree=` filter of the supply read (one request per poll).
-pub const COMPUTER_TREE: &str = "computer[displayName,description,numExecutors,offline,temporarilyOffline,offlineCauseReason,idle,absoluteRemotePath,assignedLabels[name],executors[idle,currentExecutable[fullDisplayName]],oneOffExecutors[idle]]";
+pub const COMPUTER_TREE: &str = "computer[displayName,description,numExecutors,offline,temporarilyOffline,offlineCauseReason,idle,absoluteRemotePath,assignedLabels[name],executors[idle,currentExecutable[url,fullDisplayName]],oneOffExecutors[idle]]";
 /// `tree=` filter of the single-node re-read done by the scale-in fence.
 pub const ONE_COMPUTER_TREE: &str = "displayName,description,numExecutors,offline,temporarilyOffline,offlineCauseReason,idle,absoluteRemotePath,assignedLabels[name],executors[idle],oneOffExecutors[idle]";
 
@@ -53,6 +53,51 @@ pub struct Computer {
     /// One-off executors that are busy or of unknown state.
     pub one_off_busy: u32,
     pub labels: Vec<String>,
+    /// The build each busy executor runs, when Jenkins names it (`currentExecutable` is null
+    /// without Item/Read on the build): for per-job cost attribution.
+    pub builds: Vec<RunningBuild>,
+}
+
+/// A build on one executor of a computer (`executors[i].currentExecutable`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningBuild {
+    /// The executor's position in the computer's list.
+    pub executor: usize,
+    /// The build's URL (a Pipeline `node` block's placeholder carries its run's URL).
+    pub url: Option<String>,
+    pub display_name: String,
+    /// The job's full name: `folder/job` from the URL's `job/…` segments, else the display
+    /// name without its ` #N`.
+    pub job: String,
+}
+
+/// The job of a build: `job/a/job/b/12/` → `a/b` (percent-decoded); without a URL, the
+/// display name without its trailing ` #N` (`a » b #12` → `a » b`).
+pub fn job_of_build(url: Option<&str>, display_name: &str) -> String {
+    if let Some(u) = url {
+        let path = u
+            .split("://")
+            .nth(1)
+            .map_or(u, |rest| rest.find('/').map_or("", |i| &rest[i..]));
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut names = Vec::new();
+        let mut i = 0;
+        while i + 1 < segs.len() {
+            if segs[i] == "job" {
+                names.push(crate::util::pct_decode(segs[i + 1]));
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        if !names.is_empty() {
+            return names.join("/");
+        }
+    }
+    match display_name.rsplit_once(" #") {
+        Some((job, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => job.to_string(),
+        _ => display_name.to_string(),
+    }
 }
 
 impl Computer {
@@ -143,8 +188,18 @@ struct RawLabel {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawExecutor {
     idle: Option<bool>,
+    #[serde(default)]
+    current_executable: Option<RawExecutable>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawExecutable {
+    url: Option<String>,
+    full_display_name: Option<String>,
 }
 
 /// Parse the body of `GET /queue/api/json?tree=...`. Items without an id are skipped.
@@ -178,7 +233,23 @@ pub fn parse_queue(body: &str) -> Result<Vec<QueueItem>, String> {
 fn computer_from_raw(c: RawComputer) -> Option<Computer> {
     let name = c.display_name?;
     let offline = c.offline.unwrap_or(true);
+    let builds = c
+        .executors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let x = e.current_executable.as_ref()?;
+            let display_name = x.full_display_name.clone().or_else(|| x.url.clone())?;
+            Some(RunningBuild {
+                executor: i,
+                job: job_of_build(x.url.as_deref(), &display_name),
+                url: x.url.clone(),
+                display_name,
+            })
+        })
+        .collect();
     Some(Computer {
+        builds,
         connected: c.absolute_remote_path.is_some() || !offline,
         class: c.class,
         name,

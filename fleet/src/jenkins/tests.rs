@@ -153,3 +153,22 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn running_builds_come_from_current_executable() {
+    let body = r#"{"computer":[{"_class":"hudson.slaves.SlaveComputer","displayName":"n1","numExecutors":3,"offline":false,"idle":false,
+      "executors":[{"idle":false,"currentExecutable":{"_class":"org.jenkinsci.plugins.workflow.support.steps.ExecutorStepExecution$PlaceholderTask$PlaceholderExecutable","url":"http://ci/job/f/job/p/4/","fullDisplayName":"f » p #4"}},
+                   {"idle":true,"currentExecutable":null},
+                   {"idle":false,"currentExecutable":null},
+                   {"idle":false,"currentExecutable":{"fullDisplayName":"free style #2"}}]}]}"#;
+    let c = &parse_computers(body).unwrap()[0];
+    assert_eq!(c.builds.len(), 2, "{:?}", c.builds);
+    assert_eq!(c.builds[0].executor, 0);
+    assert_eq!(c.builds[0].job, "f/p");
+    assert_eq!(c.builds[0].url.as_deref(), Some("http://ci/job/f/job/p/4/"));
+    assert_eq!(c.builds[1].executor, 3);
+    assert_eq!(c.builds[1].job, "free style");
+    // Without Item/Read the build is null: busy all the same, just not attributed.
+    assert_eq!(c.busy_executors(), 3);
+    assert!(COMPUTER_TREE.contains("currentExecutable[url,fullDisplayName]"));
+}

@@ -131,6 +131,10 @@ pub struct Reconciler {
     groups: BTreeMap<String, Group>,
     /// Group instances this process tagged (adopted), with when, until the describe shows it.
     adopted: BTreeMap<String, u64>,
+    /// Instances seen with a spot notice (counted once each), until the describe drops them.
+    spot_notices: BTreeMap<String, serde_json::Value>,
+    /// Per-job cost of finished builds (in memory: survives reloads, not restarts).
+    pub costs: crate::cost::CostBook,
     /// Where `plan` prints what it is reading (see [`Reconciler::with_progress`]).
     progress: Option<Progress>,
     /// Set by SIGTERM/SIGINT ([`Reconciler::run`]): finish the step under way, start no
@@ -203,6 +207,8 @@ impl Reconciler {
             last_secret_sweep_ms: 0,
             groups: BTreeMap::new(),
             adopted: BTreeMap::new(),
+            spot_notices: BTreeMap::new(),
+            costs: Default::default(),
             last_errors: Vec::new(),
             last_actions: Vec::new(),
             last_plan: None,
@@ -560,6 +566,13 @@ impl Reconciler {
             }
         }
 
+        self.note_spot_notices(&instances, now);
+        for f in self.costs.observe(&computers, &instances, &self.cfg, now) {
+            let labels = [("job", f.job.as_str()), ("pool", f.pool.as_str())];
+            metrics.inc("nectr_fleet_job_cost_dollars_total", &labels, f.dollars);
+            metrics.inc("nectr_fleet_job_instance_seconds_total", &labels, f.seconds);
+        }
+
         // Auto Scaling groups: their untagged instances get their nodes now, and count in
         // this poll's decision as booting instances (see asg.rs).
         if act && !self.groups.is_empty() && self.may_act() {
@@ -610,6 +623,55 @@ impl Reconciler {
         report.plan = Some(plan);
         self.finish(now, &report);
         report
+    }
+
+    /// Count and log each owned instance's spot notice once (the tag stays until EC2 takes
+    /// the instance); forget instances the describe no longer shows.
+    fn note_spot_notices(&mut self, instances: &[Instance], now: u64) {
+        let owned: Vec<&Instance> = instances
+            .iter()
+            .filter(|i| i.is_owned_by(&self.cfg.fleet_id, &self.cfg.jenkins.url))
+            .collect();
+        self.spot_notices
+            .retain(|id, _| owned.iter().any(|i| &i.id == id));
+        for i in owned {
+            let pool = i.pool().unwrap_or("");
+            let rebalance = self.cfg.pool(pool).is_some_and(|p| p.rebalance);
+            let Some(kind) = i.spot_notice(rebalance) else {
+                continue;
+            };
+            if self.spot_notices.contains_key(&i.id) {
+                continue;
+            }
+            let tag = if kind == "interruption" {
+                crate::cloud::TAG_INTERRUPTION
+            } else {
+                crate::cloud::TAG_REBALANCE
+            };
+            log_warn!(
+                "instance {} (node {}, pool {pool}) reported a spot {kind} notice ({}): fencing it and launching its replacement",
+                i.id,
+                i.node().unwrap_or("none"),
+                i.tag(tag).unwrap_or("")
+            );
+            self.shared.metrics.inc(
+                "nectr_fleet_spot_interruptions_total",
+                &[("pool", pool), ("kind", kind)],
+                1.0,
+            );
+            self.spot_notices.insert(
+                i.id.clone(),
+                json!({
+                    "instance": i.id,
+                    "pool": pool,
+                    "node": i.node(),
+                    "kind": kind,
+                    "notice": i.tag(tag),
+                    "seen": crate::util::format_iso8601_ms(now),
+                    "state": i.state.as_str(),
+                }),
+            );
+        }
     }
 
     fn export_plan_metrics(&self, plan: &Plan) {
@@ -1352,6 +1414,7 @@ impl Reconciler {
                                 "launches_last_decision": v.launches,
                                 "capped_by": v.capped_by,
                                 "dollars_per_hour": v.dollars_per_hour,
+                                "interrupted": v.interrupted,
                             }),
                         )
                     })
@@ -1401,6 +1464,8 @@ impl Reconciler {
             "not_launchable": self.last_plan.as_ref().map(|p| p.not_launchable.clone()).unwrap_or_default(),
             "notes": self.last_plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default(),
             "fences": self.memory.fences.keys().collect::<Vec<_>>(),
+            "spot_notices": self.spot_notices.values().collect::<Vec<_>>(),
+            "job_costs": self.costs.json(),
             "groups": self.groups_json(),
             "launches_in_flight": self.memory.ledger.iter().map(|(t, e)| json!({"token": t, "pool": e.pool, "node": e.node, "instance": e.instance_id})).collect::<Vec<_>>(),
             "cloud_backoff_until": (self.cloud_backoff_until > now).then(|| crate::util::format_iso8601_ms(self.cloud_backoff_until)),

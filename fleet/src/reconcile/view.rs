@@ -27,8 +27,10 @@ pub fn instance_rows(
         let node = i.node();
         let c = node.and_then(|n| computers.iter().find(|c| c.name == n));
         let fenced = node.is_some_and(|n| memory.fences.contains_key(n));
+        let notice = i.spot_notice(cfg.pool(pool).is_some_and(|p| p.rebalance));
         let node_state = match c {
             None => "no node",
+            Some(_) if notice.is_some() && fenced => "fenced after a spot notice",
             Some(_) if fenced => "fenced",
             Some(c) if !c.connected => "connecting",
             Some(c) if c.is_certainly_idle() => "idle",
@@ -64,6 +66,10 @@ pub fn instance_rows(
             "idle_seconds": idle,
             "price_per_hour": price,
             "cost_dollars": cost,
+            "spot_notice": notice.map(|k| json!({
+                "kind": k,
+                "time": i.tag(if k == "interruption" { crate::cloud::TAG_INTERRUPTION } else { crate::cloud::TAG_REBALANCE }),
+            })),
         }));
     }
     rows

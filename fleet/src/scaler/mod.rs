@@ -123,6 +123,9 @@ pub struct PoolView {
     pub launches: u32,
     pub capped_by: Option<String>,
     pub dollars_per_hour: f64,
+    /// Nodes whose instance reported a spot interruption notice or (with `rebalance`) a
+    /// rebalance recommendation: fenced, not supply, their builds counted as demand.
+    pub interrupted: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -469,6 +472,32 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
                 })
         })
         .collect();
+    // Running instances that reported a spot interruption notice (or a rebalance
+    // recommendation, in pools that act on it) through their own tag: EC2 takes them within
+    // two minutes. Fenced now like a dying instance, never lifted, not counted as supply or
+    // against the instance caps (their replacement launches in this poll), and their running
+    // builds count as demand: `retry(conditions: [agent()])` brings them back.
+    let noticed: BTreeMap<&str, (&Instance, &'static str)> = live
+        .iter()
+        .filter_map(|i| {
+            let rebalance = i
+                .pool()
+                .and_then(|p| cfg.pool(p))
+                .is_some_and(|p| p.rebalance);
+            let kind = i.spot_notice(rebalance)?;
+            Some((i.id.as_str(), (*i, kind)))
+        })
+        .collect();
+    let noticed_nodes: BTreeMap<&str, &'static str> = noticed
+        .values()
+        .filter_map(|(i, k)| Some((i.node()?, *k)))
+        .filter(|(n, _)| by_name.contains_key(n))
+        .collect();
+    let dying: BTreeSet<&str> = dying
+        .into_iter()
+        .chain(noticed_nodes.keys().copied())
+        .collect();
+    let live_counted = live.iter().filter(|i| !noticed.contains_key(i.id.as_str()));
 
     // Demand.
     let table = attribute(snap.queue, snap.computers, cfg, now);
@@ -482,7 +511,7 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         .fold(0.0_f64, f64::max);
 
     // Global totals for caps (live instances + in flight).
-    let mut global_count: u64 = live.len() as u64 + mem.ledger.len() as u64;
+    let mut global_count: u64 = live_counted.count() as u64 + mem.ledger.len() as u64;
     let mut global_dollars: f64 = live
         .iter()
         .map(|i| instance_price(cfg, i.pool(), &i.instance_type, max_price))
@@ -517,6 +546,13 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         for o in &pool_nodes {
             if dying.contains(o.c.name.as_str()) {
                 fenced += 1;
+                if noticed_nodes.contains_key(o.c.name.as_str()) {
+                    v.interrupted += 1;
+                    if o.c.connected {
+                        // Its builds are lost with it and come back through their retry.
+                        v.demand_executors += o.c.busy_executors();
+                    }
+                }
                 continue;
             }
             let is_fenced = mem.fences.contains_key(&o.c.name) || o.c.temporarily_offline;
@@ -544,7 +580,10 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         }
         v.fenced = fenced;
         // Booting: live instances whose node has not connected yet, within the deadline.
-        for i in &pool_live {
+        for i in pool_live
+            .iter()
+            .filter(|i| !noticed.contains_key(i.id.as_str()))
+        {
             let node = i.node().and_then(|n| by_name.get(n));
             let up = node.is_some_and(|o| o.c.connected);
             let fenced =
@@ -575,7 +614,10 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
             .map(|e| e.executors)
             .sum();
         v.in_flight_instances = pool_ledger.len() as u32;
-        v.instances = pool_live.len() as u32;
+        v.instances = pool_live
+            .iter()
+            .filter(|i| !noticed.contains_key(i.id.as_str()))
+            .count() as u32;
         // `+ 0.0`: an empty f64 sum is -0.0, which prints as "$-0.00/h".
         v.dollars_per_hour = pool_live
             .iter()
@@ -712,11 +754,16 @@ pub fn decide(snap: &Snapshot<'_>, cfg: &Config, now: u64) -> Plan {
         let n = o.c.name.as_str();
         if dying.contains(n) && !fencing.contains(n) && !o.c.temporarily_offline {
             fencing.insert(n);
+            let reason = match noticed_nodes.get(n) {
+                Some(&"rebalance") => "its instance got a rebalance recommendation",
+                Some(_) => "its instance got a spot interruption notice",
+                None => "its instance is shutting down or stopped",
+            };
             plan.fences.push(NodeAction {
                 node: o.c.name.clone(),
                 pool: o.tag.pool.clone(),
                 instance: None,
-                reason: "its instance is shutting down or stopped".into(),
+                reason: reason.into(),
             });
         }
     }

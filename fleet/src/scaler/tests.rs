@@ -91,6 +91,7 @@ fn node(name: &str, pool: &str, connected: bool, execs: &[Option<bool>]) -> Comp
         connected,
         executors: execs.to_vec(),
         one_off_busy: 0,
+        builds: Vec::new(),
         labels: vec![],
     }
 }
@@ -942,4 +943,72 @@ fn writes_with_an_unknown_outcome_hold_the_fence() {
     assert!(m.lifting.contains_key("a"));
     let m = observe(&mem, &idle, &insts, &c, NOW + 15_000);
     assert!(m.lifting.is_empty());
+}
+
+#[test]
+fn spot_notice_fences_and_replaces_even_at_max_instances() {
+    // One instance, the pool at max_instances = 1, its node busy on both executors.
+    let cfg = cfg_with("", "max_instances = 1");
+    let busy = [node("n1", "linux", true, &[Some(false), Some(false)])];
+    let mut i = inst("i-1", "linux", "n1", "c5.xlarge", NOW - 3_600_000);
+    let p = run(&cfg, &[], &busy, &[i.clone()], &warm());
+    assert!(p.fences.is_empty() && p.launches.is_empty(), "{p:?}");
+
+    // The interruption notice: fenced, its 2 builds are demand, and the doomed instance
+    // does not hold the pool's only slot.
+    i.tags.insert(
+        crate::cloud::TAG_INTERRUPTION.into(),
+        "2026-12-04T00:02:00Z".into(),
+    );
+    let p = run(&cfg, &[], &busy, &[i.clone()], &warm());
+    assert_eq!(p.fences.len(), 1, "{p:?}");
+    assert!(p.fences[0].reason.contains("spot interruption"), "{p:?}");
+    assert_eq!(p.launches.len(), 1, "{p:?}");
+    let v = &p.pools["linux"];
+    assert_eq!(
+        (v.interrupted, v.demand_executors, v.busy_executors),
+        (1, 2, 0)
+    );
+    assert_eq!(v.instances, 0);
+
+    // Fenced and still busy: never lifted, never retired.
+    let f = [fenced(busy[0].clone(), NOW - 60_000)];
+    let p = run(
+        &cfg,
+        &[],
+        &f,
+        &[i.clone()],
+        &fenced_mem(&[("n1", NOW - 60_000)]),
+    );
+    assert!(
+        p.lifts.is_empty() && p.retires.is_empty() && p.fences.is_empty(),
+        "{p:?}"
+    );
+    // Idle: retired (and its instance terminated) after the settle interval.
+    let idle = [fenced(
+        node("n1", "linux", true, &[Some(true), Some(true)]),
+        NOW - 60_000,
+    )];
+    let p = run(
+        &cfg,
+        &[],
+        &idle,
+        &[i.clone()],
+        &fenced_mem(&[("n1", NOW - 60_000)]),
+    );
+    assert_eq!(p.retires.len(), 1, "{p:?}");
+    assert_eq!(p.retires[0].instance.as_deref(), Some("i-1"));
+
+    // A rebalance recommendation is ignored unless the pool says `rebalance = true`.
+    let mut r = inst("i-1", "linux", "n1", "c5.xlarge", NOW - 3_600_000);
+    r.tags.insert(
+        crate::cloud::TAG_REBALANCE.into(),
+        "2026-12-04T00:00:00Z".into(),
+    );
+    let p = run(&cfg, &[], &busy, &[r.clone()], &warm());
+    assert!(p.fences.is_empty(), "{p:?}");
+    let cfg = cfg_with("", "max_instances = 1\nrebalance = true");
+    let p = run(&cfg, &[], &busy, &[r], &warm());
+    assert_eq!((p.fences.len(), p.launches.len()), (1, 1), "{p:?}");
+    assert!(p.fences[0].reason.contains("rebalance"), "{p:?}");
 }

@@ -210,6 +210,7 @@ impl Sim {
                 connected: n.connected,
                 executors: n.execs.iter().map(|e| Some(e.is_none())).collect(),
                 one_off_busy: 0,
+                builds: Vec::new(),
                 labels: vec![],
             })
             .collect();

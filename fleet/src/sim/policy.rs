@@ -107,6 +107,7 @@ impl Policy for Nectr {
                     connected: online,
                     executors: i.execs.iter().map(|e| Some(e.is_none())).collect(),
                     one_off_busy: 0,
+                    builds: Vec::new(),
                     labels: vec![],
                 }
             })

@@ -24,6 +24,10 @@ pub struct FakeNode {
     pub reason: String,
     /// When the node last went temporarily offline (ms since the epoch).
     pub fenced_since_ms: Option<u64>,
+    /// Executor index → (job full name, build number) it runs, while that executor is busy
+    /// (shown as `currentExecutable` with `url` and `fullDisplayName`, as Jenkins does).
+    /// A busy executor without an entry shows a made-up build.
+    pub running: BTreeMap<usize, (String, u64)>,
 }
 
 impl FakeNode {
@@ -249,7 +253,17 @@ fn computer_json(name: &str, n: &FakeNode) -> Value {
         // As Jenkins: a busy executor names its build (user data: the page must escape it).
         "executors": n.executors.iter().enumerate().map(|(i, e)| json!({
             "idle": e,
-            "currentExecutable": if *e { Value::Null } else { json!({"fullDisplayName": format!("job <{name}> #{}", i + 1)}) },
+            "currentExecutable": match (e, n.running.get(&i)) {
+                (true, _) => Value::Null,
+                (false, Some((job, number))) => json!({
+                    "url": format!(
+                        "http://127.0.0.1/{}{number}/",
+                        job.split('/').map(|p| format!("job/{}/", p.replace(' ', "%20"))).collect::<String>()
+                    ),
+                    "fullDisplayName": format!("{} #{number}", job.replace('/', " \u{bb} ")),
+                }),
+                (false, None) => json!({"fullDisplayName": format!("job <{name}> #{}", i + 1)}),
+            },
         })).collect::<Vec<_>>(),
         "oneOffExecutors": [],
     })

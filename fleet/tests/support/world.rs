@@ -1503,6 +1503,7 @@ fn computer(name: &str, n: &JNode) -> Computer {
         connected: n.connected,
         executors: n.execs.iter().map(|e| Some(e.is_none())).collect(),
         one_off_busy: 0,
+        builds: Vec::new(),
         labels: n.labels.iter().cloned().collect(),
     }
 }

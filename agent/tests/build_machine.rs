@@ -102,7 +102,10 @@ impl Boot {
             .env("NECTR_ETC_DIR", &self.etc)
             .env("NECTR_WORK_DIR", &self.work)
             .env("NECTR_SYSFS", self.dir.join("sys"))
-            .env("NECTR_SECRET_WAIT_SECONDS", "0");
+            .env("NECTR_SECRET_WAIT_SECONDS", "0")
+            // No adoption wait: an instance whose tags lack nectr:node is refused at once
+            // (the default 300 s wait made one case of this suite take five minutes).
+            .env("NECTR_TAG_WAIT_SECONDS", "0");
         c
     }
 

@@ -123,8 +123,16 @@ pub fn render(status: &Value) -> String {
         let _ = writeln!(
             h,
             "<section class=\"pool\" data-pool=\"{id}\"><h2>Pool {id}</h2>\n\
+<p class=\"backend\">{}</p>\n\
 <p>Demand <b class=\"demand\">{}</b> executor(s) (oldest waits {}) · supply: idle {}, busy {}, connecting {}, in flight {} · \
 {} instance(s), {} in flight, {} fenced, {} interrupted · {}/h{}</p>",
+            match p["backend"]["kind"].as_str() {
+                Some("asg") => format!(
+                    "Auto Scaling group <b>{}</b> (desired capacity, targeted scale-in)",
+                    t(&p["backend"]["group"])
+                ),
+                _ => "EC2 instances launched directly (RunInstances)".to_string(),
+            },
             t(&p["demand_executors"]),
             duration(&p["oldest_wait_seconds"]),
             t(&p["idle_executors"]),

@@ -3,7 +3,8 @@
 //! launches (node, secret, `nectr:node` tag); scale-in targets the idle instance with
 //! `TerminateInstanceInAutoScalingGroup` + `ShouldDecrementDesiredCapacity`; busy instances
 //! carry scale-in protection, cleared when idle; an instance the group replaces on its own is
-//! adopted, not fought. Asserted through an independent SDK client.
+//! adopted, not fought; an EC2 pool and a group pool in one fleet.toml, side by side on the
+//! status page. Asserted through an independent SDK client.
 
 mod support;
 
@@ -373,4 +374,141 @@ fn an_instance_the_group_replaces_is_adopted_not_fought() {
     );
     assert_eq!(e.group().desired, 1);
     assert_eq!(e.instance(&new).1, "running");
+}
+
+/// Issue 12's "done when": one fleet.toml with an EC2 pool and an Auto Scaling group pool,
+/// against moto and the fake Jenkins: each pool launches its own way (RunInstances for
+/// `linux`, the group's desired capacity for `grouped`), and the status page shows both pools
+/// with their backend and their instances.
+#[test]
+fn an_ec2_pool_and_an_asg_pool_side_by_side_with_the_status_page_showing_both() {
+    let jenkins = FakeJenkins::start();
+    let moto = Moto::start();
+    let raw = RawAws::new(&moto.url);
+    raw.launch_template("nectr-agent", "ami-12345678", "c5.xlarge");
+    raw.run(
+        raw.asg
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(GROUP)
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_name("nectr-agent")
+                    .version("$Latest")
+                    .build(),
+            )
+            .min_size(0)
+            .max_size(3)
+            .desired_capacity(0)
+            .availability_zones("us-east-1a")
+            .send(),
+    )
+    .expect("CreateAutoScalingGroup");
+    let dir = support::temp_dir("asg-mixed");
+    let grouped = format!(
+        "\n[[pool]]\nname = \"grouped\"\nlabels = [\"grouped\"]\nexecutors = 4\n\
+         instance_types = [\"c5.xlarge\"]\nbackend = \"asg\"\ngroup = \"{GROUP}\"\n\
+         max_instances = 3\nidle_timeout = \"0s\"\nboot_deadline = \"5m\"\n"
+    );
+    let text = support::config_text(
+        "asg-mixed",
+        &jenkins.url,
+        &moto.url,
+        &grouped,
+        "orphan_grace = \"0s\"",
+    );
+    let (path, cfg) = support::write_config(&dir, &text);
+    let creds = Credentials {
+        access_key_id: "testing".into(),
+        secret_access_key: Secret::new("testing"),
+        session_token: None,
+    };
+    let cloud = Arc::new(Ec2Provider::new(&cfg.aws, creds).expect("provider"));
+    let mut rec = support::first_start(
+        Reconciler::new(cfg, Some(path), cloud, Arc::new(Shared::default())).expect("reconciler"),
+    );
+    let addr = nectr_fleet::server::serve("127.0.0.1:0".parse().expect("addr"), rec.shared.clone())
+        .expect("serve");
+
+    // One instance's worth of work for each pool.
+    {
+        let mut s = jenkins.lock();
+        s.queue = ["linux", "grouped"]
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                serde_json::json!({"id": 2000 + i, "buildable": true, "inQueueSince": 0,
+                    "buildableStartMilliseconds": nectr_fleet::util::now_ms(),
+                    "why": format!("Waiting for next available executor on \u{2018}{label}\u{2019}"),
+                    "task": {"name": format!("job-{label}")}})
+            })
+            .collect();
+    }
+    let rep = rec.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    assert!(
+        rep.actions
+            .iter()
+            .any(|a| a.contains(&format!("raised Auto Scaling group {GROUP}"))),
+        "the grouped pool goes through its group: {rep:?}"
+    );
+    assert!(
+        rep.actions.iter().any(|a| a.starts_with("launched ")),
+        "the linux pool launches directly: {rep:?}"
+    );
+    // The group's instance is adopted in the next poll; both pools then have one instance.
+    let rep = rec.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    let status = rec.shared.status.lock().expect("status").clone();
+    let pool_of: Vec<(String, String)> = status["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| {
+            (
+                i["pool"].as_str().unwrap_or("").to_string(),
+                i["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for pool in ["linux", "grouped"] {
+        assert_eq!(
+            pool_of.iter().filter(|(p, _)| p == pool).count(),
+            1,
+            "one {pool} instance: {pool_of:?}"
+        );
+    }
+    let group_ids: Vec<String> = raw
+        .run(
+            raw.asg
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(GROUP)
+                .send(),
+        )
+        .expect("DescribeAutoScalingGroups")
+        .auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    assert_eq!(group_ids.len(), 1, "{group_ids:?}");
+    assert!(
+        pool_of.contains(&("grouped".to_string(), group_ids[0].clone())),
+        "the grouped instance is the group's: {pool_of:?} vs {group_ids:?}"
+    );
+
+    let page = ureq::get(&format!("http://{addr}/"))
+        .call()
+        .expect("GET /")
+        .into_string()
+        .expect("page");
+    for needle in [
+        "<h2>Pool linux</h2>",
+        "<h2>Pool grouped</h2>",
+        &format!("Auto Scaling group <b>{GROUP}</b>"),
+        "EC2 instances launched directly",
+        &group_ids[0],
+    ] {
+        assert!(page.contains(needle), "no {needle:?} in the page:\n{page}");
+    }
+    assert_eq!(page.matches("<tr class=\"instance\">").count(), 2, "{page}");
 }

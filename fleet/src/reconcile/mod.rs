@@ -1399,9 +1399,16 @@ impl Reconciler {
                 p.pools
                     .iter()
                     .map(|(k, v)| {
+                        let backend = match self.cfg.pool(k).map(|p| &p.backend) {
+                            Some(crate::config::Backend::Asg { group }) => {
+                                json!({"kind": "asg", "group": group})
+                            }
+                            _ => json!({"kind": "ec2"}),
+                        };
                         (
                             k.clone(),
                             json!({
+                                "backend": backend,
                                 "demand_executors": v.demand_executors,
                                 "oldest_wait_seconds": v.oldest_wait_ms as f64 / 1000.0,
                                 "idle_executors": v.idle_executors,

@@ -30,10 +30,8 @@ struct Env {
     rec: Reconciler,
 }
 
-fn env(name: &str) -> Env {
-    let jenkins = FakeJenkins::start();
-    let moto = Moto::start();
-    let raw = RawAws::new(&moto.url);
+/// The group [`GROUP`] in moto: a launch template, capacity 0 of at most 3.
+fn create_group(raw: &RawAws) {
     raw.launch_template("nectr-agent", "ami-12345678", "c5.xlarge");
     raw.run(
         raw.asg
@@ -52,6 +50,13 @@ fn env(name: &str) -> Env {
             .send(),
     )
     .expect("CreateAutoScalingGroup");
+}
+
+fn env(name: &str) -> Env {
+    let jenkins = FakeJenkins::start();
+    let moto = Moto::start();
+    let raw = RawAws::new(&moto.url);
+    create_group(&raw);
     let dir = support::temp_dir(name);
     let text = support::config_text(name, &jenkins.url, &moto.url, "", "orphan_grace = \"0s\"")
         .replace(
@@ -385,24 +390,7 @@ fn an_ec2_pool_and_an_asg_pool_side_by_side_with_the_status_page_showing_both() 
     let jenkins = FakeJenkins::start();
     let moto = Moto::start();
     let raw = RawAws::new(&moto.url);
-    raw.launch_template("nectr-agent", "ami-12345678", "c5.xlarge");
-    raw.run(
-        raw.asg
-            .create_auto_scaling_group()
-            .auto_scaling_group_name(GROUP)
-            .launch_template(
-                LaunchTemplateSpecification::builder()
-                    .launch_template_name("nectr-agent")
-                    .version("$Latest")
-                    .build(),
-            )
-            .min_size(0)
-            .max_size(3)
-            .desired_capacity(0)
-            .availability_zones("us-east-1a")
-            .send(),
-    )
-    .expect("CreateAutoScalingGroup");
+    create_group(&raw);
     let dir = support::temp_dir("asg-mixed");
     let grouped = format!(
         "\n[[pool]]\nname = \"grouped\"\nlabels = [\"grouped\"]\nexecutors = 4\n\

@@ -82,6 +82,17 @@ struct Summary {
     terminated: u32,
     busy: u32,
     output: String,
+    /// The run's work dir (a Jenkins home is ~200 MB): removed when the test passes, kept
+    /// for reading when it fails.
+    work: PathBuf,
+}
+
+impl Drop for Summary {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+    }
 }
 
 /// The controller the loop runs against.
@@ -138,6 +149,7 @@ fn run_loop(name: &str, controller: Controller, extra: &[&str]) -> (bool, Summar
         terminated: field("terminated"),
         busy: field("busy_terminations"),
         output,
+        work,
     };
     (out.status.success(), s)
 }
@@ -183,6 +195,8 @@ fn chaos_fleet_killed_agent_killed_controller_restarted_nothing_orphaned() {
         "CHAOS: kill -9 the agent",
         "CHAOS: restarting Jenkins",
         "Jenkins is back",
+        // The fleet saw the restart (a new X-Jenkins-Session) and held scale-in.
+        "Jenkins restarted (new session): no node counts as idle",
         "demo-pipeline #1 finished: SUCCESS",
         "torn down: no process of the demo is left",
     ] {

@@ -334,6 +334,7 @@ fn wait_until<T>(what: &str, secs: u64, mut poll: impl FnMut() -> Option<T>) -> 
 #[test]
 fn the_fleet_on_the_real_jenkins_with_real_agents() {
     let dir = support::temp_dir("real-jenkins");
+    let _cleanup = support::RemoveOnSuccess(dir.clone());
     let moto = Moto::start();
     let jenkins = Arc::new(Jenkins::start(&dir));
     let fleet = "realj";

@@ -37,6 +37,18 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Removes a test's directory when the test passes (declare it before whatever writes into the
+/// directory, so it drops last); a failing test keeps it for reading.
+pub struct RemoveOnSuccess(pub PathBuf);
+
+impl Drop for RemoveOnSuccess {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A config for the tests: one pool `linux` (4 executors per c5.xlarge).
 pub fn config_text(
     fleet: &str,

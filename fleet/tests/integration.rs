@@ -157,6 +157,50 @@ fn scale_in_fence_retires_an_idle_agent() {
     assert!(m.contains("nectr_fleet_busy_terminations_total 0"));
 }
 
+/// After a controller restart (a new `X-Jenkins-Session`), a resumed Pipeline takes its node
+/// back only once Jenkins has loaded it: an idle-looking node is kept for `restart_grace`.
+#[test]
+fn a_controller_restart_holds_scale_in_for_the_restart_grace() {
+    let e = env("restart-grace", "");
+    let mut cfg = e.cfg.clone();
+    cfg.jenkins.restart_grace_ms = 3_000;
+    let mut r = support::first_start(
+        Reconciler::new(cfg, None, e.cloud.clone(), Arc::new(Shared::default()))
+            .expect("reconciler"),
+    );
+    e.jenkins.lock().session = Some("session-before".into());
+    let node = one_idle_agent(&e, &mut r);
+    // Jenkins restarts: same nodes, new session; the node looks idle (idle_timeout 0s).
+    e.jenkins.lock().session = Some("session-after".into());
+    let restarted = std::time::Instant::now();
+    for _ in 0..3 {
+        let rep = r.poll_once(true);
+        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+        if restarted.elapsed() >= std::time::Duration::from_millis(2_500) {
+            break;
+        }
+        assert_eq!(
+            rep.plan.as_ref().map(|p| p.fences.len()),
+            Some(0),
+            "fenced within the restart grace: {rep:?}"
+        );
+        assert!(!e.jenkins.lock().nodes[&node].temporarily_offline);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // After the grace, the node's idle clock runs and the idle node is fenced and retired.
+    std::thread::sleep(std::time::Duration::from_millis(3_100).saturating_sub(restarted.elapsed()));
+    let rep = r.poll_once(true);
+    assert_eq!(
+        rep.plan.as_ref().map(|p| p.fences.len()),
+        Some(1),
+        "{rep:?}"
+    );
+    let rep = r.poll_once(true);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    assert!(!e.jenkins.lock().nodes.contains_key(&node));
+    assert_eq!(e.live_instances().len(), 0, "terminated");
+}
+
 #[test]
 fn build_assigned_after_the_fence_means_nothing_terminated() {
     let e = env("fence-race", "");

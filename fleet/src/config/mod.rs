@@ -67,6 +67,10 @@ pub struct JenkinsConfig {
     pub user: String,
     pub token_file: PathBuf,
     pub timeout_ms: u64,
+    /// After the controller restarts (a new `X-Jenkins-Session`), no node counts as idle for
+    /// this long: a Pipeline resumed from disk re-queues its `node` block only once Jenkins
+    /// has loaded it, and until then its node looks idle.
+    pub restart_grace_ms: u64,
     /// Node names are `<node_prefix>-<pool>-<token>`.
     pub node_prefix: String,
     /// Extra CA certificates (PEM) to trust for Jenkins, besides the public roots.
@@ -464,6 +468,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         "jenkins.timeout",
         format_duration_ms(old.jenkins.timeout_ms),
         format_duration_ms(new.jenkins.timeout_ms),
+        false,
+    );
+    push(
+        "jenkins.restart_grace",
+        format_duration_ms(old.jenkins.restart_grace_ms),
+        format_duration_ms(new.jenkins.restart_grace_ms),
         false,
     );
     push(

@@ -49,6 +49,7 @@ pub struct RawJenkins {
     pub user: String,
     pub token_file: String,
     pub timeout: Option<RawDuration>,
+    pub restart_grace: Option<RawDuration>,
     pub node_prefix: Option<String>,
     pub ca_file: Option<String>,
 }
@@ -416,12 +417,23 @@ pub(super) fn validate(
         500,
         300_000,
     );
+    let restart_grace = c.duration(
+        "jenkins",
+        None,
+        "restart_grace",
+        None,
+        &raw.jenkins.restart_grace,
+        120_000,
+        0,
+        3_600_000,
+    );
     let jenkins_ca = ca_file(&mut c, "jenkins", raw.jenkins.ca_file.as_deref(), base);
     let jenkins = JenkinsConfig {
         url,
         user: raw.jenkins.user.trim().to_string(),
         token_file: resolve(base, raw.jenkins.token_file.trim()),
         timeout_ms: jenkins_timeout,
+        restart_grace_ms: restart_grace,
         node_prefix,
         ca_file: jenkins_ca,
     };

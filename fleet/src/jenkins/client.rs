@@ -117,6 +117,12 @@ pub trait JenkinsApi: Send + Sync {
     fn current_builds(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         Default::default()
     }
+    /// The controller's `X-Jenkins-Session` at the last [`JenkinsApi::computers`] read: a
+    /// random value Jenkins picks at each start, so a new one means the controller restarted.
+    /// Implementations without it never report a restart.
+    fn session(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Description of a node to create.
@@ -135,6 +141,8 @@ pub struct JenkinsClient {
     token: Secret,
     agent: ureq::Agent,
     builds: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+    /// `X-Jenkins-Session` of the last answer that carried one.
+    session: std::sync::Mutex<Option<String>>,
 }
 
 impl fmt::Debug for JenkinsClient {
@@ -182,6 +190,7 @@ impl JenkinsClient {
             token,
             agent,
             builds: Default::default(),
+            session: Default::default(),
         }
     }
 
@@ -225,6 +234,9 @@ impl JenkinsClient {
         match result {
             Ok(resp) => {
                 let status = resp.status();
+                if let Some(s) = resp.header("X-Jenkins-Session") {
+                    *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.to_string());
+                }
                 let text = resp.into_string().map_err(|e| JenkinsError::Transport {
                     what: what.to_string(),
                     detail: redact(format!(
@@ -300,6 +312,13 @@ impl JenkinsApi for JenkinsClient {
             what: what.into(),
             detail,
         })
+    }
+
+    fn session(&self) -> Option<String> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn current_builds(&self) -> std::collections::BTreeMap<String, Vec<String>> {

@@ -455,6 +455,27 @@ impl Reconciler {
     }
 
     /// One poll. With `act == false` nothing is changed anywhere (the `plan` command).
+    /// A new `X-Jenkins-Session` means the controller restarted: hold idle clocks for
+    /// `jenkins.restart_grace` (see `scaler::observe`).
+    fn note_controller_session(&mut self, now: u64) {
+        let Some(new) = self.jenkins.session() else {
+            return;
+        };
+        if self
+            .memory
+            .controller_session
+            .as_ref()
+            .is_some_and(|old| *old != new)
+        {
+            log_info!(
+                "Jenkins restarted (new session): no node counts as idle for {} while resumed builds take their nodes back",
+                crate::util::format_duration_ms(self.cfg.jenkins.restart_grace_ms)
+            );
+            self.memory.controller_restarted_ms = Some(now);
+        }
+        self.memory.controller_session = Some(new);
+    }
+
     pub fn poll_once(&mut self, act: bool) -> PollReport {
         let mut report = PollReport::default();
         // `plan` (act == false from the caller) prints the errors itself, once.
@@ -526,6 +547,7 @@ impl Reconciler {
         // From here on the poll's time is when its observation was complete: a fence seen in
         // it was in force by then at the latest (see `Memory::fences`).
         let now = self.clock.now_ms();
+        self.note_controller_session(now);
 
         // Launch-to-online latency and idle instance-seconds, from this observation.
         let connected: BTreeSet<&str> = computers

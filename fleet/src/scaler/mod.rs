@@ -72,6 +72,11 @@ pub struct Memory {
     /// seen in a describe, or EC2 refused the launch. Such a node is never counted in flight
     /// again (its instance is gone, not late, or never existed).
     pub settled_tokens: BTreeSet<String>,
+    /// The controller's session (`X-Jenkins-Session`) at the last observation.
+    pub controller_session: Option<String>,
+    /// When a controller restart was seen (the session changed): for
+    /// `jenkins.restart_grace` after it, no idle clock runs (see [`observe`]).
+    pub controller_restarted_ms: Option<u64>,
 }
 
 /// One fresh, complete observation plus memory. `decide` is only called when both reads of
@@ -315,8 +320,17 @@ pub fn observe(
     // Idle clocks: start when first seen idle, reset only when seen busy; survive
     // disconnects and reconnects (so a flapping agent cannot stay alive forever).
     // The clock starts only once the agent is connected (boot time never counts as idle).
+    // After a controller restart, a Pipeline resumed from disk takes its node back only once
+    // Jenkins has loaded the build and re-queued its `node` block; until then the node looks
+    // idle. So for `restart_grace` no idle clock runs, and clocks started before restart anew.
     let mut idle = BTreeMap::new();
+    let in_restart_grace = prev
+        .controller_restarted_ms
+        .is_some_and(|t| now < t.saturating_add(cfg.jenkins.restart_grace_ms));
     for o in &owned {
+        if in_restart_grace {
+            break;
+        }
         if !o.c.is_certainly_idle() {
             continue;
         }

@@ -735,6 +735,25 @@ fn idle_clock_starts_at_connection_not_boot() {
 }
 
 #[test]
+fn no_idle_clock_runs_within_the_restart_grace_after_a_controller_restart() {
+    let c = cfg(); // restart_grace: the default 2m
+    assert_eq!(c.jenkins.restart_grace_ms, 120_000);
+    let up = vec![node("a", "linux", true, &[Some(true), Some(true)])];
+    let m = observe(&Memory::default(), &up, &[], &c, NOW);
+    assert_eq!(m.idle_since.get("a"), Some(&NOW));
+    // The controller restarts: the clock started before is dropped, none runs for 2 min.
+    let mut m = m;
+    m.controller_restarted_ms = Some(NOW + 60_000);
+    let m = observe(&m, &up, &[], &c, NOW + 60_000);
+    assert!(m.idle_since.is_empty(), "{:?}", m.idle_since);
+    let m = observe(&m, &up, &[], &c, NOW + 179_999);
+    assert!(m.idle_since.is_empty(), "{:?}", m.idle_since);
+    // Then the node's idle clock starts afresh.
+    let m = observe(&m, &up, &[], &c, NOW + 180_000);
+    assert_eq!(m.idle_since.get("a"), Some(&(NOW + 180_000)));
+}
+
+#[test]
 fn node_of_a_dying_instance_is_fenced_never_lifted_and_deleted_when_idle() {
     let c = cfg();
     let mut i = inst("i-1", "linux", "a", "c5.xlarge", NOW - 60 * MIN);

@@ -118,6 +118,8 @@ pub struct State {
     pub after_hook: Option<Hook>,
     pub faults: JenkinsFaults,
     pub deletes: Vec<Deleted>,
+    /// Sent as `X-Jenkins-Session` on every answer (as Jenkins does; a new value per start).
+    pub session: Option<String>,
 }
 
 #[derive(Clone)]
@@ -183,6 +185,7 @@ impl FakeJenkins {
             after_hook: None,
             faults: JenkinsFaults::default(),
             deletes: Vec::new(),
+            session: None,
         }));
         let st = state.clone();
         let dead = Arc::new(AtomicBool::new(false));
@@ -389,9 +392,10 @@ fn handle(stream: TcpStream, st: &Mutex<State>, dead: &AtomicBool) {
     if let Fault::Slow(ms) = fault {
         std::thread::sleep(Duration::from_millis(ms));
     }
-    let (status, ctype, out) = {
+    let (status, ctype, out, session) = {
         let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(fault, Fault::Error) {
+        let session = s.session.clone();
+        let (status, ctype, out) = if matches!(fault, Fault::Error) {
             (500, "text/html", "<html>Injected error</html>".to_string())
         } else if method == "GET" && s.failure == Failure::Status500 {
             (500, "text/html", "<html>Oops</html>".to_string())
@@ -406,7 +410,8 @@ fn handle(stream: TcpStream, st: &Mutex<State>, dead: &AtomicBool) {
                 }
             }
             r
-        }
+        };
+        (status, ctype, out, session)
     };
     if die_after {
         dead.store(true, Ordering::SeqCst);
@@ -424,11 +429,14 @@ fn handle(stream: TcpStream, st: &Mutex<State>, dead: &AtomicBool) {
         404 => "Not Found",
         _ => "Error",
     };
-    let extra = if status == 302 {
-        "Location: ./\r\n"
+    let mut extra = if status == 302 {
+        "Location: ./\r\n".to_string()
     } else {
-        ""
+        String::new()
     };
+    if let Some(session) = session {
+        extra.push_str(&format!("X-Jenkins-Session: {session}\r\n"));
+    }
     let _ = write!(w, "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{out}", out.len());
     let _ = w.flush();
 }

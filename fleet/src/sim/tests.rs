@@ -105,6 +105,58 @@ fn no_policy_beats_the_optimum_and_every_build_runs_once() {
     }
 }
 
+/// The figures of fleet/README.md's "what limits it" table: with one executor per machine and
+/// no idle timeout, nectr's `decide` stays within a few percent of the offline optimum on the
+/// bundled workloads at a p95 wait no worse than ec2-fleet-like's. A regression in how tightly
+/// decide launches and retires shows here first.
+#[test]
+fn a_lean_pool_stays_near_the_optimum() {
+    let text = r#"
+fleet_id = "sim"
+[jenkins]
+url = "https://jenkins.example.com/"
+user = "u"
+token_file = "t"
+[aws]
+region = "us-east-1"
+[[pool]]
+name = "linux"
+labels = ["linux"]
+executors = 1
+instance_types = ["c6i.large"]
+ami = "ami-1"
+max_instances = 400
+idle_timeout = "0s"
+"#;
+    let c = match load_str(text, Path::new("/")) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:?}"),
+    };
+    let p = Params::default(); // seed 1, as scripts/bench-sim
+    for w in [
+        workload::office_hours(1, "linux"),
+        workload::merge_wave(1, "linux"),
+    ] {
+        let r = compare(&c, &p, &w);
+        let n = r.policy("nectr").expect("nectr");
+        let f = r.policy("ec2_fleet_like").expect("ec2_fleet_like");
+        let ratio = n.cost / r.optimum.cost;
+        assert!(
+            ratio <= 1.05,
+            "{}: nectr at {ratio:.3}x the optimum",
+            w.name
+        );
+        assert!(
+            n.wait_p95_s <= f.wait_p95_s,
+            "{}: p95 {} s vs ec2_fleet_like {} s",
+            w.name,
+            n.wait_p95_s,
+            f.wait_p95_s
+        );
+        assert_eq!(n.busy_terminations, 0);
+    }
+}
+
 #[test]
 fn spot_interruptions_and_capacity_errors_lose_no_build() {
     let c = cfg("purchase = \"spot-then-on-demand\"");

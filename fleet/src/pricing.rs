@@ -5,7 +5,9 @@
 //! tenancy (the "Amazon EC2 On-Demand Pricing" page / the `AmazonEC2` offer file of the AWS
 //! Price List API), as recorded for this table in December 2026 from the rates AWS has
 //! published unchanged since these families launched. They were not re-fetched from the live
-//! price list on the build machine (it has no internet access): check a figure with
+//! price list on the build machine (it has no internet access); the c5 rates in us-east-1 match
+//! the on-demand column of the example table in AWS's Auto Scaling user guide (a test below),
+//! the rest are unchecked against a second source. Check a figure with
 //! `aws pricing get-products --service-code AmazonEC2 --region us-east-1 --filters
 //! Type=TERM_MATCH,Field=instanceType,Value=c6i.large Type=TERM_MATCH,Field=location,Value="US
 //! East (N. Virginia)" Type=TERM_MATCH,Field=operatingSystem,Value=Linux
@@ -191,6 +193,23 @@ mod tests {
         assert_eq!(on_demand("us-east-1", "m5.xlarge"), Some(0.192));
         assert_eq!(on_demand("us-east-1", "c7i.48xlarge"), Some(8.568));
         assert_eq!(on_demand("eu-central-1", "m6i.2xlarge"), Some(0.46));
+    }
+
+    /// The on-demand column of the example table in AWS's Auto Scaling user guide
+    /// ("Spot price per unit hour example", US East (N. Virginia)): an independent check of
+    /// the c5 row of the table above.
+    #[test]
+    fn c5_matches_the_rates_in_the_aws_auto_scaling_guide() {
+        for (t, want) in [
+            ("c5.2xlarge", 0.34),
+            ("c5.4xlarge", 0.68),
+            ("c5.12xlarge", 2.04),
+            ("c5.18xlarge", 3.06),
+            ("c5.24xlarge", 4.08),
+        ] {
+            let got = on_demand("us-east-1", t).unwrap_or_else(|| panic!("no price for {t}"));
+            assert!((got - want).abs() < 1e-9, "{t}: {got} vs {want}");
+        }
     }
 
     #[test]

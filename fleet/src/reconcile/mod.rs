@@ -454,7 +454,6 @@ impl Reconciler {
         }
     }
 
-    /// One poll. With `act == false` nothing is changed anywhere (the `plan` command).
     /// A new `X-Jenkins-Session` means the controller restarted: hold idle clocks for
     /// `jenkins.restart_grace` (see `scaler::observe`).
     fn note_controller_session(&mut self, now: u64) {
@@ -476,6 +475,7 @@ impl Reconciler {
         self.memory.controller_session = Some(new);
     }
 
+    /// One poll. With `act == false` nothing is changed anywhere (the `plan` command).
     pub fn poll_once(&mut self, act: bool) -> PollReport {
         let mut report = PollReport::default();
         // `plan` (act == false from the caller) prints the errors itself, once.

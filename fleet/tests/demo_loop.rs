@@ -120,7 +120,9 @@ fn run_loop(name: &str, controller: Controller, extra: &[&str]) -> (bool, Summar
         .arg(bin_dir())
         .arg("--work")
         .arg(&work)
-        .args(["--fast", "--timeout", "420"])
+        // Each emulated instance in its own network namespace: the test runs as root with
+        // iproute2 (scripts/test installs it); `on` fails the run when it cannot.
+        .args(["--fast", "--timeout", "420", "--netns", "on"])
         .args(extra)
         .output()
         .expect("run scripts/demo-loop");
@@ -166,6 +168,7 @@ fn the_demo_loop_runs_every_build_and_tears_everything_down() {
         "appeared in EC2 for node nectr-linux-",
         "ran nectr-boot",
         "started nectr-agent",
+        "in network namespace nectr-emu-",
         "fleet: launched i-",
         "fleet: raised Auto Scaling group nectr-demo to 1 for node nectr-grouped-",
         "of Auto Scaling group nectr-demo as node nectr-grouped-",
@@ -226,6 +229,7 @@ fn the_demo_loop_runs_on_the_controller_simulator() {
         "appeared in EC2 for node nectr-linux-",
         "ran nectr-boot",
         "started nectr-agent",
+        "in network namespace nectr-emu-",
         "fleet: launched i-",
         "fleet: raised Auto Scaling group nectr-demo to 1 for node nectr-grouped-",
         "of Auto Scaling group nectr-demo as node nectr-grouped-",

@@ -96,6 +96,15 @@ pub fn render(status: &Value) -> String {
         h.push_str("</ul>\n");
     }
 
+    if status["controller_restart"]["idle_clocks_held_until"].is_string() {
+        let _ = writeln!(
+            h,
+            "<p id=\"restart\">Jenkins restarted at {}: no node counts as idle until {} (jenkins.restart_grace), while resumed builds take their nodes back.</p>",
+            t(&status["controller_restart"]["at"]),
+            t(&status["controller_restart"]["idle_clocks_held_until"]),
+        );
+    }
+
     // Budget.
     let b = &status["budget"];
     let _ = writeln!(

@@ -185,6 +185,13 @@ fn a_controller_restart_holds_scale_in_for_the_restart_grace() {
             "fenced within the restart grace: {rep:?}"
         );
         assert!(!e.jenkins.lock().nodes[&node].temporarily_offline);
+        // The status page says why the idle node stays.
+        let status = r.shared.status();
+        assert!(
+            status["controller_restart"]["idle_clocks_held_until"].is_string(),
+            "{status}"
+        );
+        assert!(nectr_fleet::page::render(&status).contains("id=\"restart\""));
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     // After the grace, the node's idle clock runs and the idle node is fenced and retired.

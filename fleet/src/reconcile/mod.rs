@@ -1498,6 +1498,13 @@ impl Reconciler {
             "groups": self.groups_json(),
             "launches_in_flight": self.memory.ledger.iter().map(|(t, e)| json!({"token": t, "pool": e.pool, "node": e.node, "instance": e.instance_id})).collect::<Vec<_>>(),
             "cloud_backoff_until": (self.cloud_backoff_until > now).then(|| crate::util::format_iso8601_ms(self.cloud_backoff_until)),
+            "controller_restart": self.memory.controller_restarted_ms.map(|at| {
+                let until = at.saturating_add(self.cfg.jenkins.restart_grace_ms);
+                json!({
+                    "at": crate::util::format_iso8601_ms(at),
+                    "idle_clocks_held_until": (until > now).then(|| crate::util::format_iso8601_ms(until)),
+                })
+            }),
         })
     }
 

@@ -11,6 +11,11 @@ use crate::config::{load_str, Config};
 use std::path::Path;
 
 fn cfg(pool_extra: &str) -> Config {
+    pool_cfg(2, "c6i.xlarge", 200, pool_extra)
+}
+
+/// One pool `linux` of `executors` per `instance_type`.
+fn pool_cfg(executors: u32, instance_type: &str, max_instances: u32, pool_extra: &str) -> Config {
     let text = format!(
         r#"
 fleet_id = "sim"
@@ -23,10 +28,10 @@ region = "us-east-1"
 [[pool]]
 name = "linux"
 labels = ["linux"]
-executors = 2
-instance_types = ["c6i.xlarge"]
+executors = {executors}
+instance_types = ["{instance_type}"]
 ami = "ami-1"
-max_instances = 200
+max_instances = {max_instances}
 {pool_extra}
 "#
     );
@@ -111,27 +116,7 @@ fn no_policy_beats_the_optimum_and_every_build_runs_once() {
 /// decide launches and retires shows here first.
 #[test]
 fn a_lean_pool_stays_near_the_optimum() {
-    let text = r#"
-fleet_id = "sim"
-[jenkins]
-url = "https://jenkins.example.com/"
-user = "u"
-token_file = "t"
-[aws]
-region = "us-east-1"
-[[pool]]
-name = "linux"
-labels = ["linux"]
-executors = 1
-instance_types = ["c6i.large"]
-ami = "ami-1"
-max_instances = 400
-idle_timeout = "0s"
-"#;
-    let c = match load_str(text, Path::new("/")) {
-        Ok(c) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let c = pool_cfg(1, "c6i.large", 400, r#"idle_timeout = "0s""#);
     let p = Params::default(); // seed 1, as scripts/bench-sim
     for w in [
         workload::office_hours(1, "linux"),

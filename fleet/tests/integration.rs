@@ -173,6 +173,7 @@ fn a_controller_restart_holds_scale_in_for_the_restart_grace() {
     // Jenkins restarts: same nodes, new session; the node looks idle (idle_timeout 0s).
     e.jenkins.lock().session = Some("session-after".into());
     let restarted = std::time::Instant::now();
+    let mut checked = 0;
     for _ in 0..3 {
         let rep = r.poll_once(true);
         assert!(rep.errors.is_empty(), "{:?}", rep.errors);
@@ -192,8 +193,13 @@ fn a_controller_restart_holds_scale_in_for_the_restart_grace() {
             "{status}"
         );
         assert!(nectr_fleet::page::render(&status).contains("id=\"restart\""));
+        checked += 1;
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
+    assert!(
+        checked > 0,
+        "no poll ran within the restart grace (a slow machine?)"
+    );
     // After the grace, the node's idle clock runs and the idle node is fenced and retired.
     std::thread::sleep(std::time::Duration::from_millis(3_100).saturating_sub(restarted.elapsed()));
     let rep = r.poll_once(true);

@@ -117,8 +117,9 @@ pub trait JenkinsApi: Send + Sync {
     fn current_builds(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         Default::default()
     }
-    /// The controller's `X-Jenkins-Session` at the last [`JenkinsApi::computers`] read: a
-    /// random value Jenkins picks at each start, so a new one means the controller restarted.
+    /// The controller's `X-Jenkins-Session` of the last answer that carried one (every read of
+    /// a poll does): a random value Jenkins picks at each start, so a new one means the
+    /// controller restarted.
     /// Implementations without it never report a restart.
     fn session(&self) -> Option<String> {
         None
